@@ -1,0 +1,47 @@
+"""simdiff: numerical derivatives of black-box simulators.
+
+The public names, re-exported from the modules that define them.
+"""
+
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    BoundsError,
+    ConfigError,
+    DuplicateAdapterError,
+    EvaluationTimeout,
+    MissingDependencyError,
+    OutputError,
+    PluginError,
+    SimdiffError,
+    SimulationError,
+    UnknownAdapterError,
+)
+from .simulator import Simulator, as_simulator
+from .evaluate import Batch, SerialEvaluator
+from .differentiate import derivative, gradient, jacobian, jvp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "Batch",
+    "BoundsError",
+    "ConfigError",
+    "DuplicateAdapterError",
+    "EvaluationTimeout",
+    "MissingDependencyError",
+    "OutputError",
+    "PluginError",
+    "SerialEvaluator",
+    "SimdiffError",
+    "SimulationError",
+    "Simulator",
+    "UnknownAdapterError",
+    "as_simulator",
+    "derivative",
+    "gradient",
+    "jacobian",
+    "jvp",
+]

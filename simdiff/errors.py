@@ -1,0 +1,128 @@
+"""Every error simdiff raises on purpose.
+
+::
+
+    SimdiffError
+    ├── ArgumentError          (also ValueError)   an argument has a value that is not allowed
+    │   └── BoundsError                            bounds inconsistent, or x outside them
+    ├── ArgumentTypeError      (also TypeError)    an argument has a type that is not allowed
+    ├── OutputError            (also ValueError)   a simulator returned non-numeric output, or
+    │                                              output whose shape changed between points
+    ├── SimulationError        (also RuntimeError) an evaluation failed; names point, index, cause
+    │   └── EvaluationTimeout                      an evaluation ran past its time-out
+    ├── PluginError                                the plugin host could not do what was asked
+    │   ├── UnknownAdapterError (also LookupError) no adapter has that name
+    │   ├── DuplicateAdapterError                  two plugins register the same adapter name
+    │   └── ConfigError         (also TypeError)   an adapter was given a configuration it lacks
+    └── MissingDependencyError (also ImportError)  an optional extra is not installed
+
+Catch ``SimdiffError`` to catch them all; catch ``ValueError`` or ``TypeError`` where the
+built-in meaning fits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "SimdiffError",
+    "ArgumentError",
+    "BoundsError",
+    "ArgumentTypeError",
+    "OutputError",
+    "SimulationError",
+    "EvaluationTimeout",
+    "PluginError",
+    "UnknownAdapterError",
+    "DuplicateAdapterError",
+    "ConfigError",
+    "MissingDependencyError",
+]
+
+
+class SimdiffError(Exception):
+    """Base class of every error simdiff raises on purpose."""
+
+
+class ArgumentError(SimdiffError, ValueError):
+    """An argument has a value that is not allowed."""
+
+
+class BoundsError(ArgumentError):
+    """Bounds are inconsistent (lower > upper, wrong shape) or the point lies outside them."""
+
+
+class ArgumentTypeError(SimdiffError, TypeError):
+    """An argument has a type that is not allowed."""
+
+
+class OutputError(SimdiffError, ValueError):
+    """A simulator returned non-numeric output, or output whose shape changed between points."""
+
+
+class SimulationError(SimdiffError, RuntimeError):
+    """An evaluation of a simulator failed.
+
+    Attributes
+    ----------
+    point : ndarray or None
+        The input at which the simulator failed.
+    index : int or None
+        The position of that point in its batch.
+    cause : BaseException or str or None
+        The exception raised, or a description (exit code and stderr tail of an executable).
+    failures : list
+        Every failure of the batch, when more than one point failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        point: Any = None,
+        index: int | None = None,
+        cause: Any = None,
+        failures: list | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.point = point
+        self.index = index
+        self.cause = cause
+        self.failures = list(failures or [])
+
+
+class EvaluationTimeout(SimulationError):
+    """An evaluation ran longer than its time-out and was stopped."""
+
+
+class PluginError(SimdiffError):
+    """The plugin host could not do what was asked."""
+
+
+class UnknownAdapterError(PluginError, LookupError):
+    """No registered adapter has the requested name."""
+
+
+class DuplicateAdapterError(PluginError):
+    """Two plugins register adapters under the same name."""
+
+
+class ConfigError(PluginError, TypeError):
+    """An adapter was given a configuration key or value it does not accept."""
+
+
+class MissingDependencyError(SimdiffError, ImportError):
+    """An optional dependency is missing; the message says which extra to install."""
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional dependency, or raise MissingDependencyError naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            f"{module!r} is needed here but is not installed: "
+            f'pip install "simdiff[{extra}]" ({exc})'
+        ) from exc

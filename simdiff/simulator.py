@@ -1,0 +1,159 @@
+"""The Simulator base class, and the wrapping of plain callables into one.
+
+A Simulator maps a float64 array ``x`` of shape (n,) to a float or an array of shape (m,).
+Everything simdiff differentiates is turned into a Simulator first (``as_simulator``), so the
+Evaluator sees one interface whatever the user passed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ArgumentTypeError
+
+__all__ = ["Simulator", "CallableSimulator", "as_simulator"]
+
+
+class Simulator:
+    """Base class of simulator adapters.
+
+    Subclasses set ``name`` (the name ``simdiff.load`` takes), write a one-line class docstring
+    (the description ``simdiff.available`` shows), take their configuration as constructor
+    keywords, and implement ``evaluate``.
+
+    Optional attributes (class or instance):
+
+    ``inputs``, ``outputs``
+        Names of the entries of x and of the output.
+    ``bounds``
+        ``(lower, upper)``, used when a derivative call passes no ``bounds``.
+    ``vectorized``
+        ``evaluate`` accepts an array (k, n) and returns (k,) or (k, m).
+    ``complex_safe``
+        True: complex-step differentiation is allowed; False: it is refused; None: unknown
+        (allowed, at the user's risk).
+    ``prefer``
+        "threads" for adapters that wait on an external process, "processes" for in-process
+        engines; a soft hint to the Evaluator.
+
+    A simulator must survive pickling to a worker process: build heavy state (a compiled
+    engine model, a library handle) lazily in ``evaluate`` and drop it in ``__getstate__``.
+    """
+
+    name: str = ""
+    inputs: Sequence[str] | None = None
+    outputs: Sequence[str] | None = None
+    bounds: Any = None
+    vectorized: bool = False
+    complex_safe: bool | None = None
+    prefer: str | None = None
+
+    def evaluate(self, x: np.ndarray) -> Any:  # pragma: no cover - abstract
+        """Return f(x): a float or an array of shape (m,)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement evaluate(x)")
+
+    def __call__(self, x: Any) -> Any:
+        arr = np.asarray(x)
+        if not np.iscomplexobj(arr):
+            arr = np.asarray(arr, dtype=float)
+        return self.evaluate(arr)
+
+    def config(self) -> dict[str, Any]:
+        """The configuration: the constructor's keywords and their current values.
+
+        Used for the identity of cache entries and for error messages; an adapter whose
+        constructor arguments are not stored as same-named attributes should override it.
+        """
+        out: dict[str, Any] = {}
+        try:
+            params = inspect.signature(type(self).__init__).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins
+            return out
+        for pname, p in params.items():
+            if pname == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if hasattr(self, pname):
+                out[pname] = getattr(self, pname)
+        return out
+
+    def identity(self) -> str:
+        """A stable text naming this simulator and its configuration (for cache keys)."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}:{self.name}:{_stable_repr(self.config())}"
+
+    def __repr__(self) -> str:
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({cfg})"
+
+
+class CallableSimulator(Simulator):
+    """A plain Python callable seen as a Simulator."""
+
+    name = "callable"
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        vectorized: bool = False,
+        scalar_input: bool = False,
+        complex_safe: bool | None = None,
+    ) -> None:
+        if not callable(fun):
+            raise ArgumentTypeError(
+                f"f must be a callable or a simdiff.Simulator; got {type(fun).__name__} {fun!r}"
+            )
+        self.fun = fun
+        self.vectorized = bool(vectorized)
+        # derivative() passes f a float (or a (k,) array when vectorized), not an array (1,).
+        self.scalar_input = bool(scalar_input)
+        self.complex_safe = complex_safe
+
+    def evaluate(self, x: np.ndarray) -> Any:
+        if self.scalar_input:
+            if self.vectorized and x.ndim == 2:
+                return self.fun(x[:, 0])
+            return self.fun(x[0])
+        return self.fun(x)
+
+    def identity(self) -> str:
+        fun = self.fun
+        fid = f"{getattr(fun, '__module__', '?')}.{getattr(fun, '__qualname__', repr(fun))}"
+        return f"callable:{fid}:{self.vectorized}:{self.scalar_input}"
+
+    def __repr__(self) -> str:
+        return f"CallableSimulator({getattr(self.fun, '__name__', self.fun)!r})"
+
+
+def as_simulator(
+    f: Any, *, vectorized: bool | None = None, scalar_input: bool = False
+) -> Simulator:
+    """Return ``f`` as a Simulator: a Simulator unchanged, a callable wrapped.
+
+    ``vectorized`` given explicitly overrides the simulator's own flag only for callables;
+    a Simulator that declares itself vectorized keeps that.
+    """
+    if isinstance(f, Simulator):
+        if vectorized and not f.vectorized:
+            raise ArgumentTypeError(
+                f"vectorized=True was given, but simulator {f!r} does not declare "
+                "vectorized = True; allowed: leave vectorized unset for this simulator"
+            )
+        return f
+    return CallableSimulator(f, vectorized=bool(vectorized), scalar_input=scalar_input)
+
+
+def _stable_repr(obj: Any) -> str:
+    """repr with sorted dict keys and arrays written by their bytes, stable across runs."""
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{k!r}: {_stable_repr(obj[k])}" for k in sorted(obj, key=str)) + "}"
+    if isinstance(obj, (list, tuple)):
+        inner = ", ".join(_stable_repr(v) for v in obj)
+        return f"[{inner}]" if isinstance(obj, list) else f"({inner})"
+    if isinstance(obj, np.ndarray):
+        return f"ndarray({obj.dtype.str},{obj.shape},{obj.tobytes().hex()})"
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    return repr(obj)
