@@ -1,0 +1,275 @@
+"""derivative, gradient, jacobian and jvp: plan -> evaluate -> assemble.
+
+Each call checks its arguments at the door, plans every point it needs as one batch
+(``plan.py``), hands the batch to an Evaluator (``evaluate.py``) and assembles the result with
+the stencil weights. The options are the same everywhere:
+
+method : "central" (default, order 2), "forward", "backward" (order 1), "five-point"
+    (central, order 4), "complex" (complex step, order 2, no cancellation).
+order : accuracy order of the stencil: 2, 4, 6, 8 for central, 1..8 for forward/backward.
+step : None (the scheme's optimal step c·ε^(1/(p+d))·max(1, |x_j|), see ``steps.py``), or
+    absolute steps: a float or an array (n,).
+rel_step : steps relative to |x_j| (rel_step itself where x_j = 0).
+bounds : None or (lower, upper); no planned point leaves the box. Defaults to the simulator's
+    ``bounds`` attribute.
+vectorized : f takes (k, n) and returns (k,) or (k, m); the batch is evaluated in one call.
+n_jobs, backend, evaluator : where the evaluations run (``simdiff.Evaluator``).
+full_output : return ``(value, info)``; ``info`` (attribute or key access) holds ``error``
+    (estimated absolute error, shape of the value), ``nfev``, ``step``, ``method``,
+    ``failures``, and ``schemes`` / ``fixed`` (which stencil each coordinate used).
+
+Evaluation counts: central 2n, forward/backward n + 1, five-point 4n, complex n; jvp 2
+(central) or 1 + 1 (forward). Bounds may turn a central stencil one-sided (plus f(x)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import ArgumentError, ArgumentTypeError, OutputError
+from .evaluate import resolve_evaluator
+from .plan import Plan, assemble, needs_center, plan_direction, plan_partials
+from .simulator import Simulator, as_simulator
+from .stencils import METHODS, scheme
+from .steps import base_steps, normalize_bounds
+
+__all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
+
+
+class Info(dict):
+    """The ``info`` of ``full_output=True``: a dict whose keys are also attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+def as_point(x: Any, name: str = "x") -> np.ndarray:
+    """``x`` as a finite float64 array of shape (n,), n ≥ 1; ArgumentError otherwise."""
+    if np.iscomplexobj(x):
+        raise ArgumentTypeError(f"{name} must be real; got complex values {x!r}")
+    try:
+        arr = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name} must be an array of floats of shape (n,); got {x!r}") from None
+    if arr.ndim != 1:
+        raise ArgumentError(
+            f"{name} must be 1-D, shape (n,); got an array of shape {arr.shape}"
+            + (" (for a function of one variable use simdiff.derivative)" if arr.ndim == 0 else "")
+        )
+    if arr.size == 0:
+        raise ArgumentError(f"{name} must have at least one entry; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        j = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ArgumentError(f"{name} must be finite; got {name}[{j}] = {arr[j]!r}")
+    return arr
+
+
+def _method(method: Any) -> str:
+    if not isinstance(method, str) or method not in METHODS:
+        raise ArgumentError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    return method
+
+
+def _check_complex(sim: Simulator, method: str) -> None:
+    if method == "complex" and sim.complex_safe is False:
+        raise ArgumentError(
+            f"method='complex': simulator {sim!r} declares complex_safe = False; allowed for it: "
+            + ", ".join(repr(m) for m in METHODS if m != "complex")
+        )
+
+
+def _bounds_for(sim: Simulator, bounds: Any, x: np.ndarray):
+    if bounds is None:
+        bounds = getattr(sim, "bounds", None)
+    return normalize_bounds(bounds, x)
+
+
+def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
+    """Evaluate the plan's batch, repair failed entries, assemble: (D, E, nfev, failures)."""
+    points = plan.points
+    nfev = 0
+    failures: list[dict] = []
+    if len(points):
+        batch = evaluator.evaluate(sim, points)
+        nfev += batch.nfev
+        F, ok = batch.values, batch.ok
+        failures.extend(_failure_dict(f) for f in batch.failures)
+        if plan.complex_step and ok.any() and not np.iscomplexobj(F):
+            raise OutputError(
+                f"method='complex': f returned real output for complex input, so it dropped the "
+                f"imaginary part (it is not complex-safe); use method='central' or make f accept "
+                f"complex x (simulator {sim!r})"
+            )
+        if needs_center(plan, ok):
+            extra = evaluator.evaluate(sim, plan.x[None, :])
+            nfev += extra.nfev
+            failures.extend(_failure_dict(f, offset=len(points)) for f in extra.failures)
+            if extra.values.shape[1] == F.shape[1]:
+                F = np.vstack([F, extra.values])
+                ok = np.concatenate([ok, extra.ok])
+                plan.points = np.vstack([points, plan.x[None, :]])
+                plan.center = len(points)
+    else:
+        F, ok = np.zeros((0, 1)), np.zeros(0, dtype=bool)
+        batch = None
+    D, E, lost = assemble(plan, F, ok)
+    failures.extend(lost)
+    scalar = batch.scalar if batch is not None else True
+    return D, E, nfev, failures, scalar
+
+
+def _failure_dict(f: Any, offset: int = 0) -> dict:
+    d = f.as_dict() if hasattr(f, "as_dict") else dict(f)
+    d["index"] = d.get("index", 0) + offset
+    return d
+
+
+def _prepare(f, x, method, order, step, rel_step, bounds, vectorized, n_jobs, backend, evaluator,
+             scalar_input=False, deriv=1):
+    method = _method(method)
+    sim = as_simulator(f, vectorized=vectorized, scalar_input=scalar_input)
+    _check_complex(sim, method)
+    st = scheme(method, order, deriv)
+    box = _bounds_for(sim, bounds, x)
+    ev = resolve_evaluator(evaluator, n_jobs, backend)
+    return sim, st, box, ev, method
+
+
+def _info(E, nfev, plan, method, failures, shape=None) -> Info:
+    steps = plan.steps
+    info = Info(
+        error=E if shape is None else E.reshape(shape),
+        nfev=nfev,
+        step=steps,
+        method=method,
+        failures=failures,
+        schemes=[t.kind for t in plan.terms],
+        fixed=[j for j, t in enumerate(plan.terms) if t.kind == "fixed"],
+    )
+    return info
+
+
+def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = None,
+             step: Any = None, rel_step: Any = None, bounds: Any = None,
+             vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
+             evaluator: Any = None, full_output: bool = False):
+    """The Jacobian J[i, j] = ∂f_i/∂x_j of f: R^n -> R^m at x, shape (m, n) always.
+
+    See the module docstring for the options; the step rule is in ``simdiff.steps``.
+
+    Returns
+    -------
+    J : ndarray (m, n), or ``(J, info)`` with ``full_output=True``; info.error is (m, n).
+    """
+    x = as_point(x)
+    sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
+                                        n_jobs, backend, evaluator)
+    h = base_steps(x, st, step, rel_step)
+    plan = plan_partials(x, st, h, box)
+    D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+    J = np.ascontiguousarray(D.T)
+    if not full_output:
+        return J
+    return J, _info(np.ascontiguousarray(E.T), nfev, plan, method, failures)
+
+
+def gradient(f: Any, x: Any, **opts: Any):
+    """The gradient ∇f of f: R^n -> R at x, shape (n,).
+
+    f may return a float or an array of size 1. Options as for ``jacobian``.
+    """
+    full = opts.pop("full_output", False)
+    J, info = jacobian(f, x, full_output=True, **opts)
+    if J.shape[0] != 1:
+        raise OutputError(
+            f"gradient needs a scalar output; f returned {J.shape[0]} values per point "
+            "(allowed: a float or an array of size 1; use simdiff.jacobian for vector outputs)"
+        )
+    g = J[0]
+    if not full:
+        return g
+    info.error = info.error[0]
+    return g, info
+
+
+def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = None,
+               step: Any = None, rel_step: Any = None, bounds: Any = None,
+               vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
+               evaluator: Any = None, full_output: bool = False):
+    """The derivative f'(x) of f: R -> R at the float x.
+
+    A callable is called with a float (with a (k,) array when ``vectorized``); a Simulator
+    with an array of shape (1,). Returns a float, or an array (m,) when f returns one.
+    """
+    if np.ndim(x) != 0:
+        raise ArgumentError(
+            f"x must be a single float for derivative; got an array of shape {np.shape(x)} "
+            "(use simdiff.gradient or simdiff.jacobian for several variables)"
+        )
+    xa = as_point(np.reshape(np.asarray(x, dtype=float) if not np.iscomplexobj(x) else x, (1,)))
+    sim, st, box, ev, method = _prepare(f, xa, method, order, step, rel_step, bounds, vectorized,
+                                        n_jobs, backend, evaluator,
+                                        scalar_input=not isinstance(f, Simulator))
+    h = base_steps(xa, st, step, rel_step)
+    plan = plan_partials(xa, st, h, box)
+    D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
+    value = float(D[0, 0]) if scalar else D[0].copy()
+    if not full_output:
+        return value
+    err = float(E[0, 0]) if scalar else E[0].copy()
+    info = _info(E, nfev, plan, method, failures)
+    info.error = err
+    info.step = float(plan.steps[0])
+    return value, info
+
+
+def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = None,
+        step: Any = None, rel_step: Any = None, bounds: Any = None,
+        vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
+        evaluator: Any = None, full_output: bool = False):
+    """The directional derivative J(x)·v, shape (m,) (a float-valued f gives shape (1,)).
+
+    The stencil runs along u = v/‖v‖₂ with the step rule of ``steps.py`` on the scale
+    max(1, max_j |x_j| over the coordinates v moves), and the result is scaled by ‖v‖₂.
+    ``step`` (a float) is the step along u. Costs 2 evaluations (central) or 1 + 1 (forward).
+    """
+    x = as_point(x)
+    v = as_point(v, "v") if np.any(np.asarray(v, dtype=float) != 0) else np.asarray(v, dtype=float)
+    if v.shape != x.shape:
+        raise ArgumentError(f"v must have the shape of x, {x.shape}; got shape {v.shape}")
+    sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
+                                        n_jobs, backend, evaluator)
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0:
+        m = _output_size(sim, x, ev)
+        out = np.zeros(m)
+        info = Info(error=np.zeros(m), nfev=1, step=0.0, method=method, failures=[],
+                    schemes=["zero direction"], fixed=[])
+        return (out, info) if full_output else out
+    u = v / norm
+    moved = u != 0
+    scale = float(max(1.0, np.max(np.abs(x[moved]))))
+    if np.ndim(step) not in (0,) or np.ndim(rel_step) not in (0,):
+        raise ArgumentError(f"step/rel_step for jvp must be a single float (the step along v); got step={step!r}, rel_step={rel_step!r}")
+    h = float(base_steps(np.array([scale]), st, step, rel_step, scale=np.array([scale]))[0])
+    plan = plan_direction(x, u, st, h, box, scale)
+    D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+    out = D[0] * norm
+    if not full_output:
+        return out
+    info = _info(E[0] * norm, nfev, plan, method, failures)
+    info.step = float(plan.steps[0])
+    return out, info
+
+
+def _output_size(sim: Simulator, x: np.ndarray, ev: Any) -> int:
+    batch = ev.evaluate(sim, x[None, :])
+    return batch.values.shape[1]

@@ -1,0 +1,316 @@
+"""Planning the points of a derivative, and assembling it from their values.
+
+Both halves are pure numpy and never call a simulator:
+
+* ``plan_partials`` / ``plan_direction`` build every point a call needs as one array (k, n),
+  duplicates removed, in a deterministic order, plus one ``Term`` per derivative entry saying
+  which rows enter it with which weights.
+* ``assemble`` combines the returned values F (k, m) into the derivative D (r, m) and its error
+  estimate, and repairs entries whose points failed (``on_failure="skip"``).
+
+Error estimate of an entry (rounding plus truncation):
+
+* rounding: ε·Σ_i |w_i|·|F_i| / h^d, the amplified rounding of the values;
+* truncation: when the stencil embeds a lower-order one on a subset of its nodes (five-point
+  embeds central, one-sided order 2 embeds forward), the two estimates differ by about the
+  lower-order error |C_lo|·h^p_lo·|f^(p_lo+d)|; that derivative is carried to the order of the
+  stencil on the coordinate's scale s = max(1, |x_j|), giving
+  |D − D_lo|·|C/C_lo|·(h/s)^(p−p_lo). Without an embedded stencil the model of ``steps.py`` is
+  used: |C|·h^p·M/s^(p+d) with M = max(|F_i|, |D|·s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .stencils import Stencil, fornberg_weights
+from .steps import EPS, Placement, place, realize
+
+__all__ = ["Term", "Plan", "PointSet", "plan_partials", "plan_direction", "assemble"]
+
+
+class PointSet:
+    """Rows of a batch, deduplicated by their exact bytes, in insertion order."""
+
+    def __init__(self, n: int, dtype=float) -> None:
+        self.n = n
+        self.dtype = np.dtype(dtype)
+        self._rows: list[np.ndarray] = []
+        self._index: dict[bytes, int] = {}
+
+    def add(self, p: np.ndarray) -> int:
+        p = np.asarray(p, dtype=self.dtype)
+        key = p.tobytes()
+        i = self._index.get(key)
+        if i is None:
+            i = len(self._rows)
+            self._index[key] = i
+            self._rows.append(p.copy())
+        return i
+
+    def find(self, p: np.ndarray) -> int | None:
+        return self._index.get(np.asarray(p, dtype=self.dtype).tobytes())
+
+    def array(self) -> np.ndarray:
+        if not self._rows:
+            return np.empty((0, self.n), dtype=self.dtype)
+        return np.array(self._rows)
+
+
+@dataclass
+class Term:
+    """One derivative entry: Σ weights[i]·F[rows[i]] / h^deriv."""
+
+    rows: np.ndarray
+    offsets: np.ndarray  # realized offsets, in units of h
+    weights: np.ndarray
+    h: float
+    deriv: int
+    order: int
+    error_coef: float
+    kind: str  # "central", "forward", "backward", "complex", "fixed", or "... (fallback)"
+    scale: float
+    low_weights: np.ndarray | None = None  # an embedded lower-order stencil on the same rows
+    low_order: int = 0
+    low_coef: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    """Everything a derivative call evaluates and how it combines the values."""
+
+    x: np.ndarray
+    points: np.ndarray
+    terms: list
+    placements: list = field(default_factory=list)
+    complex_step: bool = False
+    center: int | None = None  # the row holding x itself, if planned
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.array([t.h for t in self.terms])
+
+
+def _realized_offsets(xj: float, h: float, offsets: tuple) -> np.ndarray:
+    """Offsets in units of h as the floats x_j + t·h actually land."""
+    return np.array([((xj + t * h) - xj) / h for t in offsets])
+
+
+def _weights_for(st: Stencil, real: np.ndarray) -> np.ndarray:
+    if np.array_equal(real, np.asarray(st.offsets)):
+        return st.weights
+    return fornberg_weights(list(real), st.deriv)
+
+
+def _embedded(st: Stencil, real: np.ndarray) -> tuple[np.ndarray | None, int, float]:
+    """Weights (zero-padded to the stencil's nodes) of the lower-order stencil left after
+    dropping the outermost node(s), with its order and truncation coefficient."""
+    t = np.asarray(st.offsets)
+    keep = np.abs(t) < np.abs(t).max()  # central: both ends; one-sided: the far end
+    if keep.sum() < st.deriv + 1:
+        return None, 0, 0.0
+    from .stencils import stencil as make_stencil
+
+    sub = tuple(int(v) if float(v).is_integer() else v for v in t[keep])
+    try:
+        low = make_stencil(sub, st.deriv, "embedded")
+    except Exception:  # noqa: BLE001 - no lower-order stencil on these nodes
+        return None, 0, 0.0
+    if low.order >= st.order or len(low.offsets) < st.deriv + 1:
+        return None, 0, 0.0
+    w = np.zeros(len(t))
+    wl = fornberg_weights(list(real[keep]), st.deriv) if not np.array_equal(real, t) else None
+    if wl is None:
+        full = dict(zip(low.offsets, low.weights))
+        for i, ti in enumerate(t):
+            w[i] = full.get(float(ti), 0.0)
+    else:
+        w[np.flatnonzero(keep)] = wl
+    return w, low.order, low.error_coef
+
+
+def _stencil_term(points: PointSet, x: np.ndarray, direction: np.ndarray, pl: Placement,
+                  scale: float, xj: float) -> Term:
+    st = pl.stencil
+    real = _realized_offsets(xj, pl.h, st.offsets)
+    rows = np.array([points.add(x + (t * pl.h) * direction) for t in real], dtype=int)
+    low_w, low_p, low_c = _embedded(st, real)
+    return Term(
+        rows=rows,
+        offsets=real,
+        weights=_weights_for(st, real),
+        h=pl.h,
+        deriv=st.deriv,
+        order=st.order,
+        error_coef=st.error_coef,
+        kind=pl.kind + (" (shrunk to fit bounds)" if pl.shrunk else ""),
+        scale=scale,
+        low_weights=low_w,
+        low_order=low_p,
+        low_coef=low_c,
+    )
+
+
+def _fixed_term() -> Term:
+    return Term(np.zeros(0, dtype=int), np.zeros(0), np.zeros(0), 0.0, 1, 0, 0.0, "fixed", 1.0,
+                note="lower == upper: the coordinate is fixed, its derivative is 0")
+
+
+def plan_partials(x: np.ndarray, st: Stencil | None, h: np.ndarray,
+                  bounds: tuple[np.ndarray, np.ndarray] | None) -> Plan:
+    """Points and terms of every partial derivative ∂f/∂x_j, j = 0..n-1.
+
+    ``st`` None means the complex step Im f(x + i·h·e_j)/h.
+    """
+    n = x.shape[0]
+    lo, hi = bounds if bounds is not None else (np.full(n, -np.inf), np.full(n, np.inf))
+    scale = np.maximum(1.0, np.abs(x))
+    if st is None:
+        pts = PointSet(n, complex)
+        terms = []
+        for j in range(n):
+            if lo[j] == hi[j]:
+                terms.append(_fixed_term())
+                continue
+            e = np.zeros(n, dtype=complex)
+            e[j] = 1j * h[j]
+            r = pts.add(x + e)
+            terms.append(Term(np.array([r]), np.array([1.0]), np.array([1.0]), float(h[j]), 1, 2,
+                              1.0 / 6.0, "complex", float(scale[j])))
+        return Plan(x, pts.array(), terms, complex_step=True)
+    placements = []
+    for j in range(n):
+        hj = realize(x[j], float(h[j]))
+        pl = place(st, float(x[j]), hj, float(lo[j]), float(hi[j]))
+        if pl.shrunk:
+            pl = replace(pl, h=realize(x[j], pl.h, -1.0 if pl.kind == "backward" else 1.0))
+            pl = _keep_inside(pl, float(x[j]), float(lo[j]), float(hi[j]))
+        placements.append(pl)
+    pts = PointSet(n)
+    center = pts.add(x) if any(p.stencil is not None and 0.0 in p.stencil.offsets for p in placements) else None
+    terms = []
+    for j, pl in enumerate(placements):
+        if pl.stencil is None:
+            terms.append(_fixed_term())
+            continue
+        e = np.zeros(n)
+        e[j] = 1.0
+        terms.append(_stencil_term(pts, x, e, pl, float(scale[j]), float(x[j])))
+    return Plan(x, pts.array(), terms, placements, center=center)
+
+
+def _keep_inside(pl: Placement, xj: float, lo: float, hi: float) -> Placement:
+    # Realizing a shrunk step can round it up by an ulp past the bound; step back inside.
+    tmin, tmax = pl.stencil.width
+    h = pl.h
+    for _ in range(4):
+        if xj + tmin * h >= lo and xj + tmax * h <= hi:
+            break
+        h = np.nextafter(h, 0.0)
+    return replace(pl, h=h)
+
+
+def plan_direction(x: np.ndarray, u: np.ndarray, st: Stencil | None, h: float,
+                   bounds: tuple[np.ndarray, np.ndarray] | None, scale: float) -> Plan:
+    """Points and the one term of the directional derivative along the unit vector u."""
+    n = x.shape[0]
+    if st is None:
+        pts = PointSet(n, complex)
+        r = pts.add(x + 1j * h * u)
+        term = Term(np.array([r]), np.array([1.0]), np.array([1.0]), h, 1, 2, 1.0 / 6.0,
+                    "complex", scale)
+        return Plan(x, pts.array(), [term], complex_step=True)
+    t_lo, t_hi = -np.inf, np.inf
+    if bounds is not None:
+        lo, hi = bounds
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.where(u > 0, (hi - x) / u, np.where(u < 0, (lo - x) / u, np.inf))
+            dn = np.where(u > 0, (x - lo) / u, np.where(u < 0, (x - hi) / u, np.inf))
+        t_hi, t_lo = float(np.min(up)), -float(np.min(dn))
+    pl = place(st, 0.0, h, t_lo, t_hi)
+    if pl.stencil is None:
+        return Plan(x, np.empty((0, n)), [_fixed_term()], [pl])
+    pts = PointSet(n)
+    center = pts.add(x) if 0.0 in pl.stencil.offsets else None
+    term = _stencil_term(pts, x, u, pl, scale, 0.0)
+    return Plan(x, pts.array(), [term], [pl], center=center)
+
+
+def _term_estimate(term: Term, Fr: np.ndarray, weights: np.ndarray, order: int, coef: float,
+                   low: np.ndarray | None, low_order: int, low_coef: float):
+    hd = term.h ** term.deriv
+    D = weights @ Fr / hd
+    rounding = EPS * (np.abs(weights) @ np.abs(Fr)) / hd
+    s = term.scale
+    if low is not None and low_coef != 0:
+        D_lo = low @ Fr / hd
+        trunc = np.abs(D - D_lo) * abs(coef / low_coef) * (term.h / s) ** (order - low_order)
+    else:
+        M = np.maximum(np.max(np.abs(Fr), axis=0), np.abs(D) * s)
+        trunc = abs(coef) * term.h**order * M / s ** (order + term.deriv)
+    return D, rounding + trunc
+
+
+def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
+    """The derivative entries D (r, m), their error estimates (r, m), and the entries lost.
+
+    Rows of F where ``ok`` is False are failed evaluations: an entry that used one is rebuilt
+    from its surviving rows (plus f(x) when planned) with Fornberg weights of the same step,
+    a lower-order but valid estimate; with fewer than deriv + 1 survivors it is NaN.
+    """
+    m = F.shape[1] if F.ndim == 2 else 1
+    r = len(plan.terms)
+    D = np.zeros((r, m))
+    E = np.zeros((r, m))
+    lost: list[dict] = []
+    ok = np.ones(len(F), dtype=bool) if ok is None else ok
+    Fre = F.imag if plan.complex_step else np.real(F)
+    for i, term in enumerate(plan.terms):
+        if term.kind == "fixed":
+            continue
+        if plan.complex_step:
+            row = term.rows[0]
+            if not ok[row]:
+                D[i] = E[i] = np.nan
+                lost.append({"entry": i, "reason": "its only (complex-step) point failed"})
+                continue
+            D[i] = Fre[row] / term.h
+            M = np.maximum(np.abs(F[row].real), np.abs(D[i]) * term.scale)
+            E[i] = 4 * EPS * np.abs(D[i]) + term.h**2 / 6.0 * M / term.scale**3
+            continue
+        good = ok[term.rows]
+        if good.all():
+            D[i], E[i] = _term_estimate(term, Fre[term.rows], term.weights, term.order,
+                                        term.error_coef, term.low_weights, term.low_order, term.low_coef)
+            continue
+        rows, offs = list(term.rows[good]), list(term.offsets[good])
+        if 0.0 not in offs and plan.center is not None and ok[plan.center]:
+            rows.append(plan.center)
+            offs.append(0.0)
+        if len(rows) < term.deriv + 1:
+            D[i] = E[i] = np.nan
+            lost.append({"entry": i, "reason": f"{int((~good).sum())} of its {len(good)} points failed "
+                         "and too few survive for any stencil"})
+            continue
+        w = fornberg_weights(offs, term.deriv)
+        order = len(offs) - term.deriv
+        coef = float(np.sum(w * np.asarray(offs) ** (order + term.deriv))) / float(
+            np.prod(np.arange(1, order + term.deriv + 1)))
+        D[i], E[i] = _term_estimate(term, Fre[np.asarray(rows)], w, order, coef or 1.0, None, 0, 0.0)
+        term.kind = term.kind.split(" ")[0] + " (fallback: points failed)"
+        lost.append({"entry": i, "reason": f"{int((~good).sum())} point(s) failed; rebuilt from "
+                     f"offsets {sorted(offs)} (order {order})", "recovered": True})
+    return D, E, lost
+
+
+def needs_center(plan: Plan, ok: np.ndarray) -> bool:
+    """True when a failed entry could be rebuilt if f(x) were evaluated (and it was not planned)."""
+    if plan.complex_step or plan.center is not None:
+        return False
+    for term in plan.terms:
+        if term.kind != "fixed" and not ok[term.rows].all() and ok[term.rows].sum() < term.deriv + 1:
+            return True
+    return False
