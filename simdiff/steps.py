@@ -11,7 +11,11 @@ with C the stencil's truncation coefficient (``Stencil.error_coef``). Setting dE
     h* = c · ε^(1/(p+d)) · max(1, |x_j|),   c = (d·Σ|w| / (p·|C|))^(1/(p+d)),
 
 i.e. ε^(1/2) for forward/backward (c = 2), ε^(1/3) central (c = 3^(1/3)), ε^(1/5) five-point
-(c ≈ 1.62) and ε^(1/4) for central second differences (c = 12^(1/4)). The factor max(1, |x_j|)
+and ε^(1/4) for central second differences (c = 12^(1/4)). For orders p > 2 the step is then
+shortened by min(1, 2/p) (five-point: c ≈ 0.81): high derivatives of most functions grow with
+their order, so |f^(p+d)| ≈ |f| understates the truncation term, and an undershoot of the step
+by r costs a factor r in rounding while an overshoot costs r^p in truncation. The factor was
+calibrated on the functions of ``benchmarks/accuracy.py`` (it halves the worst five-point error). The factor max(1, |x_j|)
 keeps the step above the spacing of floats near x_j, so that rounding in x + h does not
 dominate. Every step is then made exactly representable: h ← (x_j + h) − x_j.
 
@@ -52,7 +56,7 @@ def optimal_factor(st: Stencil) -> float:
     """c·ε^(1/(p+d)): the optimal step of ``st`` on the unit scale (see module docstring)."""
     p, d = st.order, st.deriv
     c = (d * st.abs_weight_sum / (p * abs(st.error_coef))) ** (1.0 / (p + d))
-    return c * EPS ** (1.0 / (p + d))
+    return min(1.0, 2.0 / p) * c * EPS ** (1.0 / (p + d))
 
 
 def _as_step_array(value: Any, n: int, name: str) -> np.ndarray:
