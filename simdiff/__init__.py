@@ -19,11 +19,18 @@ from .errors import (
 )
 from .simulator import Simulator, as_simulator
 from .evaluate import Batch, SerialEvaluator
+from .host import AdapterInfo, adapter_info, available, hookimpl, load, register_plugin
 from .differentiate import derivative, gradient, jacobian, jvp
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdapterInfo",
+    "adapter_info",
+    "available",
+    "hookimpl",
+    "load",
+    "register_plugin",
     "ArgumentError",
     "ArgumentTypeError",
     "Batch",

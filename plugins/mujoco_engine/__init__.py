@@ -1,0 +1,197 @@
+"""Adapter ``mujoco``: a MuJoCo model rolled out for ``steps`` steps; inputs and outputs are paths.
+
+``inputs`` name what x sets, as paths into the model or into the initial state::
+
+    model.body_mass[1]   model.opt.gravity[2]   model.geom_friction[0,0]   model.opt.timestep
+    data.qpos[0]         data.qvel[2]           data.ctrl[0]
+
+``outputs`` are paths read after the rollout (``data.qpos[2]``, ``data.sensordata[0]``), or
+``cost`` is a callable ``cost(model, data) -> float or array`` (or its import string
+``"package.module:function"``), called after the rollout.
+
+One evaluation: write the model inputs (then ``mj_setConst``, so derived constants such as
+subtree masses follow), reset the data (``mj_resetData``, or ``mj_resetDataKeyframe`` with
+``keyframe``), write the state inputs, ``mj_step`` ``steps`` times, read the outputs. Every
+evaluation starts from the same reset state, so runs are deterministic. The compiled model is
+built lazily, once per process and thread, and is never pickled.
+
+MuJoCo's own ``mjd_transitionFD`` differentiates one step; this adapter differentiates whole
+rollouts. With the default integrator (semi-implicit Euler, v ← v + h·a, q ← q + h·v) a free
+body falls as z_N = z0 + N·h·v0 + g·h²·N(N+1)/2.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from simdiff.errors import ConfigError, SimulationError, require
+from simdiff.host import hookimpl
+from simdiff.simulator import Simulator
+from simdiff_plugins.python_callable import resolve_import_string
+
+__all__ = ["MuJoCo", "StatePath", "simdiff_adapters"]
+
+_PATH = re.compile(r"^(model|data)((?:\.[A-Za-z_]\w*)+)(?:\[\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*\])?$")
+_PATH_HELP = "allowed: 'model.<field>[i]', 'model.opt.<field>[i]', 'data.<field>[i]' or [i,j]"
+_BAD_STATE = ("mjWARN_BADQACC", "mjWARN_BADQPOS", "mjWARN_BADQVEL")
+
+
+class StatePath:
+    """A path such as ``model.geom_friction[0,1]`` that reads and writes one number."""
+
+    def __init__(self, text: str, key: str) -> None:
+        m = _PATH.match(str(text).replace(" ", ""))
+        if m is None:
+            raise ConfigError(f"{key}: {text!r} is not a path into the model or data; {_PATH_HELP}")
+        self.text, self.root = str(text), m.group(1)
+        self.attrs = m.group(2)[1:].split(".")
+        self.index = tuple(int(i) for i in m.group(3).split(",")) if m.group(3) else None
+
+    def _parent(self, model, data):
+        obj = model if self.root == "model" else data
+        for a in self.attrs[:-1]:
+            obj = getattr(obj, a)
+        return obj
+
+    def get(self, model, data) -> float:
+        value = getattr(self._parent(model, data), self.attrs[-1])
+        if self.index is not None:
+            return float(np.asarray(value)[self.index])
+        return float(np.asarray(value).reshape(()))  # a scalar field, or an array of size 1
+
+    def set(self, model, data, x: float) -> None:
+        parent = self._parent(model, data)
+        value = getattr(parent, self.attrs[-1])
+        if self.index is not None:
+            value[self.index] = x
+        elif isinstance(value, np.ndarray):
+            value[...] = x
+        else:
+            setattr(parent, self.attrs[-1], x)
+
+    def check(self, model, data, key: str) -> None:
+        """ConfigError unless the path names one number of this model."""
+        try:
+            self.get(model, data)
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{key}: {self.text!r} does not name one number of this model "
+                f"({type(exc).__name__}: {exc}); {_PATH_HELP}"
+            ) from None
+
+
+class MuJoCo(Simulator):
+    """A MuJoCo model rolled out for a number of steps from a reset state."""
+
+    name = "mujoco"
+    prefer = "processes"
+    complex_safe = False
+
+    def __init__(
+        self,
+        xml: str | None = None,
+        path: str | None = None,
+        inputs: Sequence[str] = (),
+        outputs: Sequence[str] | None = None,
+        cost: Callable[[Any, Any], Any] | str | None = None,
+        steps: int = 100,
+        keyframe: int | None = None,
+        bounds: Any = None,
+    ) -> None:
+        if (xml is None) == (path is None):
+            raise ConfigError(f"give exactly one of xml= (the MJCF text) or path= (a file); got xml={'...' if xml else xml!r}, path={path!r}")
+        self.xml, self.path = xml, None if path is None else str(path)
+        if isinstance(inputs, str) or not inputs:
+            raise ConfigError(f"inputs must be a non-empty list of paths such as ['data.qpos[0]']; got {inputs!r}")
+        self.inputs = [str(p) for p in inputs]
+        self._in = [StatePath(p, "inputs") for p in self.inputs]
+        if (outputs is None) == (cost is None):
+            raise ConfigError("give exactly one of outputs= (paths into data) or cost= (a callable cost(model, data))")
+        self.outputs = None if outputs is None else [str(p) for p in ([outputs] if isinstance(outputs, str) else outputs)]
+        self._out = [StatePath(p, "outputs") for p in self.outputs or ()]
+        if isinstance(cost, str):
+            resolve_import_string(cost, "cost")
+        elif cost is not None and not callable(cost):
+            raise ConfigError(f"cost must be a callable cost(model, data) or an import string; got {cost!r}")
+        self.cost = cost
+        if int(steps) != steps or steps < 0:
+            raise ConfigError(f"steps must be a non-negative integer; got {steps!r}")
+        self.steps = int(steps)
+        self.keyframe = None if keyframe is None else int(keyframe)
+        self.bounds = bounds
+        self._local = threading.local()
+        model, data = self._engine()  # compile here once, so a bad model fails at configuration
+        for p, key in [(p, "inputs") for p in self._in] + [(p, "outputs") for p in self._out]:
+            p.check(model, data, key)
+        if self.keyframe is not None and not 0 <= self.keyframe < model.nkey:
+            raise ConfigError(f"keyframe={keyframe!r}, but the model has {model.nkey} keyframe(s)")
+
+    def _engine(self):
+        """This thread's (model, data), compiled on first use."""
+        local = self._local
+        if getattr(local, "model", None) is None:
+            mujoco = require("mujoco", "mujoco")
+            try:
+                if self.xml is not None:
+                    model = mujoco.MjModel.from_xml_string(self.xml)
+                else:
+                    model = mujoco.MjModel.from_xml_path(self.path)
+            except Exception as exc:  # mujoco raises ValueError for bad MJCF or a missing file
+                raise ConfigError(f"mujoco could not compile the model ({'xml' if self.xml else self.path}): {exc}") from exc
+            local.mujoco, local.model, local.data = mujoco, model, mujoco.MjData(model)
+            local.cost = resolve_import_string(self.cost, "cost") if isinstance(self.cost, str) else self.cost
+        return local.model, local.data
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if x.shape != (len(self._in),):
+            raise SimulationError(f"x has shape {x.shape}; the mujoco adapter has inputs {self.inputs!r}")
+        model, data = self._engine()
+        mujoco = self._local.mujoco
+        touched_model = False
+        for p, v in zip(self._in, x):
+            if p.root == "model":
+                p.set(model, data, v)
+                touched_model = True
+        if touched_model:
+            mujoco.mj_setConst(model, data)
+        if self.keyframe is None:
+            mujoco.mj_resetData(model, data)
+        else:
+            mujoco.mj_resetDataKeyframe(model, data, self.keyframe)
+        for p, v in zip(self._in, x):
+            if p.root == "data":
+                p.set(model, data, v)
+        if self.steps:
+            mujoco.mj_step(model, data, nstep=self.steps)
+        else:
+            mujoco.mj_forward(model, data)
+        bad = [w for w in _BAD_STATE if data.warning[getattr(mujoco.mjtWarning, w)].number]
+        if bad:
+            raise SimulationError(f"mujoco rollout became unstable ({', '.join(bad)}) at x={x.tolist()}")
+        if self._out:
+            return np.array([p.get(model, data) for p in self._out])
+        return self._local.cost(model, data)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_local"]  # the compiled model stays behind; the worker compiles its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        src = f"path={self.path!r}" if self.path else f"xml=<{len(self.xml)} chars>"
+        out = f"outputs={self.outputs!r}" if self.outputs else f"cost={self.cost!r}"
+        return f"MuJoCo({src}, inputs={self.inputs!r}, {out}, steps={self.steps})"
+
+
+@hookimpl
+def simdiff_adapters() -> list[type[Simulator]]:
+    return [MuJoCo]
