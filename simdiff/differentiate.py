@@ -118,12 +118,13 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
                 plan.points = np.vstack([points, plan.x[None, :]])
                 plan.center = len(points)
     else:
-        F, ok = np.zeros((0, 1)), np.zeros(0, dtype=bool)
-        batch = None
+        # Every coordinate is fixed: one evaluation at x tells the output size.
+        batch = evaluator.evaluate(sim, plan.x[None, :])
+        nfev += batch.nfev
+        F, ok = batch.values[:0], batch.ok[:0]
     D, E, lost = assemble(plan, F, ok)
     failures.extend(lost)
-    scalar = batch.scalar if batch is not None else True
-    return D, E, nfev, failures, scalar
+    return D, E, nfev, failures, batch.scalar
 
 
 def _failure_dict(f: Any, offset: int = 0) -> dict:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .errors import ArgumentError
 from .stencils import Stencil, fornberg_weights
 from .steps import EPS, Placement, place, realize
 
@@ -133,9 +134,16 @@ def _embedded(st: Stencil, real: np.ndarray) -> tuple[np.ndarray | None, int, fl
 
 
 def _stencil_term(points: PointSet, x: np.ndarray, direction: np.ndarray, pl: Placement,
-                  scale: float, xj: float) -> Term:
+                  scale: float, xj: float, j: int | None = None) -> Term:
     st = pl.stencil
     real = _realized_offsets(xj, pl.h, st.offsets)
+    if len(np.unique(real)) < len(real):
+        where = f"x[{j}] = {xj!r}" if j is not None else "x"
+        raise ArgumentError(
+            f"step: {pl.h!r} is below the spacing of floats at {where}, so the stencil's points "
+            f"coincide; allowed: a step of at least {np.spacing(abs(xj)) * 4:.3g} there "
+            "(or step=None for the scaled optimal step)"
+        )
     rows = np.array([points.add(x + (t * pl.h) * direction) for t in real], dtype=int)
     low_w, low_p, low_c = _embedded(st, real)
     return Term(
@@ -198,7 +206,7 @@ def plan_partials(x: np.ndarray, st: Stencil | None, h: np.ndarray,
             continue
         e = np.zeros(n)
         e[j] = 1.0
-        terms.append(_stencil_term(pts, x, e, pl, float(scale[j]), float(x[j])))
+        terms.append(_stencil_term(pts, x, e, pl, float(scale[j]), float(x[j]), j))
     return Plan(x, pts.array(), terms, placements, center=center)
 
 
@@ -261,7 +269,7 @@ def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
     from its surviving rows (plus f(x) when planned) with Fornberg weights of the same step,
     a lower-order but valid estimate; with fewer than deriv + 1 survivors it is NaN.
     """
-    m = F.shape[1] if F.ndim == 2 else 1
+    m = F.shape[1]
     r = len(plan.terms)
     D = np.zeros((r, m))
     E = np.zeros((r, m))

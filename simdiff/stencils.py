@@ -38,7 +38,7 @@ __all__ = [
 METHODS = ("central", "forward", "backward", "five-point", "complex")
 
 
-def fornberg_weights(offsets: Sequence[float], deriv: int = 1, at: float = 0.0) -> np.ndarray:
+def fornberg_weights(offsets: Sequence[float], deriv: int = 1, at: float = 0) -> np.ndarray:
     """Weights of the ``deriv``-th derivative at ``at`` from values at ``offsets``.
 
     Fornberg (1988), the recursion in its numerically stable form. Exact (rational) when the
@@ -55,13 +55,10 @@ def fornberg_weights(offsets: Sequence[float], deriv: int = 1, at: float = 0.0) 
     ndarray (len(offsets),) of float64.
     """
     _check_nodes(offsets, deriv)
-    exact = all(isinstance(t, (int, Fraction, np.integer)) for t in offsets) and isinstance(
-        at, (int, Fraction, np.integer)
-    )
-    if exact:
-        return np.array(
-            [float(w) for w in _weights_exact(tuple(Fraction(int(t)) if isinstance(t, np.integer) else Fraction(t) for t in offsets), deriv, Fraction(at))]
-        )
+    exact_types = (int, Fraction, np.integer)
+    if all(isinstance(t, exact_types) for t in offsets) and isinstance(at, exact_types):
+        nodes = tuple(Fraction(int(t)) if isinstance(t, np.integer) else Fraction(t) for t in offsets)
+        return np.array([float(w) for w in _weights_exact(nodes, deriv, Fraction(at))])
     return np.array(_weights(tuple(float(t) for t in offsets), deriv, float(at)), dtype=float)
 
 
@@ -152,6 +149,7 @@ def stencil(offsets: tuple, deriv: int = 1, name: str = "custom") -> Stencil:
     expansion whose moment Σ w t^(q+deriv) is nonzero (symmetric stencils gain one).
     Nodes with a zero weight (the centre of a central first difference) are dropped.
     """
+    _check_nodes(offsets, deriv)
     fr = tuple(Fraction(t) for t in offsets)
     w = _weights_exact(fr, deriv, Fraction(0))
     order, coef = None, 0.0
