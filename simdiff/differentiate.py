@@ -68,7 +68,7 @@ def as_point(x: Any, name: str = "x") -> np.ndarray:
         raise ArgumentError(f"{name} must have at least one entry; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         j = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ArgumentError(f"{name} must be finite; got {name}[{j}] = {arr[j]!r}")
+        raise ArgumentError(f"{name} must be finite; got {name}[{j}] = {float(arr[j])!r}")
     return arr
 
 

@@ -77,7 +77,7 @@ def _as_step_array(value: Any, n: int, name: str) -> np.ndarray:
     if np.any(bad):
         j = int(np.flatnonzero(bad)[0])
         raise ArgumentError(
-            f"{name} must be finite and > 0 for every coordinate; got {name}[{j}] = {arr[j]!r}"
+            f"{name} must be finite and > 0 for every coordinate; got {name}[{j}] = {float(arr[j])!r}"
         )
     return arr
 
@@ -144,13 +144,13 @@ def normalize_bounds(bounds: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if np.any(bad):
         j = int(np.flatnonzero(bad)[0])
         raise BoundsError(
-            f"bounds: lower must be ≤ upper; got lower[{j}] = {lower[j]!r} > upper[{j}] = {upper[j]!r}"
+            f"bounds: lower must be ≤ upper; got lower[{j}] = {float(lower[j])!r} > upper[{j}] = {float(upper[j])!r}"
         )
     outside = (x < lower) | (x > upper)
     if np.any(outside):
         j = int(np.flatnonzero(outside)[0])
         raise BoundsError(
-            f"x must lie inside bounds; got x[{j}] = {x[j]!r} outside [{lower[j]!r}, {upper[j]!r}]"
+            f"x must lie inside bounds; got x[{j}] = {float(x[j])!r} outside [{float(lower[j])!r}, {float(upper[j])!r}]"
         )
     return lower, upper
 
@@ -192,6 +192,14 @@ def place(st: Stencil, xj: float, h: float, lo: float = -np.inf, hi: float = np.
     if kind == "central":
         options.insert(0, (min(room_up / tmax, room_down / -tmin), st, "central"))
     h_fit, st_fit, kind_fit = max(options, key=lambda o: o[0])
+    if h_fit < 4 * np.spacing(abs(xj)):
+        # Too narrow for distinct nodes of this order: the widest two-point difference, or,
+        # when even that cannot resolve, the box is a point and the coordinate is fixed.
+        side = +1 if room_up >= room_down else -1
+        room = max(room_up, room_down)
+        if st.deriv != 1 or room < np.spacing(abs(xj)):
+            return Placement(None, 0.0, "fixed")
+        return Placement(one_sided(1, 1, side), room, "forward" if side > 0 else "backward", True)
     return Placement(st_fit, h_fit, kind_fit, shrunk=True)
 
 
