@@ -18,7 +18,7 @@ from .errors import (
     UnknownAdapterError,
 )
 from .simulator import Simulator, as_simulator
-from .evaluate import Batch, SerialEvaluator
+from .evaluate import Batch, Evaluator, SerialEvaluator
 from .host import AdapterInfo, adapter_info, available, hookimpl, load, register_plugin
 from .differentiate import derivative, gradient, jacobian, jvp
 
@@ -34,6 +34,7 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "Batch",
+    "Evaluator",
     "BoundsError",
     "ConfigError",
     "DuplicateAdapterError",

@@ -8,14 +8,21 @@ An Evaluator returns a ``Batch``: the stacked outputs, which rows succeeded, the
 the number of simulator runs it made. Whatever runs the points (in-process, joblib workers, a
 dask cluster) lives behind ``evaluate``; the differentiation code never loops over points.
 
-This module holds the in-process ``SerialEvaluator``, the output checks every evaluator shares
-(``stack_outputs``) and ``resolve_evaluator``, which turns the ``evaluator=``, ``n_jobs=`` and
-``backend=`` options of the public functions into an Evaluator.
+This module holds the in-process ``SerialEvaluator``, the parallel ``Evaluator`` (cache,
+retries, time-outs, worker deaths, the cheap-function guard, counting, progress), the output
+checks every evaluator shares (``stack_outputs``) and ``resolve_evaluator``, which turns the
+``evaluator=``, ``n_jobs=`` and ``backend=`` options of the public functions into an Evaluator.
+The transports (worker processes, threads, dask) live in ``simdiff/workers.py``, the disk cache
+in ``simdiff/cache.py``, the bar in ``simdiff/progress.py``.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -29,6 +36,7 @@ __all__ = [
     "Failure",
     "EvaluatorProtocol",
     "SerialEvaluator",
+    "Evaluator",
     "stack_outputs",
     "resolve_evaluator",
     "ON_FAILURE",
@@ -269,12 +277,563 @@ def resolve_evaluator(evaluator: Any = None, n_jobs: Any = None, backend: Any = 
                 f"evaluator must be a simdiff Evaluator (with an evaluate(sim, X) method); got {evaluator!r}"
             )
         return evaluator
-    if n_jobs in (None, 1) and backend is None:
+    if n_jobs in (None, 1) and backend is None and _joblib_context() == (None, None):
         return SerialEvaluator()
-    try:
-        from .parallel import Evaluator  # the joblib Evaluator (issue: parallel evaluation)
-    except ImportError:
-        raise ArgumentError(
-            f"n_jobs={n_jobs!r}, backend={backend!r}: parallel evaluation is not available in this build"
-        ) from None
     return Evaluator(n_jobs=n_jobs, backend=backend)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parallel Evaluator
+
+
+class _ArgumentValueTypeError(ArgumentError, ArgumentTypeError):
+    """An Evaluator argument of a type that is not allowed (both ValueError and TypeError)."""
+
+
+_PROCESS_BACKENDS = ("loky", "multiprocessing", "processes")
+_THREAD_BACKENDS = ("threading", "threads")
+_BACKEND_NAMES = (None, "loky", "multiprocessing", "threading", "sequential", "dask", "ray")
+
+
+def _joblib_context() -> tuple[Any, Any]:
+    """(backend, n_jobs) set by an enclosing ``joblib.parallel_config``; None where unset."""
+    try:
+        from joblib.parallel import _backend, default_parallel_config
+    except ImportError:  # pragma: no cover - joblib is a dependency
+        return None, None
+    cfg = getattr(_backend, "config", None)
+    if not cfg:
+        return None, None
+    backend, n_jobs = cfg.get("backend"), cfg.get("n_jobs")
+    if backend is default_parallel_config["backend"]:
+        backend = None
+    if n_jobs is default_parallel_config["n_jobs"]:
+        n_jobs = None
+    return backend, n_jobs
+
+
+def _effective_n_jobs(n_jobs: int | None) -> int:
+    """joblib's rule: None -> 1, -1 -> all CPUs, -2 -> all but one, ..."""
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
+def _is_dask_client(obj: Any) -> bool:
+    return type(obj).__name__ == "Client" and hasattr(obj, "submit") and hasattr(obj, "scheduler")
+
+
+class _ExitIntercepted(BaseException):
+    """Raised in place of ending the process while a point is evaluated in-process."""
+
+
+@contextmanager
+def _process_kept_alive():
+    """Turn ``os._exit``, ``os.abort`` and ``os.kill`` of this process into an exception.
+
+    The cheap-function guard evaluates points in the calling process; a simulator that ends its
+    process (written to kill a worker) must not take the caller with it. The point is then sent
+    to a worker process, where it may die as it intends. (A real segfault cannot be caught.)
+    """
+    saved = os._exit, os.abort, os.kill
+    me = os.getpid()
+
+    def _exit(code: int = 0) -> None:
+        raise _ExitIntercepted(f"os._exit({code})")
+
+    def _abort() -> None:
+        raise _ExitIntercepted("os.abort()")
+
+    def _kill(pid: int, sig: int) -> None:
+        if pid in (0, me) and sig != 0:
+            raise _ExitIntercepted(f"os.kill(own pid, {sig})")
+        saved[2](pid, sig)
+
+    os._exit, os.abort, os.kill = _exit, _abort, _kill
+    try:
+        yield
+    finally:
+        os._exit, os.abort, os.kill = saved
+
+
+class Evaluator:
+    """Evaluates planned batches in parallel, with a cache, retries, time-outs and progress.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        Parallel slots, as in joblib: None means 1 unless an enclosing
+        ``joblib.parallel_config(n_jobs=...)`` says otherwise; -1 all CPUs, -2 all but one.
+    backend : str, distributed.Client or joblib backend, optional
+        "loky" (worker processes; the default), "multiprocessing" (the same), "threading",
+        "sequential", "dask" (the current ``distributed.Client``; or pass the Client), "ray"
+        (through ``ray.util.joblib``), or any registered joblib backend name. None follows
+        ``joblib.parallel_config`` and then the simulator's ``prefer`` hint ("threads" selects
+        threads, anything else processes).
+    batch_size : "auto" or int
+        Points per task sent to a worker. "auto": one point for evaluations slower than 2 ms,
+        else enough points to make a task of about 10 ms.
+    cache : None, path or DiskCache
+        A directory where every evaluation is written as it completes (see simdiff/cache.py);
+        points found there are not evaluated again.
+    retries : int
+        How many times a failed point (exception, non-finite output, time-out) is run again.
+        A point whose worker process died is resubmitted up to ``retries + 1`` times; after
+        that its death is its failure, so a point that always kills its worker ends.
+    timeout : float or None
+        Seconds one evaluation may take. A late evaluation is stopped (its worker process is
+        killed and replaced; a dask worker is restarted; a thread is abandoned and its slot
+        refilled) and counts as a failure with cause ``EvaluationTimeout``.
+    on_failure : "raise" or "skip"
+        "raise": ``SimulationError`` naming point, index and cause once the batch has stopped.
+        "skip": the Batch marks failed rows (``ok`` False, values NaN) and lists them.
+    progress : None, True or False
+        A tqdm bar: None shows it when stderr is a terminal and the batch is expected to take
+        more than 2 s; True always; False never.
+
+    Attributes
+    ----------
+    nfev : int
+        Simulator runs made (retries, time-outs and deaths included; cache hits not).
+    cache_hits : int
+        Points answered by the cache.
+    failures : list of Failure
+        Every point that ended failed, over all batches.
+    log : list of dict
+        One entry per run: ``point``, ``value`` (None when it failed), ``seconds``, ``attempt``,
+        ``worker`` ("main" in-process), ``status`` ("ok", "error", "non-finite", "timeout",
+        "died", "exit-intercepted") and ``error``.
+
+    Notes
+    -----
+    Where a batch runs. With one slot and no time-out, in this process. Otherwise the first
+    evaluation of a simulator not seen before is timed in this process, and the batch goes on
+    in-process while the estimate ``r·t`` (r points left, t seconds each) is below the parallel
+    estimate ``ceil(r/W)·(t + c)`` (W slots, c the measured dispatch cost per task); a cheap
+    function therefore never pays for workers. While workers start (a cold pool), points keep
+    being evaluated in-process. With a time-out nothing runs in-process: only a worker can be
+    stopped. Workers are kept between calls (simdiff/workers.py). Vectorized simulators are
+    called once per batch, in-process.
+
+    The values are those a serial loop computes, bit for bit: the same ``sim.evaluate`` on the
+    same float64 (or complex128) rows, results returned by pickle.
+    """
+
+    def __init__(
+        self,
+        n_jobs: int | None = None,
+        backend: Any = None,
+        batch_size: Any = "auto",
+        cache: Any = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        on_failure: str = "raise",
+        progress: bool | None = None,
+    ) -> None:
+        from .cache import DiskCache, as_cache
+        from .progress import PROGRESS
+
+        if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool)):
+            raise _ArgumentValueTypeError(
+                f"n_jobs must be None or an int (positive: that many, -1: all CPUs); "
+                f"got {type(n_jobs).__name__} {n_jobs!r}"
+            )
+        if n_jobs is not None and n_jobs == 0:
+            raise ArgumentError(
+                "n_jobs=0 is not allowed; allowed: None, a positive int, or a negative int "
+                "counting back from the number of CPUs (-1: all)"
+            )
+        self.n_jobs = None if n_jobs is None else int(n_jobs)
+        self.backend = self._check_backend(backend)
+        if not (batch_size == "auto" if isinstance(batch_size, str) else
+                isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+                and batch_size >= 1):
+            raise ArgumentError(f"batch_size must be 'auto' or an int >= 1; got {batch_size!r}")
+        self.batch_size = batch_size if isinstance(batch_size, str) else int(batch_size)
+        if cache is not None and not isinstance(cache, (str, os.PathLike, DiskCache)):
+            raise _ArgumentValueTypeError(
+                f"cache must be None, a directory path (str or os.PathLike) or a "
+                f"simdiff.cache.DiskCache; got {type(cache).__name__} {cache!r}"
+            )
+        self.cache = as_cache(cache)
+        if not isinstance(retries, (int, np.integer)) or isinstance(retries, bool) or retries < 0:
+            raise ArgumentError(f"retries must be an int >= 0; got {retries!r}")
+        self.retries = int(retries)
+        if timeout is not None:
+            ok = isinstance(timeout, (int, float, np.integer, np.floating)) and not isinstance(timeout, bool)
+            if not ok or not (math.isfinite(timeout) and timeout > 0):
+                raise ArgumentError(
+                    f"timeout must be None or a finite number of seconds > 0; got {timeout!r}"
+                )
+            timeout = float(timeout)
+        self.timeout = timeout
+        if on_failure not in ON_FAILURE:
+            raise ArgumentError(f"on_failure must be one of {ON_FAILURE}; got {on_failure!r}")
+        self.on_failure = on_failure
+        if not any(progress is p for p in PROGRESS):
+            raise ArgumentError(f"progress must be one of {PROGRESS}; got {progress!r}")
+        self.progress = progress
+        self.nfev = 0
+        self.cache_hits = 0
+        self.failures: list[Failure] = []
+        self.log: list[dict] = []
+        self._seconds: dict[str, float] = {}  # simulator fingerprint -> seconds per evaluation
+        self._unsafe: set[str] = set()  # fingerprints that tried to end the process in-process
+        self._dask_pools: dict[int, Any] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"Evaluator(n_jobs={self.n_jobs!r}, backend={self.backend!r}, "
+            f"batch_size={self.batch_size!r}, cache={self.cache!r}, retries={self.retries!r}, "
+            f"timeout={self.timeout!r}, on_failure={self.on_failure!r}, progress={self.progress!r})"
+        )
+
+    @staticmethod
+    def _check_backend(backend: Any) -> Any:
+        if backend is None or _is_dask_client(backend):
+            return backend
+        if isinstance(backend, str):
+            from joblib.parallel import BACKENDS
+
+            known = set(_BACKEND_NAMES[1:]) | set(_PROCESS_BACKENDS) | set(_THREAD_BACKENDS)
+            if backend not in known and backend not in BACKENDS:
+                allowed = sorted(known | set(BACKENDS))
+                raise ArgumentError(
+                    f"backend must be None, a distributed.Client, or one of {allowed} "
+                    f"(or a joblib backend registered by name); got {backend!r}"
+                )
+            if backend == "dask":
+                from .errors import require
+
+                require("distributed", "dask")
+            return backend
+        from joblib.parallel import ParallelBackendBase
+
+        if isinstance(backend, ParallelBackendBase):
+            return backend
+        raise _ArgumentValueTypeError(
+            f"backend must be None, a backend name (str), a distributed.Client or a joblib "
+            f"backend instance; got {type(backend).__name__} {backend!r}"
+        )
+
+    # -- where a batch runs ------------------------------------------------------------------
+
+    def _pool(self, sim: Simulator) -> Any:
+        """The pool for this batch, or None to run it in this process only."""
+        from . import workers
+
+        ctx_backend, ctx_n = _joblib_context()
+        backend = self.backend if self.backend is not None else ctx_backend
+        n_jobs = self.n_jobs if self.n_jobs is not None else ctx_n
+        name = backend if isinstance(backend, str) or backend is None else type(backend).__name__
+        if _is_dask_client(backend) or name in ("dask", "DaskDistributedBackend"):
+            if _is_dask_client(backend):
+                client = backend
+            elif name == "DaskDistributedBackend":
+                client = backend.client
+            else:
+                from distributed import get_client
+
+                try:
+                    client = get_client()
+                except ValueError:
+                    raise ArgumentError(
+                        "backend='dask' needs a running distributed.Client (create one with "
+                        "distributed.Client(...) or pass it as backend=client); none was found"
+                    ) from None
+            slots = None if n_jobs is None or n_jobs < 0 else n_jobs
+            key = id(client)
+            if key not in self._dask_pools:
+                self._dask_pools[key] = workers.DaskPool(client, slots)
+            return self._dask_pools[key]
+        slots = _effective_n_jobs(n_jobs)
+        if name in ("sequential", "SequentialBackend"):
+            slots = 1
+        if slots == 1 and self.timeout is None:
+            return None
+        if name in _PROCESS_BACKENDS or name in ("LokyBackend", "MultiprocessingBackend"):
+            kind = "processes"
+        elif name in _THREAD_BACKENDS or name == "ThreadingBackend":
+            kind = "threads"
+        elif name is None or name in ("sequential", "SequentialBackend"):
+            kind = "threads" if getattr(sim, "prefer", None) == "threads" else "processes"
+        else:
+            if name == "ray":
+                from .errors import require
+
+                require("ray", "ray")
+                from ray.util.joblib import register_ray
+
+                register_ray()
+            return workers.shared_pool("joblib", slots, backend)
+        return workers.shared_pool(kind, slots)
+
+    def _batch_size(self, t: float | None, remaining: int, slots: int) -> int:
+        if self.batch_size != "auto":
+            return self.batch_size
+        if t is None or t >= 2e-3:
+            return 1
+        return max(1, min(math.ceil(1e-2 / max(t, 1e-7)), math.ceil(remaining / slots)))
+
+    @staticmethod
+    def _parallel_seconds(pool: Any, r: int, t: float) -> float:
+        return math.ceil(r / pool.slots) * (t + pool.overhead / 1)
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    def evaluate(self, sim: Any, X: Any) -> Batch:
+        """Evaluate ``sim`` at every row of ``X`` (k, n); see the class docstring."""
+        from .cache import fingerprint
+        from .progress import Progress
+        from .simulator import as_simulator
+
+        sim = as_simulator(sim)
+        X = np.asarray(X)
+        if not np.iscomplexobj(X):
+            X = np.asarray(X, dtype=float)
+        if X.ndim != 2:
+            raise ArgumentError(f"X must be a 2-D array (k, n) of points; got shape {X.shape}")
+        k = len(X)
+        run = _Run(self, sim, X, fingerprint(sim))
+        # Repeated rows are evaluated once; cached rows not at all.
+        first: dict[bytes, int] = {}
+        copies: list[tuple[int, int]] = []
+        for i in range(k):
+            key = X[i].tobytes()
+            if key in first:
+                copies.append((i, first[key]))
+                continue
+            first[key] = i
+            if self.cache is not None:
+                value = self.cache.get(run.ident, X[i])
+                if value is not None:
+                    self.cache_hits += 1
+                    run.outputs[i] = value
+                    run.ok[i] = True
+                    continue
+            run.queue.append(i)
+        run.progress = Progress(len(run.queue), self.progress)
+        try:
+            if sim.vectorized:
+                run.vectorized()
+            else:
+                run.schedule(self._pool(sim) if run.queue else None)
+        finally:
+            run.progress.close()
+        for i, j in copies:
+            run.outputs[i], run.ok[i] = run.outputs[j], run.ok[j]
+            run.failures.extend(Failure(i, X[i].copy(), f.cause, f.attempts)
+                                for f in run.failures if f.index == j)
+        failures = sorted(run.failures, key=lambda f: f.index)
+        self.failures.extend(failures)
+        if failures and self.on_failure == "raise":
+            raise_failures(failures, sim)
+        values, scalar = stack_outputs(run.outputs, X, run.ok)
+        return Batch(values=values, ok=run.ok, failures=failures, nfev=run.nfev, scalar=scalar)
+
+
+class _Run:
+    """The state of one batch: what is queued, tried, done and failed."""
+
+    def __init__(self, ev: Evaluator, sim: Simulator, X: np.ndarray, ident: str) -> None:
+        self.ev, self.sim, self.X, self.ident = ev, sim, X, ident
+        k = len(X)
+        self.outputs: list = [None] * k
+        self.ok = np.zeros(k, dtype=bool)
+        self.failures: list[Failure] = []
+        self.queue: deque[int] = deque()
+        self.attempts = [0] * k
+        self.deaths = [0] * k
+        self.nfev = 0
+        self.stop = False
+        self.progress: Any = None
+        self.slots = 1
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    @property
+    def seconds(self) -> float | None:
+        return self.ev._seconds.get(self.ident)
+
+    def _timed(self, seconds: float) -> None:
+        old = self.ev._seconds.get(self.ident)
+        self.ev._seconds[self.ident] = seconds if old is None else 0.7 * old + 0.3 * seconds
+
+    def _logged(self, i: int, status: str, value: Any, seconds: float, worker: str, error: Any = None) -> None:
+        self.nfev += 1
+        self.ev.nfev += 1
+        self.ev.log.append({
+            "point": self.X[i].copy(), "value": value, "seconds": seconds,
+            "attempt": self.attempts[i], "worker": worker, "status": status, "error": error,
+        })
+
+    def _finished(self, n: int = 1) -> None:
+        t = self.seconds
+        left = len(self.queue)
+        expect = None if t is None else left * t / max(1, self.slots)
+        self.progress.update(n, expect)
+
+    def _fail(self, i: int, cause: Any) -> None:
+        if self.attempts[i] <= self.ev.retries and not self.stop:
+            self.queue.appendleft(i)
+            return
+        self.failures.append(Failure(i, self.X[i].copy(), cause, self.attempts[i]))
+        self._finished()
+        if self.ev.on_failure == "raise":
+            self.stop = True
+
+    def handle(self, e: Any) -> None:
+        """Account for one Event (simdiff/workers.py) of point ``e.index``."""
+        from .workers import timeout_error
+
+        i = e.index
+        if e.kind == "requeue":
+            self.attempts[i] -= 1
+            if not self.stop:
+                self.queue.appendleft(i)
+            return
+        if e.kind == "ok":
+            arr = check_output(e.payload, i, self.X[i])
+            self._timed(e.seconds)
+            if not is_finite_output(arr):
+                self._logged(i, "non-finite", arr, e.seconds, e.worker)
+                self._fail(i, f"non-finite output {arr!r}")
+                return
+            self._logged(i, "ok", arr, e.seconds, e.worker)
+            self.outputs[i] = arr
+            self.ok[i] = True
+            if self.ev.cache is not None:
+                self.ev.cache.put(self.ident, self.X[i], arr)
+            self._finished()
+        elif e.kind == "error":
+            self._timed(e.seconds)
+            self._logged(i, "error", None, e.seconds, e.worker, e.payload)
+            self._fail(i, e.payload)
+        elif e.kind == "timeout":
+            cause = timeout_error(i, e.payload)
+            self._logged(i, "timeout", None, e.seconds, e.worker, cause)
+            self._fail(i, cause)
+        elif e.kind == "died":
+            self._logged(i, "died", None, e.seconds, e.worker, e.payload)
+            self.deaths[i] += 1
+            if self.deaths[i] <= self.ev.retries + 1 and not self.stop:
+                self.queue.appendleft(i)
+                return
+            tries = self.deaths[i]
+            self.failures.append(Failure(i, self.X[i].copy(), f"{e.payload}; it died in all {tries} attempt(s)", self.attempts[i]))
+            self._finished()
+            if self.ev.on_failure == "raise":
+                self.stop = True
+        else:  # pragma: no cover - a pool bug
+            raise AssertionError(f"unknown event {e!r}")
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _inline(self, i: int, guarded: bool) -> Any:
+        """Evaluate point i in this process; an Event, or None if it tried to end the process."""
+        from .workers import Event
+
+        self.attempts[i] += 1
+        t0 = time.perf_counter()
+        try:
+            if guarded:
+                with _process_kept_alive():
+                    value = self.sim.evaluate(self.X[i])
+            else:
+                value = self.sim.evaluate(self.X[i])
+        except _ExitIntercepted as exc:
+            self._logged(i, "exit-intercepted", None, time.perf_counter() - t0, "main", str(exc))
+            return None
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except (OutputError, ArgumentError, ArgumentTypeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
+            return Event("error", i, exc, time.perf_counter() - t0, "main")
+        return Event("ok", i, value, time.perf_counter() - t0, "main")
+
+    def _inline_wins(self, pool: Any, inline_ok: bool) -> bool:
+        """Should the next point run in this process? (Warms the pool when it will pay.)"""
+        if pool is None:
+            return True
+        if not inline_ok:
+            return False
+        t = self.seconds
+        if t is None:
+            return True  # time the first evaluation here
+        r = len(self.queue)
+        serial = r * t
+        parallel = self.ev._parallel_seconds(pool, r, t)
+        if 1.25 * parallel >= serial:
+            return True
+        if pool.is_warm():
+            return False
+        if serial > 0.1:
+            pool.warm()  # start workers in the background; go on here meanwhile
+        return True
+
+    def schedule(self, pool: Any) -> None:
+        ev = self.ev
+        inline_ok = ev.timeout is None and self.ident not in ev._unsafe
+        prepared = False
+        if pool is not None:
+            self.slots = pool.slots
+        try:
+            while self.queue or (pool is not None and pool.busy()):
+                if self.stop:
+                    self.queue.clear()
+                if self.queue and (pool is None or not pool.busy()) and self._inline_wins(pool, inline_ok):
+                    i = self.queue.popleft()
+                    e = self._inline(i, guarded=pool is not None)
+                    if e is None:  # it would have ended this process: only workers run it now
+                        inline_ok = False
+                        ev._unsafe.add(self.ident)
+                        self.attempts[i] -= 1
+                        self.queue.appendleft(i)
+                    else:
+                        self.handle(e)
+                    continue
+                if not prepared:
+                    pool.prepare(self.sim)
+                    prepared = True
+                bs = self._batch_size_now(pool)
+                while self.queue and pool.idle() > 0 and not self.stop:
+                    items = [self.queue.popleft() for _ in range(min(bs, len(self.queue)))]
+                    for i in items:
+                        self.attempts[i] += 1
+                    pool.submit([(i, self.X[i]) for i in items])
+                wait = 0.5 if self.progress.bar is not None else None
+                for e in pool.poll(ev.timeout, wait):
+                    self.handle(e)
+        except BaseException:
+            if pool is not None and pool.busy():
+                pool.abandon()
+            raise
+
+    def _batch_size_now(self, pool: Any) -> int:
+        return self.ev._batch_size(self.seconds, len(self.queue), pool.slots)
+
+    def vectorized(self) -> None:
+        """A vectorized simulator: one in-process call on the points left, retried rows again."""
+        from .workers import Event
+
+        while self.queue and not self.stop:
+            idx = list(self.queue)
+            self.queue.clear()
+            for i in idx:
+                self.attempts[i] += 1
+            t0 = time.perf_counter()
+            try:
+                rows = call_vectorized(self.sim, self.X[idx])
+            except (OutputError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the call failed: every row failed
+                dt = (time.perf_counter() - t0) / len(idx)
+                for i in idx:
+                    self.handle(Event("error", i, exc, dt, "main"))
+                continue
+            dt = (time.perf_counter() - t0) / len(idx)
+            for i, r in zip(idx, rows):
+                self.handle(Event("ok", i, r, dt, "main"))

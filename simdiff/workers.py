@@ -1,0 +1,779 @@
+"""Where evaluations run: pools of worker processes, threads, or a dask cluster.
+
+Every pool speaks the same small protocol to the Evaluator (simdiff/evaluate.py), which owns the
+policy (cache, retries, which point goes next); a pool only carries points out and events back:
+
+    pool.prepare(sim)          before a batch: the simulator, serialized once
+    pool.idle()                how many slots can take a task now
+    pool.submit(items)         items = [(index, x), ...] to one idle slot
+    pool.poll(timeout, wait)   -> [Event, ...]; enforces the per-evaluation time-out
+    pool.busy()                tasks in flight
+    pool.abandon()             forget what is in flight (kill the processes that hold it)
+
+An ``Event`` says what became of one point: ``ok`` (raw value), ``error`` (the exception),
+``died`` (its worker died while evaluating it), ``timeout`` (it ran past the time-out; its worker
+was killed), ``requeue`` (it was waiting in a worker that died because of another point: it was
+never started and is handed back without blame).
+
+Pools
+-----
+``ProcessPool``
+    Worker processes started with ``python -c`` (no re-import of the caller's ``__main__``) and
+    each connected by its own socket pair, so the Evaluator knows which point every worker holds.
+    A worker that dies (segfault, ``os._exit``) loses only its current point; one that runs past
+    the time-out is killed and replaced. Results stream back one point at a time. The pools are
+    kept for the life of the process (``shared_pool``), so consecutive gradients reuse warm
+    workers: this registry is the one piece of module state besides the plugin manager.
+``ThreadPool``
+    Threads, for simulators that wait on an external process (``prefer = "threads"``). A thread
+    cannot be killed: a timed-out evaluation is abandoned (its result is discarded) and its slot
+    gets a fresh thread.
+``DaskPool``
+    ``distributed.Client.submit`` per task, at most one task per worker thread in flight, so a
+    submitted task starts at once and its time-out clock is honest. A time-out restarts the
+    worker that holds the task (``Client.restart_workers``); a task that keeps killing workers
+    ends as ``KilledWorker`` (after the scheduler's ``allowed-failures``) and is reported as
+    ``died``. joblib's own dask backend is not used: there a task that kills its worker hangs the
+    call, and joblib's ``timeout=`` aborts the whole call instead of one task.
+``JoblibPool``
+    Any other registered joblib backend (ray: ``ray.util.joblib.register_ray``), one point per
+    ``joblib.Parallel`` call from a slot thread; a time-out abandons the task as threads do.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait as wait_connections
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import EvaluationTimeout
+
+__all__ = [
+    "Event",
+    "ProcessPool",
+    "ThreadPool",
+    "DaskPool",
+    "JoblibPool",
+    "RemoteError",
+    "shared_pool",
+    "shutdown_pools",
+]
+
+
+@dataclass
+class Event:
+    """What became of one point; see the module docstring for the kinds."""
+
+    kind: str  # "ok" | "error" | "died" | "timeout" | "requeue"
+    index: int
+    payload: Any = None  # value, exception, cause text, or the time-out in seconds
+    seconds: float = 0.0
+    worker: str = ""
+
+
+class RemoteError(RuntimeError):
+    """An exception from a worker that could not be sent back as itself; carries its text."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation of items, shared by every worker kind
+
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _portable_exception(exc: BaseException) -> BaseException:
+    """``exc`` if it survives a pickle round trip, else a RemoteError with its text."""
+    try:
+        pickle.loads(dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - anything unpicklable is sent as text
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return RemoteError(f"{type(exc).__name__}: {exc}\n{tb}")
+
+
+def _portable_value(value: Any) -> Any:
+    if isinstance(value, (float, int, complex, np.generic)) or (
+        isinstance(value, np.ndarray) and value.dtype.kind in "biufc"
+    ):
+        return value
+    try:
+        pickle.loads(dumps(value))
+        return value
+    except Exception:  # noqa: BLE001 - the Evaluator's output check names the bad type
+        return f"<unpicklable {type(value).__name__} output: {value!r:.200}>"
+
+
+def run_one(sim: Any, x: np.ndarray) -> tuple[str, Any, float]:
+    """Evaluate one point: ("ok", raw value, seconds) or ("error", exception, seconds)."""
+    t0 = time.perf_counter()
+    try:
+        value = sim.evaluate(x)
+    except Exception as exc:  # noqa: BLE001 - the simulator's failure, reported
+        return "error", exc, time.perf_counter() - t0
+    return "ok", value, time.perf_counter() - t0
+
+
+class _SimStore:
+    """The simulators a worker has unpickled, by digest (the few most recent)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.sims: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, digest: str, blob: bytes | None) -> Any:
+        if digest in self.sims:
+            self.sims.move_to_end(digest)
+            return self.sims[digest]
+        if blob is None:
+            raise RemoteError(f"simulator {digest[:12]} was never sent to this worker")
+        sim = pickle.loads(blob)
+        self.sims[digest] = sim
+        while len(self.sims) > self.size:
+            self.sims.popitem(last=False)
+        return sim
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes
+
+
+def serve(fd: int) -> None:
+    """The loop of a worker process: receive tasks on socket ``fd``, stream results back."""
+    conn = Connection(fd)
+
+    def send(msg: tuple) -> None:
+        try:
+            blob = pickle.dumps(msg, _PROTOCOL)
+        except Exception:  # noqa: BLE001 - e.g. an exception class defined in a function
+            blob = dumps(msg)
+        conn.send_bytes(blob)
+
+    send(("hello", os.getpid()))
+    store = _SimStore()
+    while True:
+        try:
+            msg = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        if msg[0] == "stop":
+            return
+        _, digest, blob, items = msg
+        try:
+            sim = store.get(digest, blob)
+        except Exception as exc:  # noqa: BLE001 - e.g. the simulator's module does not import
+            for idx, _x in items:
+                send(("error", idx, _portable_exception(exc), 0.0))
+            continue
+        if blob is not None:
+            send(("loaded",))
+        for idx, x in items:
+            kind, payload, seconds = run_one(sim, x)
+            payload = _portable_exception(payload) if kind == "error" else _portable_value(payload)
+            send((kind, idx, payload, seconds))
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "worker process died"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker process died (killed by {name})"
+    return f"worker process died (exit code {code})"
+
+
+class _Proc:
+    """One worker process and what it holds."""
+
+    def __init__(self, slot: int) -> None:
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        path = [p for p in sys.path if p] + [os.getcwd()]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+        code = "import sys; from simdiff.workers import serve; serve(int(sys.argv[1]))"
+        self.started = time.perf_counter()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-c", code, str(child.fileno())],
+            pass_fds=[child.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.slot = slot
+        self.name = f"process-{slot}"
+        self.ready = False
+        self.digests: set[str] = set()
+        self.items: deque = deque()  # (index, x) sent and not yet returned, in order
+        self.clock = 0.0  # when the current point started (valid once ready)
+        self.spawn_seconds: float | None = None
+
+    def kill(self) -> int | None:
+        try:
+            self.popen.kill()
+        except OSError:
+            pass
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        try:
+            return self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
+            return None
+
+
+class ProcessPool:
+    """``slots`` worker processes, started on first use and replaced when one dies."""
+
+    kind = "processes"
+    #: time to dispatch one task and get its answer, beyond the evaluation itself (estimate,
+    #: refined from measurements)
+    overhead = 4e-4
+
+    def __init__(self, slots: int) -> None:
+        self.slots = int(slots)
+        self.procs: dict[int, _Proc] = {}
+        self.spawn_estimate = 0.5
+        self._digest = ""
+        self._blob = b""
+
+    def __repr__(self) -> str:
+        return f"ProcessPool(slots={self.slots}, alive={len(self.procs)})"
+
+    def startup_cost(self) -> float:
+        """Seconds until all slots could be working (0 when the workers are up)."""
+        return 0.0 if len(self.procs) == self.slots else self.spawn_estimate
+
+    def warm(self) -> None:
+        """Start missing workers now, without waiting for them."""
+        for s in range(self.slots):
+            if s not in self.procs:
+                self.procs[s] = _Proc(s)
+
+    def is_warm(self) -> bool:
+        """True once a worker has started (reads pending greetings, never blocks)."""
+        for proc in list(self.procs.values()):
+            if not proc.ready and not proc.items:
+                try:
+                    while proc.conn.poll():
+                        msg = pickle.loads(proc.conn.recv_bytes())
+                        if msg[0] == "hello":
+                            self._greet(proc, msg[1])
+                except (EOFError, OSError):  # it died while starting: start another next time
+                    proc.kill()
+                    self.procs.pop(proc.slot, None)
+        return any(p.ready for p in self.procs.values())
+
+    def _greet(self, proc: _Proc, pid: int) -> None:
+        now = time.perf_counter()
+        proc.ready = True
+        proc.name = f"process-{pid}"
+        proc.clock = now
+        self.spawn_estimate = 0.5 * (self.spawn_estimate + (now - proc.started))
+
+    def prepare(self, sim: Any) -> None:
+        self._blob = dumps(sim)
+        self._digest = hashlib.sha256(self._blob).hexdigest()
+
+    def idle(self) -> int:
+        return self.slots - self.busy()
+
+    def busy(self) -> int:
+        return sum(1 for p in self.procs.values() if p.items)
+
+    def submit(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
+        self.warm()
+        proc = next(p for p in self.procs.values() if not p.items)
+        blob = None if self._digest in proc.digests else self._blob
+        proc.items.extend(items)
+        if proc.ready:
+            proc.clock = time.perf_counter()
+        proc.conn.send_bytes(pickle.dumps(("run", self._digest, blob, list(items)), _PROTOCOL))
+        proc.digests.add(self._digest)
+
+    def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
+        events: list[Event] = []
+        now = time.perf_counter()
+        busy = [p for p in self.procs.values() if p.items]
+        if not busy:
+            return events
+        deadlines = [p.clock + timeout for p in busy if timeout is not None and p.ready]
+        limit = wait
+        if deadlines:
+            left = max(0.0, min(deadlines) - now)
+            limit = left if limit is None else min(limit, left)
+        ready = wait_connections([p.conn for p in busy], timeout=limit)
+        for proc in busy:
+            if proc.conn in ready:
+                self._read(proc, events)
+        now = time.perf_counter()
+        for proc in list(self.procs.values()):
+            if timeout is not None and proc.items and proc.ready and now - proc.clock > timeout:
+                self._lose(proc, events, "timeout", timeout)
+        return events
+
+    def _read(self, proc: _Proc, events: list[Event]) -> None:
+        while True:
+            try:
+                if not proc.conn.poll():
+                    return
+                msg = pickle.loads(proc.conn.recv_bytes())
+            except (EOFError, OSError):
+                self._lose(proc, events, "died", None)
+                return
+            now = time.perf_counter()
+            kind = msg[0]
+            if kind == "hello":
+                self._greet(proc, msg[1])
+            elif kind == "loaded":
+                proc.clock = now
+            else:
+                _, idx, payload, seconds = msg
+                sent = proc.clock
+                if proc.items and proc.items[0][0] == idx:
+                    proc.items.popleft()
+                proc.clock = now
+                self.overhead = 0.8 * self.overhead + 0.2 * max(now - sent - seconds, 1e-5)
+                events.append(Event(kind, idx, payload, seconds, proc.name))
+
+    def _lose(self, proc: _Proc, events: list[Event], how: str, timeout: float | None) -> None:
+        """Kill ``proc``: its current point is 'died' or 'timeout', the rest 'requeue'."""
+        code = proc.kill()
+        self.procs.pop(proc.slot, None)
+        items = list(proc.items)
+        proc.items.clear()
+        if not items:
+            return
+        now = time.perf_counter()
+        (idx, _x), rest = items[0], items[1:]
+        if how == "timeout":
+            events.append(Event("timeout", idx, timeout, now - proc.clock, proc.name))
+        else:
+            events.append(Event("died", idx, _exit_text(code), now - proc.clock, proc.name))
+        events.extend(Event("requeue", i, None, 0.0, proc.name) for i, _ in rest)
+
+    def abandon(self) -> None:
+        """Kill the workers that hold points (they are restarted on the next submit)."""
+        for proc in [p for p in self.procs.values() if p.items]:
+            proc.kill()
+            self.procs.pop(proc.slot, None)
+
+    def close(self) -> None:
+        for proc in list(self.procs.values()):
+            try:
+                proc.conn.send_bytes(pickle.dumps(("stop",)))
+            except OSError:
+                pass
+        for proc in list(self.procs.values()):
+            try:
+                proc.popen.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            try:
+                proc.conn.close()
+            except OSError:
+                pass
+        self.procs.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads (and any joblib backend driven from threads)
+
+
+class _Slot:
+    def __init__(self, pool: "ThreadPool", slot: int) -> None:
+        import queue
+
+        self.slot = slot
+        self.generation = 0
+        self.inbox: "queue.Queue" = queue.Queue()
+        self.items: deque = deque()
+        self.clock = 0.0
+        self.name = f"thread-{slot}"
+        self._start(pool)
+
+    def _start(self, pool: "ThreadPool") -> None:
+        import queue
+
+        self.inbox = queue.Queue()
+        gen = self.generation
+        t = threading.Thread(
+            target=pool._thread_loop, args=(self, gen, self.inbox), daemon=True,
+            name=f"simdiff-{self.name}-{gen}",
+        )
+        t.start()
+
+    def retire(self, pool: "ThreadPool") -> None:
+        """Abandon the running thread (it finishes alone, unheard) and start a fresh one."""
+        self.inbox.put(None)
+        self.generation += 1
+        self.items.clear()
+        self._start(pool)
+
+
+class ThreadPool:
+    """``slots`` threads in this process; each evaluates the items it is given in order."""
+
+    kind = "threads"
+    overhead = 5e-5
+
+    def __init__(self, slots: int) -> None:
+        import queue
+
+        self.slots = int(slots)
+        self.events: "queue.Queue" = queue.Queue()
+        self._slots: list[_Slot] = []
+        self._sim: Any = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(slots={self.slots})"
+
+    def startup_cost(self) -> float:
+        return 0.0
+
+    def is_warm(self) -> bool:
+        return True
+
+    def warm(self) -> None:
+        while len(self._slots) < self.slots:
+            self._slots.append(_Slot(self, len(self._slots)))
+
+    def prepare(self, sim: Any) -> None:
+        self._sim = sim
+
+    def idle(self) -> int:
+        return self.slots - self.busy()
+
+    def busy(self) -> int:
+        return sum(1 for s in self._slots if s.items)
+
+    def submit(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
+        self.warm()
+        slot = next(s for s in self._slots if not s.items)
+        slot.items.extend(items)
+        slot.clock = time.perf_counter()
+        slot.inbox.put((self._sim, list(items)))
+
+    def _run_items(self, sim: Any, items: list, report) -> None:
+        for idx, x in items:
+            kind, payload, seconds = run_one(sim, x)
+            if not report(kind, idx, payload, seconds):
+                return  # this thread was abandoned after a time-out: stop
+
+    def _thread_loop(self, slot: _Slot, gen: int, inbox) -> None:
+        def report(kind, idx, payload, seconds, worker=None) -> bool:
+            self.events.put((slot, gen, kind, idx, payload, seconds, worker))
+            return slot.generation == gen
+
+        while True:
+            task = inbox.get()
+            if task is None or slot.generation != gen:
+                return
+            sim, items = task
+            try:
+                self._run_items(sim, items, report)
+            except BaseException as exc:  # noqa: BLE001 - never let a slot thread die silently
+                for idx, _x in items:
+                    report("error", idx, exc, 0.0)
+
+    def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
+        import queue
+
+        events: list[Event] = []
+        if not self.busy():
+            return events
+        now = time.perf_counter()
+        limit = wait
+        if timeout is not None:
+            left = max(0.0, min(s.clock + timeout for s in self._slots if s.items) - now)
+            limit = left if limit is None else min(limit, left)
+        block = True
+        while True:
+            try:
+                msg = self.events.get(block=block, timeout=limit if block else None)
+            except queue.Empty:
+                break
+            block = False
+            slot, gen, kind, idx, payload, seconds, worker = msg
+            if gen != slot.generation:
+                continue  # the answer of an abandoned evaluation
+            if slot.items and slot.items[0][0] == idx:
+                slot.items.popleft()
+            slot.clock = time.perf_counter()
+            events.append(Event(kind, idx, payload, seconds, worker or slot.name))
+        if timeout is not None:
+            now = time.perf_counter()
+            for slot in self._slots:
+                if slot.items and now - slot.clock > timeout:
+                    (idx, _x), rest = slot.items[0], list(slot.items)[1:]
+                    events.append(Event("timeout", idx, timeout, now - slot.clock, slot.name))
+                    events.extend(Event("requeue", i, None, 0.0, slot.name) for i, _ in rest)
+                    slot.retire(self)
+        return events
+
+    def abandon(self) -> None:
+        for slot in self._slots:
+            if slot.items:
+                slot.retire(self)
+
+    def close(self) -> None:
+        for slot in self._slots:
+            slot.inbox.put(None)
+        self._slots.clear()
+
+
+def _is_worker_death(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in type(exc).__mro__}
+    return bool(names & {"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker", "WorkerCrashedError"})
+
+
+class JoblibPool(ThreadPool):
+    """A joblib backend by name (ray, or any registered one), driven from ``slots`` threads."""
+
+    kind = "joblib"
+    overhead = 2e-3
+
+    def __init__(self, slots: int, backend: Any) -> None:
+        super().__init__(slots)
+        self.backend = backend
+
+    def _run_items(self, sim: Any, items: list, report) -> None:
+        import joblib
+
+        blob = dumps(sim)
+        for idx, x in items:
+            try:
+                with joblib.parallel_config(backend=self.backend, n_jobs=self.slots):
+                    ((kind, payload, seconds),) = joblib.Parallel()(
+                        [joblib.delayed(_run_blob)(blob, x)]
+                    )
+            except Exception as exc:  # noqa: BLE001 - the transport failed, not the simulator
+                if _is_worker_death(exc):
+                    report("died", idx, f"worker died ({type(exc).__name__}: {exc})", 0.0)
+                else:
+                    report("error", idx, exc, 0.0)
+                continue
+            if not report(kind, idx, payload, seconds):
+                return
+
+
+def _run_blob(blob: bytes, x: np.ndarray) -> tuple[str, Any, float]:
+    kind, payload, seconds = run_one(pickle.loads(blob), x)
+    payload = _portable_exception(payload) if kind == "error" else _portable_value(payload)
+    return kind, payload, seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# dask.distributed
+
+
+_DASK_STORE = _SimStore()  # in a dask worker process: the simulators it has unpickled
+
+
+def _dask_task(digest: str, blob: bytes, items: list) -> list:
+    """Run in a dask worker: evaluate items, return [(kind, index, payload, seconds, worker)]."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker().address
+    except ValueError:  # pragma: no cover - run outside a worker
+        worker = "dask"
+    sim = _DASK_STORE.get(digest, blob)
+    out = []
+    for idx, x in items:
+        kind, payload, seconds = run_one(sim, x)
+        payload = _portable_exception(payload) if kind == "error" else _portable_value(payload)
+        out.append((kind, idx, payload, seconds, worker))
+    return out
+
+
+class DaskPool:
+    """Tasks on a ``distributed.Client``; at most one per worker thread in flight."""
+
+    kind = "dask"
+    overhead = 5e-3
+
+    def __init__(self, client: Any, slots: int | None = None) -> None:
+        self.client = client
+        self._slots = slots
+        self.futures: dict[Any, tuple[list, float]] = {}
+        self._digest = ""
+        self._blob = b""
+
+    def __repr__(self) -> str:
+        return f"DaskPool({self.client!r}, slots={self.slots})"
+
+    @property
+    def slots(self) -> int:
+        if self._slots:
+            return self._slots
+        try:
+            n = sum(self.client.nthreads().values())
+        except Exception:  # noqa: BLE001 - a scheduler that does not answer: assume one
+            n = 1
+        return max(1, n)
+
+    def startup_cost(self) -> float:
+        return 0.0
+
+    def is_warm(self) -> bool:
+        return True
+
+    def warm(self) -> None:
+        pass
+
+    def prepare(self, sim: Any) -> None:
+        self._blob = dumps(sim)
+        self._digest = hashlib.sha256(self._blob).hexdigest()
+        self._n = self.slots
+
+    def idle(self) -> int:
+        return self._n - len(self.futures)
+
+    def busy(self) -> int:
+        return len(self.futures)
+
+    def submit(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
+        items = list(items)
+        fut = self.client.submit(_dask_task, self._digest, self._blob, items, pure=False)
+        self.futures[fut] = (items, time.perf_counter())
+
+    def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
+        from distributed import wait as dask_wait
+
+        events: list[Event] = []
+        if not self.futures:
+            return events
+        now = time.perf_counter()
+        limit = wait
+        if timeout is not None:
+            left = max(0.0, min(t0 + timeout * len(it) for it, t0 in self.futures.values()) - now)
+            limit = left if limit is None else min(limit, left)
+        try:
+            done, _ = dask_wait(list(self.futures), timeout=limit, return_when="FIRST_COMPLETED")
+        except Exception:  # noqa: BLE001 - distributed raises its TimeoutError on expiry
+            done = [f for f in self.futures if f.done()]
+        for fut in done:
+            items, t0 = self.futures.pop(fut)
+            events.extend(self._collect(fut, items, time.perf_counter() - t0))
+        if timeout is not None:
+            now = time.perf_counter()
+            late = [f for f, (it, t0) in self.futures.items() if now - t0 > timeout * len(it)]
+            if late:
+                self._restart_holders(late)
+            for fut in late:
+                items, t0 = self.futures.pop(fut)
+                fut.cancel()
+                events.append(Event("timeout", items[0][0], timeout, now - t0, "dask"))
+                events.extend(Event("requeue", i, None, 0.0, "dask") for i, _ in items[1:])
+        return events
+
+    def _collect(self, fut: Any, items: list, seconds: float) -> list[Event]:
+        if fut.status == "finished":
+            return [Event(k, i, p, s, w) for k, i, p, s, w in fut.result()]
+        if fut.status == "cancelled":
+            return [Event("requeue", i) for i, _ in items]
+        try:
+            exc = fut.exception()
+        except Exception as e:  # noqa: BLE001 - e.g. the future was lost with the cluster
+            exc = e
+        if _is_worker_death(exc):
+            cause = f"dask worker died while evaluating this point ({type(exc).__name__}: {exc})"
+            return [Event("died", items[0][0], cause, seconds, "dask")] + [
+                Event("requeue", i) for i, _ in items[1:]
+            ]
+        return [Event("error", i, exc, seconds, "dask") for i, _ in items]
+
+    def _restart_holders(self, futures: list) -> None:
+        """Restart the dask workers that are running ``futures`` (hung evaluations)."""
+        keys = {f.key for f in futures}
+        try:
+            processing = self.client.processing()
+        except Exception:  # noqa: BLE001
+            return
+        holders = [w for w, ks in processing.items() if keys & set(ks)]
+        if holders:
+            try:
+                self.client.restart_workers(holders, raise_for_error=False)
+            except Exception:  # noqa: BLE001 - a worker without a nanny cannot be restarted
+                pass
+
+    def abandon(self) -> None:
+        if self.futures:
+            self.client.cancel(list(self.futures))
+        self.futures.clear()
+
+    def close(self) -> None:
+        self.abandon()
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry of kept pools
+
+
+_POOLS: dict[tuple, Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(kind: str, slots: int, backend: str | None = None) -> Any:
+    """The process-wide pool of this kind and size, created on first use and kept warm."""
+    key = (kind, int(slots), backend)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            if kind == "processes":
+                pool = ProcessPool(slots)
+            elif kind == "threads":
+                pool = ThreadPool(slots)
+            else:
+                pool = JoblibPool(slots, backend or "")
+            _POOLS[key] = pool
+        return pool
+
+
+def shutdown_pools() -> None:
+    """Stop every kept worker process and thread (runs at interpreter exit)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        try:
+            pool.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(shutdown_pools)
+
+
+def timeout_error(index: int, seconds: float) -> EvaluationTimeout:
+    """The cause recorded for an evaluation stopped at its time-out."""
+    return EvaluationTimeout(
+        f"evaluation of point {index} ran longer than timeout={seconds!r} s and was stopped "
+        "(its worker was killed and replaced)",
+        index=index,
+    )

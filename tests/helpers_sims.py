@@ -1,0 +1,186 @@
+"""Simulators for the Evaluator tests, in an importable module so worker processes can load them.
+
+Each misbehaves in one known way. State that must survive across processes (how often a point
+was tried, how many evaluations ran) lives in files under a directory the test gives.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import simdiff as sd
+
+
+def quad(x):
+    """f(x) = sum(x**2) + sum(x)**3 / 3, a plain function with known gradient."""
+    return float(np.sum(x**2) + np.sum(x) ** 3 / 3.0)
+
+
+def quad_grad(x):
+    return 2 * x + np.sum(x) ** 2
+
+
+def vec3(x):
+    """R^n -> R^3 with inexact floating-point arithmetic (bit-equality means something)."""
+    return np.array([np.sin(x).sum(), np.exp(x[0]) * np.cos(x[-1]), np.sum(x * np.arange(1, x.size + 1)) / 7.0])
+
+
+def _tick(directory: str, name: str) -> int:
+    """Append one line to directory/name and return how many lines it now has (atomic enough
+    for one writer at a time per point)."""
+    path = Path(directory) / name
+    with open(path, "a") as fh:
+        fh.write("x\n")
+    return sum(1 for _ in open(path))
+
+
+def _point_name(x) -> str:
+    return np.asarray(x).tobytes().hex()[:40]
+
+
+class Busy(sd.Simulator):
+    """A CPU-bound quadratic that spins for `seconds` (pure Python loop)."""
+
+    name = "busy"
+
+    def __init__(self, seconds: float = 0.03) -> None:
+        self.seconds = seconds
+
+    def evaluate(self, x):
+        end = time.perf_counter() + self.seconds
+        acc = 0.0
+        while time.perf_counter() < end:
+            for j in range(200):
+                acc += j * 1e-12
+        return float(np.sum(x**2)) + 0.0 * acc
+
+
+class Counting(sd.Simulator):
+    """vec3, writing one line per evaluation to directory/'evals' (counted across processes)."""
+
+    name = "counting"
+
+    def __init__(self, directory: str, scale: float = 1.0) -> None:
+        self.directory = directory
+        self.scale = scale
+
+    def evaluate(self, x):
+        _tick(self.directory, "evals")
+        return self.scale * vec3(x)
+
+
+class ExitAtK(sd.Simulator):
+    """Counts evaluations in directory/'evals'; the k-th calls os._exit(17) (kills its process)."""
+
+    name = "exit_at_k"
+
+    def __init__(self, directory: str, k: int) -> None:
+        self.directory = directory
+        self.k = k
+
+    def evaluate(self, x):
+        if _tick(self.directory, "evals") == self.k:
+            os._exit(17)
+        return vec3(x)
+
+
+class Flaky(sd.Simulator):
+    """Raises on the first `fails` attempts at every point, then returns quad(x)."""
+
+    name = "flaky"
+
+    def __init__(self, directory: str, fails: int = 1) -> None:
+        self.directory = directory
+        self.fails = fails
+
+    def evaluate(self, x):
+        if _tick(self.directory, _point_name(x)) <= self.fails:
+            raise RuntimeError("flaky failure")
+        return quad(x)
+
+
+class RaiseAt(sd.Simulator):
+    """quad(x), but raises ValueError where x[0] > threshold."""
+
+    name = "raise_at"
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def evaluate(self, x):
+        if x[0] > self.threshold:
+            raise ValueError(f"bad region x[0]={x[0]!r}")
+        return quad(x)
+
+
+class NaNAt(sd.Simulator):
+    """quad(x), but NaN where x[0] > threshold."""
+
+    name = "nan_at"
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def evaluate(self, x):
+        if x[0] > self.threshold:
+            return float("nan")
+        return quad(x)
+
+
+class DieAt(sd.Simulator):
+    """quad(x), but its process dies (os._exit) where x[0] > threshold: the first `times`
+    times at that point (counted in directory), or always when times is None."""
+
+    name = "die_at"
+
+    def __init__(self, threshold: float, directory: str, times: int | None = None,
+                 how: str = "exit") -> None:
+        self.threshold = threshold
+        self.directory = directory
+        self.times = times
+        self.how = how
+
+    def evaluate(self, x):
+        if x[0] > self.threshold:
+            n = _tick(self.directory, _point_name(x))
+            if self.times is None or n <= self.times:
+                if self.how == "segv":
+                    import ctypes
+
+                    ctypes.string_at(0)  # a real segmentation fault
+                os._exit(3)
+        time.sleep(0.02)  # slow enough that a pool is worth it
+        return quad(x)
+
+
+class SleepAt(sd.Simulator):
+    """quad(x) after `base` seconds; where x[0] > threshold it sleeps `hang` seconds instead."""
+
+    name = "sleep_at"
+
+    def __init__(self, threshold: float, hang: float = 30.0, base: float = 0.0) -> None:
+        self.threshold = threshold
+        self.hang = hang
+        self.base = base
+
+    def evaluate(self, x):
+        time.sleep(self.hang if x[0] > self.threshold else self.base)
+        return quad(x)
+
+
+class Pid(sd.Simulator):
+    """Returns its process id (to see where evaluations ran) as a float, plus sum(x)."""
+
+    name = "pid"
+    prefer = None
+
+    def __init__(self, seconds: float = 0.02) -> None:
+        self.seconds = seconds
+
+    def evaluate(self, x):
+        time.sleep(self.seconds)
+        return np.array([float(os.getpid()), float(np.sum(x))])
