@@ -1,0 +1,216 @@
+"""The ``subprocess`` adapter against a small "legacy" program written by the tests.
+
+The program reads an input deck, refuses a < 0 (exit 3, message on stderr), and reports
+f1 = a² + 3b and f2 = b·sin(a) in the way the test asks: stdout, a file, labelled lines, JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import simdiff as sd
+
+LEGACY = r'''
+import json, math, os, subprocess, sys, time
+
+vals = {}
+for line in open("deck.inp"):
+    if "=" in line and not line.startswith("#"):
+        key, value = line.split("=", 1)
+        vals[key.strip()] = float(value)
+a, b = vals["a"], vals["b"]
+mode = sys.argv[1]
+json.dump(sys.argv[2:], open("argv.json", "w"))
+if a < 0:
+    print("reading deck.inp", file=sys.stderr)
+    print("boom: a must be >= 0", file=sys.stderr)
+    sys.exit(3)
+f1, f2 = a ** 2 + 3 * b, math.sin(a) * b
+if mode == "stdout":
+    print(f"step1 done\nf1 {f1!r} f2 {f2!r}")
+elif mode == "file":
+    open("out.txt", "w").write(f"{f1!r}\n{f2!r}\n")
+elif mode == "regex":
+    print(f"iterations: 12\nF1 = {f1!r}\nF2 = {f2!r}")
+elif mode == "json":
+    json.dump({"result": {"f1": f1, "f2": [f2]}}, open("out.json", "w"))
+elif mode == "one":
+    print(f1)
+elif mode == "hang":
+    code = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "open('child.pid', 'w').write(str(os.getpid())); time.sleep(300)")
+    subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(300)
+'''
+
+DECK = 'a = {a}\nb = {b}\n# not inputs, left alone: {"c": {c}, "ab": {ab}}\n'
+
+
+def truth(x):
+    a, b = x
+    return np.array([a ** 2 + 3 * b, math.sin(a) * b])
+
+
+def truth_jac(x):
+    a, b = x
+    return np.array([[2 * a, 3.0], [math.cos(a) * b, math.sin(a)]])
+
+
+@pytest.fixture
+def legacy(tmp_path):
+    prog = tmp_path / "legacy.py"
+    prog.write_text(LEGACY)
+    runs = tmp_path / "runs"
+
+    def make(mode="stdout", *extra_args, **cfg):
+        cfg.setdefault("files", {"deck.inp": DECK})
+        cfg.setdefault("outputs", ["f1", "f2"])
+        return sd.load("subprocess", command=[sys.executable, str(prog), mode, *extra_args],
+                       inputs=["a", "b"], workdir=str(runs), **cfg)
+
+    make.runs = runs
+    return make
+
+
+def rundirs(runs: Path) -> list[Path]:
+    return sorted(runs.iterdir()) if runs.exists() else []
+
+
+X = np.array([0.1 + 0.2, 1.0 / 3.0])  # values whose decimal forms are long: repr must round-trip
+A, B = (repr(float(v)) for v in X)  # "0.30000000000000004", "0.3333333333333333"
+
+
+@pytest.mark.parametrize("mode, parse", [
+    ("stdout", None),
+    ("file", {"file": "out.txt"}),
+    ("regex", {"regex": r"F1 = (\S+)\s+F2 = (\S+)"}),
+    ("regex", {"regex": [r"^F1 = (\S+)$", r"^F2 = (\S+)$"]}),
+    ("json", {"json": "out.json", "keys": ["result.f1", "result.f2.0"]}),
+])
+def test_every_parse_mode_returns_the_exact_values(legacy, mode, parse):
+    sim = legacy(mode, parse=parse)
+    out = sim(X)
+    # repr(float) written, float() read back: the program saw X to the last bit
+    assert out.tolist() == truth(X).tolist()
+    assert rundirs(legacy.runs) == [], "keep='failed': the work dir goes after a success"
+
+
+def test_jacobian_of_the_executable_matches_the_analytic_one(legacy):
+    J, info = sd.jacobian(legacy("file", parse={"file": "out.txt"}), [0.7, 2.0], full_output=True)
+    np.testing.assert_allclose(J, truth_jac([0.7, 2.0]), rtol=1e-6)
+    assert info.nfev == 4
+
+
+def test_only_input_placeholders_are_filled_and_arguments_reach_the_program_literally(legacy, tmp_path):
+    pwned = tmp_path / "PWNED"
+    args = [f"; touch {pwned}", f"$(touch {pwned})", "`id`", "{a}", "{b}{"]
+    sim = legacy("stdout", *args, keep="always")
+    sim(X)
+    assert not pwned.exists(), "no shell ran the arguments"
+    (wd,) = rundirs(legacy.runs)
+    assert json.loads((wd / "argv.json").read_text()) == args[:3] + [A, B + "{"]
+    deck = (wd / "deck.inp").read_text()
+    assert deck == f'a = {A}\nb = {B}\n# not inputs, left alone: {{"c": {{c}}, "ab": {{ab}}}}\n'
+
+
+def test_a_failing_run_raises_with_exit_code_stderr_tail_and_the_kept_workdir(legacy):
+    sim = legacy("stdout")
+    with pytest.raises(sd.SimulationError) as err:
+        sim(np.array([-1.0, 1.0]))
+    e = err.value
+    assert e.returncode == 3 and "boom: a must be >= 0" in e.stderr_tail
+    assert "exited with code 3" in str(e) and "boom: a must be >= 0" in str(e)
+    (wd,) = rundirs(legacy.runs)
+    assert e.workdir == str(wd) and str(wd) in str(e)
+    assert (wd / "deck.inp").read_text().startswith("a = -1.0\n"), "the failed run's deck is kept"
+    # through a derivative call: the Evaluator's SimulationError names the point and the cause
+    with pytest.raises(sd.SimulationError) as err2:
+        sd.jacobian(sim, [-1.0, 1.0])
+    assert err2.value.point is not None and isinstance(err2.value.cause, sd.SimulationError)
+    assert err2.value.cause.returncode == 3
+
+
+def test_keep_never_and_always(legacy):
+    with pytest.raises(sd.SimulationError, match="removed"):
+        legacy("stdout", keep="never")(np.array([-1.0, 1.0]))
+    assert rundirs(legacy.runs) == []
+    legacy("stdout", keep="always")(X)
+    assert len(rundirs(legacy.runs)) == 1
+
+
+def test_timeout_kills_the_whole_process_group_including_a_child_ignoring_sigterm(legacy):
+    sim = legacy("hang", timeout=2.0, grace=0.5)
+    with pytest.raises(sd.EvaluationTimeout, match="timed out after 2 s") as err:
+        sim(X)
+    assert isinstance(err.value, sd.SimulationError)
+    pid_file = Path(err.value.workdir) / "child.pid"
+    assert pid_file.exists(), "the child had started"
+    pid = int(pid_file.read_text())
+    for _ in range(100):  # the kernel may take a moment to reap it
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(pid), f"child {pid} that ignores SIGTERM survived the time-out"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, waiting for a reaper) counts as dead
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "/tmp/abs.txt", "sub/../../escape.txt", ".."])
+def test_a_template_path_leaving_the_workdir_is_refused(legacy, path):
+    with pytest.raises(sd.ConfigError, match="would leave the work directory"):
+        legacy(files={"deck.inp": DECK, path: "x"})
+
+
+def test_a_path_that_stays_inside_is_fine(legacy):
+    sim = legacy("stdout", files={"deck.inp": DECK, "sub/../notes/extra.txt": "{a}"}, keep="always")
+    sim(X)
+    (wd,) = rundirs(legacy.runs)
+    assert (wd / "notes" / "extra.txt").read_text() == A
+
+
+def test_unparsable_output_is_a_simulation_failure(legacy):
+    with pytest.raises(sd.SimulationError, match=r"found 1 value\(s\)"):
+        legacy("one")(X)
+    with pytest.raises(sd.SimulationError, match="cannot be parsed"):
+        legacy("stdout", parse={"file": "missing.txt"})(X)
+    assert len(rundirs(legacy.runs)) == 2
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"command": "legacy --run"}, "argv list"),
+    ({"parse": {"xml": "out.xml"}}, "not understood"),
+    ({"parse": {"regex": r"F1 = (\S+)"}}, "yields 1 value"),
+    ({"keep": "sometimes"}, "keep must be one of"),
+    ({"timeout": 0}, "timeout must be"),
+])
+def test_bad_configuration_is_refused(legacy, cfg, match):
+    with pytest.raises(sd.ConfigError, match=match):
+        if "command" in cfg:
+            sd.load("subprocess", inputs=["a"], **cfg)
+        else:
+            legacy(**cfg)
+
+
+def test_pickles_and_prefers_threads(legacy):
+    sim = legacy("stdout")
+    assert sim.prefer == "threads" and sim.complex_safe is False
+    clone = pickle.loads(pickle.dumps(sim))
+    assert clone(X).tolist() == truth(X).tolist()
