@@ -7,7 +7,10 @@ the stencil weights. The options are the same everywhere:
 method : "central" (default, order 2), "forward", "backward" (order 1), "five-point"
     (central, order 4), "complex" (complex step, order 2, no cancellation).
 order : accuracy order of the stencil: 2, 4, 6, 8 for central, 1..8 for forward/backward.
-step : None (the scheme's optimal step c·ε^(1/(p+d))·max(1, |x_j|), see ``steps.py``), or
+step : None (the scheme's optimal step c·ε^(1/(p+d))·max(1, |x_j|), see ``steps.py``),
+    "adaptive" (a per-coordinate step search with Richardson-type error estimates, see
+    ``adaptive.py``; central pairs for "central"/"five-point", one-sided nodes for
+    "forward"/"backward"; "complex" keeps the complex step, which needs no search), or
     absolute steps: a float or an array (n,).
 rel_step : steps relative to |x_j| (rel_step itself where x_j = 0).
 bounds : None or (lower, upper); no planned point leaves the box. Defaults to the simulator's
@@ -30,7 +33,8 @@ import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, OutputError
 from .evaluate import resolve_evaluator
-from .plan import Plan, assemble, needs_center, plan_direction, plan_partials
+from .adaptive import adaptive_directional
+from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .simulator import Simulator, as_simulator
 from .stencils import METHODS, scheme
 from .steps import base_steps, normalize_bounds
@@ -144,6 +148,57 @@ def _prepare(f, x, method, order, step, rel_step, bounds, vectorized, n_jobs, ba
     return sim, st, box, ev, method
 
 
+ADAPTIVE = "adaptive"
+_SIDES = {"central": 0, "five-point": 0, "forward": 1, "backward": -1}
+
+
+def _is_adaptive(step: Any, rel_step: Any, order: Any, method: str) -> bool:
+    """True for step="adaptive" (checked against the options it cannot be combined with)."""
+    if not isinstance(step, str):
+        return False
+    if step != ADAPTIVE:
+        raise ArgumentError(
+            f"step must be None, a positive float, an array of positive floats or 'adaptive'; "
+            f"got {step!r}"
+        )
+    if rel_step is not None:
+        raise ArgumentError(f"give step='adaptive' or rel_step=, not both (got rel_step={rel_step!r})")
+    if order is not None:
+        raise ArgumentError(
+            f"order: step='adaptive' chooses the order itself; got order={order!r} (allowed: None)"
+        )
+    return method != "complex"  # the complex step is at the rounding level already
+
+
+def _adaptive_partials(sim, x, box, ev, method):
+    """step="adaptive" for every partial derivative: (D (n, m), E (n, m), nfev, failures,
+    steps (n,), schemes, scalar). Fixed coordinates (lower == upper) get 0."""
+    n = x.shape[0]
+    lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
+    free = np.flatnonzero(lo != hi)
+    nfev = 0
+    if len(free) == 0:
+        batch = ev.evaluate(sim, x[None, :])
+        m = batch.values.shape[1]
+        return (np.zeros((n, m)), np.zeros((n, m)), batch.nfev, [], np.zeros(n),
+                ["fixed"] * n, batch.scalar)
+    Dl, El, nfev, failures, st, sch, scalar = adaptive_directional(
+        sim, x, np.eye(n)[free], np.maximum(1.0, np.abs(x[free])), (lo - x)[free],
+        (hi - x)[free], ev, side=_SIDES[method])
+    m = Dl.shape[1]
+    D, E, steps = np.zeros((n, m)), np.zeros((n, m)), np.zeros(n)
+    D[free], E[free], steps[free] = Dl, El, st
+    schemes = ["fixed"] * n
+    for k, j in enumerate(free):
+        schemes[j] = sch[k]
+    return D, E, nfev, failures, steps, schemes, scalar
+
+
+def _adaptive_info(E, nfev, steps, schemes, method, failures) -> Info:
+    return Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
+                schemes=schemes, fixed=[j for j, s in enumerate(schemes) if s == "fixed"])
+
+
 def _info(E, nfev, plan, method, failures, shape=None) -> Info:
     steps = plan.steps
     info = Info(
@@ -171,8 +226,17 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
     J : ndarray (m, n), or ``(J, info)`` with ``full_output=True``; info.error is (m, n).
     """
     x = as_point(x)
+    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    if adaptive or (isinstance(step, str) and method == "complex"):
+        step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
                                         n_jobs, backend, evaluator)
+    if adaptive:
+        D, E, nfev, failures, steps, schemes, _ = _adaptive_partials(sim, x, box, ev, method)
+        J = np.ascontiguousarray(D.T)
+        if not full_output:
+            return J
+        return J, _adaptive_info(np.ascontiguousarray(E.T), nfev, steps, schemes, method, failures)
     h = base_steps(x, st, step, rel_step)
     plan = plan_partials(x, st, h, box)
     D, E, nfev, failures, _ = _run(sim, plan, ev, method)
@@ -216,19 +280,25 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
             "(use simdiff.gradient or simdiff.jacobian for several variables)"
         )
     xa = as_point(np.reshape(np.asarray(x, dtype=float) if not np.iscomplexobj(x) else x, (1,)))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    if adaptive or (isinstance(step, str) and method == "complex"):
+        step = None
     sim, st, box, ev, method = _prepare(f, xa, method, order, step, rel_step, bounds, vectorized,
                                         n_jobs, backend, evaluator,
                                         scalar_input=not isinstance(f, Simulator))
-    h = base_steps(xa, st, step, rel_step)
-    plan = plan_partials(xa, st, h, box)
-    D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
+    if adaptive:
+        D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method)
+        info = _adaptive_info(E, nfev, steps, schemes, method, failures)
+    else:
+        h = base_steps(xa, st, step, rel_step)
+        plan = plan_partials(xa, st, h, box)
+        D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
+        info = _info(E, nfev, plan, method, failures)
     value = float(D[0, 0]) if scalar else D[0].copy()
     if not full_output:
         return value
-    err = float(E[0, 0]) if scalar else E[0].copy()
-    info = _info(E, nfev, plan, method, failures)
-    info.error = err
-    info.step = float(plan.steps[0])
+    info.error = float(E[0, 0]) if scalar else E[0].copy()
+    info.step = float(info.step[0])
     return value, info
 
 
@@ -246,6 +316,9 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
     v = as_point(v, "v") if np.any(np.asarray(v, dtype=float) != 0) else np.asarray(v, dtype=float)
     if v.shape != x.shape:
         raise ArgumentError(f"v must have the shape of x, {x.shape}; got shape {v.shape}")
+    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    if adaptive or (isinstance(step, str) and method == "complex"):
+        step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
                                         n_jobs, backend, evaluator)
     norm = float(np.linalg.norm(v))
@@ -260,6 +333,16 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
     scale = float(max(1.0, np.max(np.abs(x[moved]))))
     if np.ndim(step) not in (0,) or np.ndim(rel_step) not in (0,):
         raise ArgumentError(f"step/rel_step for jvp must be a single float (the step along v); got step={step!r}, rel_step={rel_step!r}")
+    if adaptive:
+        t_lo, t_hi = direction_range(x, u, box)
+        D, E, nfev, failures, steps, schemes, _ = adaptive_directional(
+            sim, x, u[None, :], np.array([scale]), np.array([t_lo]), np.array([t_hi]), ev,
+            side=_SIDES[method])
+        out = D[0] * norm
+        if not full_output:
+            return out
+        info = _adaptive_info(E[0] * norm, nfev, float(steps[0]), schemes, method, failures)
+        return out, info
     h = float(base_steps(np.array([scale]), st, step, rel_step, scale=np.array([scale]))[0])
     plan = plan_direction(x, u, st, h, box, scale)
     D, E, nfev, failures, _ = _run(sim, plan, ev, method)

@@ -211,14 +211,28 @@ def plan_partials(x: np.ndarray, st: Stencil | None, h: np.ndarray,
 
 
 def _keep_inside(pl: Placement, xj: float, lo: float, hi: float) -> Placement:
-    # Realizing a shrunk step can round it up by an ulp past the bound; step back inside.
-    tmin, tmax = pl.stencil.width
+    # Realizing a shrunk step can round a node past the bound by an ulp of x_j; step h back
+    # by that spacing until every node, computed as _stencil_term computes it, lies inside.
     h = pl.h
-    for _ in range(4):
-        if xj + tmin * h >= lo and xj + tmax * h <= hi:
+    for _ in range(16):
+        nodes = [xj + (((xj + t * h) - xj) / h) * h for t in pl.stencil.offsets]
+        if min(nodes) >= lo and max(nodes) <= hi:
             break
-        h = np.nextafter(h, 0.0)
+        tmax = max(abs(t) for t in pl.stencil.offsets)
+        h = h - max(np.spacing(max(abs(v) for v in nodes)), np.spacing(h)) / tmax
     return replace(pl, h=h)
+
+
+def direction_range(x: np.ndarray, u: np.ndarray,
+                    bounds: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, float]:
+    """The interval [t_lo, t_hi] of t for which x + t·u stays inside the bounds."""
+    if bounds is None:
+        return -np.inf, np.inf
+    lo, hi = bounds
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(u > 0, (hi - x) / u, np.where(u < 0, (lo - x) / u, np.inf))
+        dn = np.where(u > 0, (x - lo) / u, np.where(u < 0, (x - hi) / u, np.inf))
+    return -float(np.min(dn)), float(np.min(up))
 
 
 def plan_direction(x: np.ndarray, u: np.ndarray, st: Stencil | None, h: float,
@@ -231,13 +245,7 @@ def plan_direction(x: np.ndarray, u: np.ndarray, st: Stencil | None, h: float,
         term = Term(np.array([r]), np.array([1.0]), np.array([1.0]), h, 1, 2, 1.0 / 6.0,
                     "complex", scale)
         return Plan(x, pts.array(), [term], complex_step=True)
-    t_lo, t_hi = -np.inf, np.inf
-    if bounds is not None:
-        lo, hi = bounds
-        with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.where(u > 0, (hi - x) / u, np.where(u < 0, (lo - x) / u, np.inf))
-            dn = np.where(u > 0, (x - lo) / u, np.where(u < 0, (x - hi) / u, np.inf))
-        t_hi, t_lo = float(np.min(up)), -float(np.min(dn))
+    t_lo, t_hi = direction_range(x, u, bounds)
     pl = place(st, 0.0, h, t_lo, t_hi)
     if pl.stencil is None:
         return Plan(x, np.empty((0, n)), [_fixed_term()], [pl])

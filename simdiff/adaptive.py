@@ -1,0 +1,299 @@
+"""step="adaptive": a per-direction step search on nested, equally spaced central stencils.
+
+The rule
+--------
+Along each direction u_r (a coordinate, or the direction of a jvp) with scale
+s_r = max(1, |x_j|), the search evaluates pairs f(x ± t·h_r·u_r) at t = 1, 2, 3, 4 with a
+power-of-two unit step h_r ≈ 2^-6·s_r. Powers of two make every offset x_j ± t·h_r exact in
+floating point, so the Fornberg weights of every node set are exact rationals, shared by all
+directions with the same pattern.
+
+From the node pairs 0 < t_1 < ... < t_K evaluated so far, every window of consecutive pairs
+W = {t_i, ..., t_k} (at least two pairs) gives a central estimate D_W of order 2|W| (Fornberg
+1988). Its error is estimated as
+
+    E_W = |D_W − D_W'| + c_r · ε · ‖w_W ⊙ F_W‖₂ ,
+
+where W' is W without its largest pair (the Richardson difference: D_W' is the estimate of
+one order less, so the difference is the size of its leading error term, an upper bound of
+the error of D_W when the estimates converge) and the second term is the rounding of the
+values (ε = 2^-52) carried through the weights, taken as a statistical (root-sum-square)
+sum; c_r = ``ROUNDING_FACTOR`` was calibrated so that the estimates cover the true error on
+the zoo of ``tests/test_error_estimates.py``. The estimate with the smallest E_W is returned.
+
+The search: after each round a direction whose best estimate is dominated by truncation and
+uses the smallest pair is continued with the stencil halved, t·h/2 for t = 1..4 (two of its
+four pairs are old, so a round costs 4 new evaluations); one dominated by rounding that uses
+the largest pair, and whose error is still above ``TARGET``·|D|, is continued with the stencil
+doubled (again 4 new evaluations). A direction stops when its estimated error has stopped
+falling (by a factor 2 over the round), when neither move applies, or after ``MAX_ROUNDS``.
+Each round is one batch for the Evaluator, all directions together.
+
+This is Richardson extrapolation on nested stencils, as numdifftools (Brodtkorb) and
+scipy.differentiate do it, with equally spaced nodes at a large step instead of a long
+geometric sequence: the spread of the nodes sets the rounding amplification, so equal spacing
+reaches the rounding floor with fewer evaluations (8 for most smooth functions).
+
+Bounds: when the pairs do not fit inside the box, the direction uses one-sided nodes
+t = 1..6 towards the side with more room, plus f(x), with the same windows (f(x) always in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from .plan import PointSet
+from .steps import EPS
+
+__all__ = ["adaptive_directional", "ROUNDING_FACTOR", "TARGET", "MAX_ROUNDS", "UNIT_STEP"]
+
+#: Multiplier of the root-sum-square rounding term (see the module docstring).
+ROUNDING_FACTOR = 3.0
+#: A direction whose relative error estimate is below this is not refined for rounding.
+TARGET = 1e-14
+#: Rounds of the search at most (the first one included).
+MAX_ROUNDS = 6
+#: The first unit step, relative to max(1, |x_j|); rounded to a power of two.
+UNIT_STEP = 2.0**-6
+#: Relative truncation above which the estimates have not converged at all; the step then
+#: jumps down by JUMP.
+GARBAGE = 1e-2
+JUMP = 16
+#: Pairs of a central level (t = 1..4) and nodes of a one-sided level (t = 1..6).
+CENTRAL_LEVEL = (1, 2, 3, 4)
+ONE_SIDED_LEVEL = (1, 2, 3, 4, 5, 6)
+
+
+@lru_cache(maxsize=4096)
+def _weights(nodes: tuple, side: int) -> tuple:
+    """Exact first-derivative weights on the node set (units of h).
+
+    side 0: ``nodes`` are the positive halves of pairs ±t and the weights returned are those of
+    +t (the weight of −t is its negative). side ±1: ``nodes`` are one-sided offsets and f(x) is
+    added at 0; the weight of f(x) comes first.
+    """
+    from .stencils import _weights_exact
+
+    if side == 0:
+        full = tuple(v for t in nodes for v in (t, -t))
+        w = _weights_exact(full, 1, Fraction(0))
+        return tuple(float(w[2 * i]) for i in range(len(nodes)))
+    full = (Fraction(0),) + tuple(side * t for t in nodes)
+    return tuple(float(v) for v in _weights_exact(full, 1, Fraction(0)))
+
+
+@dataclass
+class _Direction:
+    """The search state of one direction."""
+
+    side: int  # 0 central, +1 forward, -1 backward
+    h: float  # unit step (a power of two unless shrunk to fit bounds)
+    level: Fraction = Fraction(1)  # the current stencil is level·h·(1..4)
+    nodes: dict = field(default_factory=dict)  # Fraction t -> (row+, row-) or (row,)
+    best: float = np.inf
+    done: bool = False
+    history: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+
+
+def _level_nodes(d: _Direction) -> list:
+    base = CENTRAL_LEVEL if d.side == 0 else ONE_SIDED_LEVEL
+    return [d.level * t for t in base]
+
+
+def _fits(d: _Direction, ts, lo: float, hi: float) -> bool:
+    tmax = max(ts) * d.h
+    if d.side == 0:
+        return -tmax >= lo and tmax <= hi
+    return (d.side * tmax >= lo) and (d.side * tmax <= hi)
+
+
+def _start(s: float, lo: float, hi: float, side: int = 0) -> _Direction:
+    """The first level of a direction: central pairs if they fit (and side is 0), else
+    one-sided nodes towards ``side`` (or the side with more room), shrunk to fit if needed."""
+    h = float(2.0 ** np.round(np.log2(UNIT_STEP * s)))
+    if side == 0:
+        d = _Direction(0, h)
+        if _fits(d, CENTRAL_LEVEL, lo, hi):
+            return d
+        side = 1 if hi >= -lo else -1
+    d = _Direction(side, h)
+    if not _fits(d, ONE_SIDED_LEVEL, lo, hi):
+        other = _Direction(-side, h)
+        if _fits(other, ONE_SIDED_LEVEL, lo, hi):
+            return other
+        room_side = 1 if hi >= -lo else -1
+        room = hi if room_side > 0 else -lo
+        d = _Direction(room_side, float(room / max(ONE_SIDED_LEVEL)))
+    return d
+
+
+def _add_points(pts: PointSet, x, u, d: _Direction, ts) -> None:
+    for t in ts:
+        if t in d.nodes:
+            continue
+        off = float(t) * d.h * u
+        if d.side == 0:
+            d.nodes[t] = (pts.add(x + off), pts.add(x - off))
+        else:
+            d.nodes[t] = (pts.add(x + d.side * off),)
+
+
+def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None):
+    """Every window's value, error and parts for direction d: lists over windows.
+
+    Returns (values (W, m), errors (W, m), truncation (W, m), rounding (W, m), windows).
+    """
+    ts = sorted(t for t, rows in d.nodes.items() if ok[list(rows)].all())
+    vals, errs, truncs, rounds, wins = [], [], [], [], []
+    if d.side != 0 and (center is None or not ok[center]):
+        return vals, errs, truncs, rounds, wins
+    prev = {}
+    for i in range(len(ts)):
+        for k in range(i, len(ts)):
+            win = tuple(ts[i:k + 1])
+            D, R = _window_value(d, win, F, center)
+            prev[win] = D
+            if k == i and d.side == 0:
+                continue  # a single pair is order 2, kept only as the reference of longer windows
+            ref = prev.get(win[:-1])
+            if ref is None:
+                continue
+            trunc = np.abs(D - ref)
+            vals.append(D)
+            truncs.append(trunc)
+            rounds.append(R)
+            errs.append(trunc + R)
+            wins.append(win)
+    return vals, errs, truncs, rounds, wins
+
+
+def _window_value(d: _Direction, win: tuple, F: np.ndarray, center: int | None):
+    w = np.asarray(_weights(win, d.side))
+    if d.side == 0:
+        rows_p = [d.nodes[t][0] for t in win]
+        rows_m = [d.nodes[t][1] for t in win]
+        Fp, Fm = F[rows_p], F[rows_m]
+        D = w @ (Fp - Fm) / d.h
+        R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ (Fp**2 + Fm**2)) / d.h
+        return D, R
+    rows = [center] + [d.nodes[t][0] for t in win]
+    Fr = F[rows]
+    D = w @ Fr / d.h
+    R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ (Fr**2)) / d.h
+    return D, R
+
+
+def _plan_move(d: _Direction, move: str) -> None:
+    """Set d.pending to the nodes the move adds (see the module docstring)."""
+    ts = sorted(d.nodes)
+    if move == "jump":
+        d.level = ts[0] / JUMP
+        d.pending = _level_nodes(d)
+    elif move == "shrink":
+        d.pending = [ts[0] / 2]
+    else:
+        d.pending = [ts[-1] * Fraction(3, 2)]
+
+
+def _move(d: _Direction, win, trunc, rnd, val, lo, hi) -> str | None:
+    """The next move of a direction from its best window: "jump", "shrink", "grow" or None."""
+    all_ts = sorted(d.nodes)
+    t, r, v = float(np.max(trunc)), float(np.max(rnd)), float(np.max(np.abs(val)))
+    if t > GARBAGE * v and t > 100 * r:
+        return "jump"  # no convergence at all: the step is far too large
+    if t + r <= TARGET * v:
+        return None
+    if t > r and win[0] == all_ts[0]:
+        return "shrink"
+    if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * Fraction(3, 2)], lo, hi):
+        return "grow"
+    return None
+
+
+def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
+                         t_lo: np.ndarray, t_hi: np.ndarray, evaluator, side: int = 0):
+    """Adaptive first derivatives of ``sim`` at x along the rows of U (r, n).
+
+    ``scale`` (r,) is the size s_r of the step scale, ``[t_lo, t_hi]`` the range of the offset t
+    along u_r that keeps x + t·u_r inside the bounds (±inf without bounds); ``side`` +1 or −1
+    asks for one-sided nodes (forward or backward differences), 0 for central pairs. Each
+    round of the search is one ``evaluator.evaluate(sim, X)`` call.
+
+    Returns
+    -------
+    D (r, m), E (r, m), nfev, failures (list of dicts), steps (r,), schemes (list of str),
+    scalar (bool: the simulator returned floats).
+    """
+    r, n = U.shape
+    dirs = [_start(scale[i], t_lo[i], t_hi[i], side) for i in range(r)]
+    pts = PointSet(n)
+    center = pts.add(x) if any(d.side != 0 for d in dirs) else None
+    for i, d in enumerate(dirs):
+        _add_points(pts, x, U[i], d, _level_nodes(d))
+    F = None
+    ok = np.zeros(0, dtype=bool)
+    nfev, failures, scalar = 0, [], True
+    done_rows = 0
+    best = [None] * r
+    for rnd in range(MAX_ROUNDS):
+        X = pts.array()[done_rows:]
+        if len(X):
+            batch = evaluator.evaluate(sim, X)
+            nfev += batch.nfev
+            scalar = batch.scalar
+            for f in batch.failures:
+                fd = f.as_dict() if hasattr(f, "as_dict") else dict(f)
+                fd["index"] = fd.get("index", 0) + done_rows
+                failures.append(fd)
+            vals = np.real(batch.values)
+            F = vals if F is None else np.vstack([F, vals])
+            ok = np.concatenate([ok, batch.ok])
+            done_rows += len(X)
+        grow = False
+        for i, d in enumerate(dirs):
+            if d.done:
+                continue
+            vals_i, errs, truncs, rounds, wins = _estimates(d, F, ok, center)
+            if not wins:
+                d.done = True
+                continue
+            errs_a = np.array(errs)
+            score = errs_a.max(axis=1)  # the direction's choice uses its worst output
+            j = int(np.argmin(score))
+            best[i] = (np.array(vals_i), errs_a, j, wins[j])
+            improved = score[j] < d.best / 2
+            d.history.append(float(score[j]))
+            d.best = min(d.best, float(score[j]))
+            move = _move(d, wins[j], truncs[j], rounds[j], vals_i[j], t_lo[i], t_hi[i])
+            if rnd == MAX_ROUNDS - 1 or move is None or (rnd > 0 and not improved and move != "jump"):
+                d.done = True
+                continue
+            _plan_move(d, move)
+            _add_points(pts, x, U[i], d, d.pending)
+            grow = True
+        if not grow:
+            break
+    m = F.shape[1] if F is not None else 1
+    D = np.full((r, m), np.nan)
+    E = np.full((r, m), np.nan)
+    steps = np.zeros(r)
+    schemes = []
+    for i, d in enumerate(dirs):
+        if best[i] is None:
+            schemes.append("adaptive (failed)")
+            failures.append({"entry": i, "reason": "too few points survived for any stencil"})
+            continue
+        vals_i, errs_a, j, win = best[i]
+        pick = np.argmin(errs_a, axis=0)  # per output, the window with the least error
+        D[i] = vals_i[pick, np.arange(m)]
+        E[i] = errs_a[pick, np.arange(m)]
+        steps[i] = float(win[0]) * d.h
+        kind = {0: "central", 1: "forward", -1: "backward"}[d.side]
+        schemes.append(f"adaptive {kind}, order {2 * len(win) if d.side == 0 else len(win)}, "
+                       f"nodes {[float(t) * d.h for t in win]}")
+    return D, E, nfev, failures, steps, schemes, scalar
