@@ -579,7 +579,7 @@ class Evaluator:
 
     @staticmethod
     def _parallel_seconds(pool: Any, r: int, t: float) -> float:
-        return math.ceil(r / pool.slots) * (t + pool.overhead / 1)
+        return math.ceil(r / pool.slots) * (t + pool.overhead)
 
     # -- the batch ---------------------------------------------------------------------------
 
@@ -650,16 +650,24 @@ class _Run:
         self.stop = False
         self.progress: Any = None
         self.slots = 1
+        # the Evaluator's timings, and those of the kept pool (shared by every Evaluator using it)
+        self.timings: list[dict] = [ev._seconds]
 
     # -- bookkeeping -------------------------------------------------------------------------
 
     @property
     def seconds(self) -> float | None:
-        return self.ev._seconds.get(self.ident)
+        """Seconds per evaluation of this simulator, as measured so far (None: never timed)."""
+        for memory in self.timings:
+            if self.ident in memory:
+                return memory[self.ident]
+        return None
 
     def _timed(self, seconds: float) -> None:
-        old = self.ev._seconds.get(self.ident)
-        self.ev._seconds[self.ident] = seconds if old is None else 0.7 * old + 0.3 * seconds
+        old = self.seconds
+        new = seconds if old is None else 0.7 * old + 0.3 * seconds
+        for memory in self.timings:
+            memory[self.ident] = new
 
     def _logged(self, i: int, status: str, value: Any, seconds: float, worker: str, error: Any = None) -> None:
         self.nfev += 1
@@ -780,10 +788,13 @@ class _Run:
         prepared = False
         if pool is not None:
             self.slots = pool.slots
+            self.timings.append(pool.timings)
         try:
             while self.queue or (pool is not None and pool.busy()):
                 if self.stop:
                     self.queue.clear()
+                    if pool is None or not pool.busy():
+                        break
                 if self.queue and (pool is None or not pool.busy()) and self._inline_wins(pool, inline_ok):
                     i = self.queue.popleft()
                     e = self._inline(i, guarded=pool is not None)

@@ -257,6 +257,7 @@ class ProcessPool:
     def __init__(self, slots: int) -> None:
         self.slots = int(slots)
         self.procs: dict[int, _Proc] = {}
+        self.timings: dict[str, float] = {}  # simulator fingerprint -> seconds per evaluation
         self.spawn_estimate = 0.5
         self._digest = ""
         self._blob = b""
@@ -448,6 +449,7 @@ class ThreadPool:
         self.events: "queue.Queue" = queue.Queue()
         self._slots: list[_Slot] = []
         self._sim: Any = None
+        self.timings: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(slots={self.slots})"
@@ -621,6 +623,7 @@ class DaskPool:
         self.client = client
         self._slots = slots
         self.futures: dict[Any, tuple[list, float]] = {}
+        self.timings: dict[str, float] = {}
         self._digest = ""
         self._blob = b""
 

@@ -20,6 +20,11 @@ def quad(x):
     return float(np.sum(x**2) + np.sum(x) ** 3 / 3.0)
 
 
+def quad_c(x):
+    """sum(x**2) + sum(x)**3 / 3, complex-safe (complex x gives complex output)."""
+    return np.sum(x**2) + np.sum(x) ** 3 / 3.0
+
+
 def quad_grad(x):
     return 2 * x + np.sum(x) ** 2
 
@@ -74,16 +79,25 @@ class Counting(sd.Simulator):
 
 
 class ExitAtK(sd.Simulator):
-    """Counts evaluations in directory/'evals'; the k-th calls os._exit(17) (kills its process)."""
+    """Counts evaluations in directory/'evals'; the k-th ends the run: os._exit(17) of its own
+    process (how="self"), or SIGKILL of the process that started this worker (how="parent")."""
 
     name = "exit_at_k"
 
-    def __init__(self, directory: str, k: int) -> None:
+    def __init__(self, directory: str, k: int, how: str = "self", sleep: float = 0.0) -> None:
         self.directory = directory
         self.k = k
+        self.how = how
+        self.sleep = sleep
 
     def evaluate(self, x):
+        time.sleep(self.sleep)
         if _tick(self.directory, "evals") == self.k:
+            if self.how == "parent":
+                import signal
+
+                os.kill(os.getppid(), signal.SIGKILL)
+                time.sleep(5)
             os._exit(17)
         return vec3(x)
 
@@ -138,11 +152,12 @@ class DieAt(sd.Simulator):
     name = "die_at"
 
     def __init__(self, threshold: float, directory: str, times: int | None = None,
-                 how: str = "exit") -> None:
+                 how: str = "exit", sleep: float = 0.02) -> None:
         self.threshold = threshold
         self.directory = directory
         self.times = times
         self.how = how
+        self.sleep = sleep
 
     def evaluate(self, x):
         if x[0] > self.threshold:
@@ -153,7 +168,7 @@ class DieAt(sd.Simulator):
 
                     ctypes.string_at(0)  # a real segmentation fault
                 os._exit(3)
-        time.sleep(0.02)  # slow enough that a pool is worth it
+        time.sleep(self.sleep)  # by default slow enough that a pool is worth it
         return quad(x)
 
 
