@@ -14,7 +14,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from simdiff.errors import ConfigError, SimulationError
 from simdiff.host import hookimpl
@@ -45,6 +44,8 @@ class _ODEModel(Simulator):
     prefer = "processes"
 
     def _solve(self, rhs, t_end, y0, events=None):
+        from scipy.integrate import solve_ivp  # here: keeps `simdiff adapters` fast
+
         sol = solve_ivp(
             rhs, (0.0, t_end), y0, method="DOP853", rtol=self.rtol, atol=self.atol, events=events
         )

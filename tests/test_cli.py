@@ -1,0 +1,136 @@
+"""The ``simdiff`` command end to end, in a subprocess (``python -m simdiff``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+AT = "speed=20,angle=0.6,drag=0"
+G = 9.81
+
+
+def simdiff(*args, env_extra=None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "SIMDIFF_DISABLE_PLUGINS"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "simdiff", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def range_jac(v, th, g=G):
+    return np.array([2 * v * np.sin(2 * th) / g, 2 * v * v * np.cos(2 * th) / g])
+
+
+def test_adapters_lists_name_description_plugin_version():
+    run = simdiff("adapters")
+    assert run.returncode == 0, run.stderr
+    lines = {line.split()[0]: line for line in run.stdout.splitlines()[2:]}
+    assert {"projectile", "pendulum", "python", "subprocess", "mujoco"} <= set(lines)
+    assert "physics" in lines["projectile"] and "Point mass" in lines["projectile"]
+    rows = json.loads(simdiff("adapters", "--json").stdout)
+    proj = next(r for r in rows if r["name"] == "projectile")
+    assert proj["plugin"] == "physics" and proj["version"] and proj["description"]
+
+
+def test_jacobian_json_matches_the_closed_form():
+    run = simdiff("jacobian", "projectile", "--at", AT, "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["inputs"] == ["speed", "angle", "drag"]
+    assert out["outputs"] == ["range", "max_height", "flight_time"]
+    J = np.array(out["jacobian"])
+    assert J.shape == (3, 3) and np.array(out["error"]).shape == (3, 3)
+    np.testing.assert_allclose(J[0, :2], range_jac(20.0, 0.6), rtol=1e-6)
+    assert out["nfev"] == 6 and out["method"] == "central" and len(out["step"]) == 3
+    assert out["failures"] == []
+
+
+def test_jacobian_table():
+    run = simdiff("jacobian", "projectile", "--at", "speed=20", "--at", "angle=0.6,drag=0.05",
+                  "--method", "five-point")
+    assert run.returncode == 0, run.stderr
+    text = run.stdout
+    assert "method five-point, 12 evaluations" in text
+    header = next(line for line in text.splitlines() if line.startswith("d/d"))
+    assert header.split()[1:] == ["speed", "angle", "drag"]
+    assert sum(line.startswith(("range", "max_height", "flight_time")) for line in text.splitlines()) == 3
+    assert text.count("±") == 9
+
+
+def test_gradient_with_set_values_parsed_as_json():
+    run = simdiff("gradient", "projectile", "--at", AT, "--set", 'outputs=["range"]',
+                  "--set", "g=1.62", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["config"] == {"outputs": ["range"], "g": 1.62}
+    np.testing.assert_allclose(out["gradient"][:2], range_jac(20.0, 0.6, g=1.62), rtol=1e-6)
+
+
+def test_set_values_that_are_not_json_stay_strings_and_bare_at_values():
+    run = simdiff("gradient", "python", "--set", "function=numpy:prod", "--at", "2,3,5", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["config"] == {"function": "numpy:prod"}
+    np.testing.assert_allclose(out["gradient"], [15.0, 10.0, 6.0], rtol=1e-8)
+
+
+def test_subprocess_adapter_from_the_command_line(tmp_path):
+    prog = "print(3 * float(open('deck.inp').read()) ** 2)"
+    args = ["--set", "command=" + json.dumps([sys.executable, "-c", prog]),
+            "--set", 'inputs=["a"]', "--set", 'files={"deck.inp": "{a}"}',
+            "--set", f"workdir={tmp_path}"]
+    run = simdiff("gradient", "subprocess", *args, "--at", "a=2", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["gradient"] == pytest.approx([12.0], rel=1e-6)
+    failing = ["--set", "command=" + json.dumps([sys.executable, "-c", "import sys; sys.exit('deck broken')"]),
+               "--set", 'inputs=["a"]', "--set", f"workdir={tmp_path}"]
+    run = simdiff("gradient", "subprocess", *failing, "--at", "a=2")
+    assert run.returncode == 1
+    assert "exited with code 1" in run.stderr and "deck broken" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("args, reason", [
+    ([], "required: COMMAND"),
+    (["jacobian", "projectile"], "required: --at"),
+    (["jacobian", "projectil", "--at", AT], "no adapter named 'projectil'; known adapters: "),
+    (["jacobian", "projectile", "--at", "speed=20,angle=0.6"], "missing value(s) for drag"),
+    (["jacobian", "projectile", "--at", AT + ",wind=3"], "unknown input 'wind'"),
+    (["jacobian", "projectile", "--at", "speed=fast,angle=0.6,drag=0"], "'fast' for 'speed' is not a number"),
+    (["jacobian", "projectile", "--at", AT, "--set", "gravity=1"], "no configuration key 'gravity'"),
+    (["jacobian", "projectile", "--at", AT, "--set", "g"], "expected KEY=VALUE"),
+    (["jacobian", "projectile", "--at", AT, "--method", "sideways"], "invalid choice: 'sideways'"),
+    (["jacobian", "projectile", "--at", AT, "--step", "-1"], "step"),
+    (["gradient", "projectile", "--at", AT], "gradient needs a single output"),
+    (["gradient", "python", "--set", "function=nowhere:f", "--at", "1"], "cannot import module 'nowhere'"),
+])
+def test_bad_usage_exits_2_with_one_line(args, reason):
+    run = simdiff(*args)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simdiff: error: "), run.stderr
+    assert reason in lines[0]
+
+
+def test_a_failed_simulation_exits_1_without_traceback():
+    run = simdiff("jacobian", "projectile", "--at", "speed=0,angle=0.6,drag=0")
+    assert run.returncode == 1
+    assert "simulation failed" in run.stderr and "speed must be > 0" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_disabled_plugin_is_reported_as_unknown_with_the_reason():
+    run = simdiff("jacobian", "projectile", "--at", AT, env_extra={"SIMDIFF_DISABLE_PLUGINS": "physics"})
+    assert run.returncode == 2
+    assert "blocked by SIMDIFF_DISABLE_PLUGINS: physics" in run.stderr
+
+
+def test_help_has_examples():
+    for args in (["--help"], ["jacobian", "--help"]):
+        run = simdiff(*args)
+        assert run.returncode == 0
+        assert "examples:" in run.stdout and "simdiff jacobian projectile --at" in run.stdout
