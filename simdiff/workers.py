@@ -161,6 +161,7 @@ class _SimStore:
 def serve(fd: int) -> None:
     """The loop of a worker process: receive tasks on socket ``fd``, stream results back."""
     conn = Connection(fd)
+    os.environ["SIMDIFF_WORKER"] = "1"  # a simulator may ask where it runs
 
     def send(msg: tuple) -> None:
         try:
