@@ -21,6 +21,7 @@ from .simulator import Simulator, as_simulator
 from .evaluate import Batch, Evaluator, SerialEvaluator
 from .host import AdapterInfo, adapter_info, available, hookimpl, load, register_plugin
 from .differentiate import derivative, gradient, jacobian, jvp
+from .check import CheckReport, check_gradient, check_jacobian, relative_error
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,7 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "Batch",
+    "CheckReport",
     "Evaluator",
     "BoundsError",
     "ConfigError",
@@ -48,8 +50,11 @@ __all__ = [
     "Simulator",
     "UnknownAdapterError",
     "as_simulator",
+    "check_gradient",
+    "check_jacobian",
     "derivative",
     "gradient",
     "jacobian",
     "jvp",
+    "relative_error",
 ]

@@ -1,0 +1,513 @@
+"""Gradient checking: is a hand-written derivative right, and if not, where and how is it wrong?
+
+``check_gradient(f, grad, x)`` and ``check_jacobian(f, jac, x)`` compare an analytical derivative
+with simdiff's numerical one and return a ``CheckReport``:
+
+* ``relative_error`` = ‖A − N‖ / (‖A‖ + ‖N‖) over the entries that count (``relative_error``;
+  0 when both norms are below 1e-10), A analytical, N numerical;
+* ``entry_error``, the worst single entry: e_ij = max(|A_ij − N_ij| − κ·E_ij, 0) /
+  max(|A_ij| + |N_ij|, δ·T), where E_ij is the numerical side's own error estimate, κ = 4,
+  T the root mean square of |A_ij| + |N_ij| and δ = 1e-2. The norm alone hides a 0.1 % error in
+  one small entry of a large Jacobian; e_ij does not, and the floor δ·T keeps entries that are
+  zero up to rounding from counting as 100 % wrong;
+* ``verdict`` from max(relative_error, entry_error): "excellent" < 1e-7 ≤ "ok" < 1e-5 ≤
+  "suspicious" < 1e-3 ≤ "bug"; ``passed`` when it is below ``tol`` (1e-5). An entry is
+  *mismatched* when e_ij ≥ tol;
+* per-entry ``abs_error``, ``rel_error`` (|A−N|/(|A|+|N|)), the numerical ``fd_error`` and ``step``;
+  ``worst`` (entries worst first) and ``hints`` (``simdiff.diagnose``: sign, factor, transposed,
+  shifted, batch summed, permuted, or the entries named).
+
+The numerical side is ``simdiff.jacobian`` / ``simdiff.gradient`` with ``NUMERICAL_DEFAULTS``
+(central differences of order 6: truncation O(h⁶), error ~1e-11 on smooth f, four orders below
+the "excellent" threshold) unless the caller passes ``method``/``order``/``step``; every other
+option (``n_jobs``, ``evaluator``, ``bounds``, ``vectorized`` …) goes through unchanged.
+
+Non-smooth points. Only when some entries mismatch (``nonsmooth="suspects"``, the default;
+"all" always, "off" never), the one-sided derivatives D⁺ (``method="forward"``) and D⁻
+(``"backward"``), both of order 4, are computed in two more batches. Where
+|D⁺ − D⁻| > κ·(E⁺ + E⁻) + 1e-6·(|D⁺| + |D⁻|), f has a kink along x_j; if A_ij lies between
+D⁻ and D⁺ (a one-sided value or a subgradient), the entry is reported as "f is not smooth at
+x[j]", warned about (``NonSmoothWarning``) and kept out of the verdict; otherwise it still counts.
+
+``points=k`` checks at k random points x + spread·max(1, |x|)·u, u uniform in [−1, 1]ⁿ
+(perturbations of both signs; ``seed``), and reports the worst point.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import differentiate as _d
+from .diagnose import Hint, diagnose
+from .errors import ArgumentError, ArgumentTypeError
+
+__all__ = [
+    "relative_error",
+    "check_gradient",
+    "check_jacobian",
+    "CheckReport",
+    "Entry",
+    "Kink",
+    "NonSmoothWarning",
+    "verdict_for",
+    "NUMERICAL_DEFAULTS",
+    "VERDICTS",
+]
+
+#: How the numerical side is computed when the caller names no method/order/step.
+NUMERICAL_DEFAULTS: dict[str, Any] = {"method": "central", "order": 6}
+#: Verdict names and their upper thresholds on max(relative_error, entry_error).
+VERDICTS = (("excellent", 1e-7), ("ok", 1e-5), ("suspicious", 1e-3), ("bug", np.inf))
+DEFAULT_TOL = 1e-5
+KAPPA = 4.0          # a mismatch must exceed this many finite-difference error estimates
+FLOOR = 1e-2         # per-entry denominator floor, relative to the typical entry T
+ONE_SIDED_ORDER = 4  # accuracy order of D⁺ and D⁻ for the non-smooth test
+NONSMOOTH = ("suspects", "all", "off")
+_NUMERIC_OPTIONS = ("method", "order", "step", "rel_step")
+
+
+class NonSmoothWarning(UserWarning):
+    """f is not differentiable at (or within a step of) the checked point in some input."""
+
+
+def relative_error(a: Any, b: Any) -> float:
+    """‖a − b‖ / (‖a‖ + ‖b‖) with 2-norms over all entries; 0.0 when both norms are below 1e-10.
+
+    Symmetric, between 0 (equal) and 1 (opposite, or one of them zero); a factor c between a and
+    b gives |c − 1| / (|c| + 1), a sign flip gives 1.
+    """
+    try:
+        a = np.asarray(a, dtype=float)
+        b = np.asarray(b, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"relative_error needs two float arrays; got {a!r} and {b!r}") from None
+    if a.shape != b.shape:
+        raise ArgumentError(f"relative_error needs a and b of the same shape; got {a.shape} and {b.shape}")
+    na, nb = float(np.linalg.norm(a.ravel())), float(np.linalg.norm(b.ravel()))
+    if na < 1e-10 and nb < 1e-10:
+        return 0.0
+    return float(np.linalg.norm((a - b).ravel()) / (na + nb))
+
+
+def verdict_for(err: float) -> str:
+    """The verdict name for an error (see ``VERDICTS``); NaN is a "bug"."""
+    for name, upper in VERDICTS:
+        if err < upper:
+            return name
+    return "bug"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of the comparison. ``index`` is j (gradient) or (i, j) (Jacobian)."""
+
+    index: Any
+    label: str
+    analytical: float
+    numerical: float
+    abs_error: float
+    rel_error: float
+    fd_error: float
+    step: float
+    score: float
+    status: str  # "mismatch", "ok", "non-smooth", "not computed"
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A non-smooth entry: the derivatives from the right and the left differ."""
+
+    index: Any
+    label: str
+    right: float
+    left: float
+    analytical: float
+    excused: bool  # analytical lies between them: kept out of the verdict
+
+    @property
+    def message(self) -> str:
+        head = (f"f is not smooth at {self.label}: its derivative is {self.right:.6g} from the "
+                f"right and {self.left:.6g} from the left")
+        if self.excused:
+            return head + f"; analytical {self.analytical:.6g} lies between them (kept out of the verdict)"
+        return head + (f", and analytical {self.analytical:.6g} lies outside them "
+                       "(still counted as a mismatch)")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(eq=False)
+class CheckReport:
+    """The outcome of ``check_gradient`` / ``check_jacobian`` (see the module docstring).
+
+    Arrays have the shape of the derivative: (n,) for a gradient, (m, n) for a Jacobian.
+    With ``points=k`` the fields are those of the worst point; ``reports`` holds every point's
+    report and ``points`` the points (k, n).
+    """
+
+    kind: str
+    x: np.ndarray
+    numerical: np.ndarray
+    analytical: np.ndarray
+    abs_error: np.ndarray
+    rel_error: np.ndarray
+    fd_error: np.ndarray
+    step: np.ndarray
+    mismatched: np.ndarray
+    relative_error: float
+    entry_error: float
+    tol: float
+    entries: list = field(repr=False)
+    hints: list = field(default_factory=list)
+    nonsmooth: list = field(default_factory=list)
+    method: str = ""
+    nfev: int = 0
+    max_rows: int = 10
+    points: np.ndarray | None = field(default=None, repr=False)
+    reports: list = field(default_factory=list, repr=False)
+    point_index: int = 0
+
+    @property
+    def error(self) -> float:
+        """max(relative_error, entry_error): what the verdict and ``passed`` are decided on."""
+        return float(max(self.relative_error, self.entry_error))
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.error < self.tol)
+
+    @property
+    def verdict(self) -> str:
+        return verdict_for(self.error)
+
+    @property
+    def worst(self) -> list:
+        """The entries, worst first (mismatched ones before the others)."""
+        return self.entries
+
+    @property
+    def worst_entry(self) -> Entry:
+        return self.entries[0]
+
+    @property
+    def hint(self) -> str | None:
+        """The first hint's message, or None when nothing is mismatched."""
+        return self.hints[0].message if self.hints else None
+
+    @property
+    def kinds(self) -> list[str]:
+        return [h.kind for h in self.hints]
+
+    def __bool__(self) -> bool:  # a report is truthy when the check passed
+        return self.passed
+
+    def summary(self) -> str:
+        word = {"excellent": "EXCELLENT", "ok": "OK", "suspicious": "SUSPICIOUS", "bug": "BUG"}[self.verdict]
+        n_bad = int(self.mismatched.sum())
+        return (f"check_{self.kind}: {word} — relative error {self.relative_error:.2e}, "
+                f"worst entry {self.entry_error:.2e} (tol {self.tol:g}); "
+                f"{n_bad} of {self.mismatched.size} entries mismatched")
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        if self.reports and len(self.reports) > 1:
+            lines.append(f"checked at {len(self.reports)} points; the worst is point "
+                         f"{self.point_index}:")
+            for k, r in enumerate(self.reports):
+                lines.append(f"  point {k}: {r.verdict:<10} error {r.error:.2e}  x = {_fmt_x(r.x)}")
+        lines.append(f"x = {_fmt_x(self.x)}")
+        for h in self.hints:
+            lines.append(f"hint: {h.message}")
+        for k in self.nonsmooth:
+            lines.append(f"note: {k.message}")
+        lines.append(f"numerical side: {self.method}, {self.nfev} evaluations; 'fd err' is its "
+                     "own error estimate")
+        lines.append(_table(self.entries[: self.max_rows]))
+        rest = self.entries[self.max_rows:]
+        if rest:
+            bad = sum(e.status == "mismatch" for e in rest)
+            lines.append(f"  … {len(rest)} more entries" + (f" ({bad} of them mismatched)" if bad
+                                                            else ", all within tolerance"))
+        return "\n".join(lines)
+
+
+def _fmt_x(x: np.ndarray) -> str:
+    return np.array2string(np.asarray(x), precision=4, separator=", ", threshold=8)
+
+
+def _table(entries: Sequence[Entry]) -> str:
+    head = ("entry", "", "analytical", "numerical", "abs err", "rel err", "fd err", "step")
+    rows = [head]
+    mark = {"mismatch": "✗", "ok": "", "non-smooth": "kink", "not computed": "n/a"}
+    for e in entries:
+        rows.append((e.label, mark[e.status], f"{e.analytical: .10e}", f"{e.numerical: .10e}",
+                     f"{e.abs_error:.1e}", f"{e.rel_error:.1e}", f"{e.fd_error:.1e}", f"{e.step:.1e}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
+    return "\n".join("  " + "  ".join(r[c].ljust(widths[c]) if c < 2 else r[c].rjust(widths[c])
+                                      for c in range(len(head))).rstrip() for r in rows)
+
+
+# -- the public checks ---------------------------------------------------------------------
+
+def check_gradient(f: Any, grad: Any, x: Any, *, tol: float = DEFAULT_TOL, points: int | None = None,
+                   seed: Any = None, spread: float = 1.0, nonsmooth: str = "suspects",
+                   inputs: Sequence[str] | None = None, max_rows: int = 10,
+                   **opts: Any) -> CheckReport:
+    """Compare ``grad(x)`` (shape (n,)) with the numerical gradient of f: R^n -> R at x.
+
+    Parameters
+    ----------
+    f : callable or Simulator returning a float (or an array of size 1).
+    grad : callable x -> ndarray (n,), the analytical gradient; an array is accepted for a
+        single-point check.
+    x : array_like (n,).
+    tol : the error below which the check passes (default 1e-5).
+    points, seed, spread : check at ``points`` random points x + spread·max(1, |x|)·u,
+        u ~ U[−1, 1]ⁿ, instead of x alone.
+    nonsmooth : "suspects" (one-sided test of the mismatched entries), "all", or "off".
+    inputs : names of the entries of x (default: ``f.inputs`` when f has them).
+    max_rows : rows of the table ``str(report)`` shows.
+    **opts : options of ``simdiff.gradient`` (method, order, step, n_jobs, evaluator, bounds, …).
+
+    Returns
+    -------
+    CheckReport — see the module docstring for every field and the rules behind them.
+    """
+    return _check("gradient", f, grad, x, tol=tol, points=points, seed=seed, spread=spread,
+                  nonsmooth=nonsmooth, inputs=inputs, outputs=None, max_rows=max_rows, opts=opts)
+
+
+def check_jacobian(f: Any, jac: Any, x: Any, *, tol: float = DEFAULT_TOL, points: int | None = None,
+                   seed: Any = None, spread: float = 1.0, nonsmooth: str = "suspects",
+                   inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                   max_rows: int = 10, **opts: Any) -> CheckReport:
+    """Compare ``jac(x)`` (shape (m, n)) with the numerical Jacobian of f: R^n -> R^m at x.
+
+    Parameters as for ``check_gradient``; ``outputs`` names the entries of f(x) (default:
+    ``f.outputs``). A ``jac`` that returns the (n, m) transpose is refused with a message saying so.
+    """
+    return _check("jacobian", f, jac, x, tol=tol, points=points, seed=seed, spread=spread,
+                  nonsmooth=nonsmooth, inputs=inputs, outputs=outputs, max_rows=max_rows, opts=opts)
+
+
+def _check(kind, f, deriv, x, *, tol, points, seed, spread, nonsmooth, inputs, outputs, max_rows, opts):
+    x = _d.as_point(x)
+    arg = "grad" if kind == "gradient" else "jac"
+    _check_options(tol, nonsmooth, max_rows, opts)
+    if not callable(deriv):
+        if points is not None:
+            raise ArgumentTypeError(f"{arg} must be a callable x -> ndarray when points= is given "
+                                    f"(it is evaluated at every point); got {type(deriv).__name__}")
+        fixed = deriv
+        deriv = lambda _x: fixed  # noqa: E731 - a precomputed derivative at the one point
+    inputs = _names(inputs if inputs is not None else getattr(f, "inputs", None), x.size, "inputs")
+    out_names = outputs if outputs is not None else getattr(f, "outputs", None)
+    ctx = dict(kind=kind, f=f, deriv=deriv, arg=arg, tol=tol, nonsmooth=nonsmooth, inputs=inputs,
+               outputs=out_names, max_rows=max_rows, opts=opts)
+    if points is None:
+        report = _check_at(x, **ctx)
+        report.reports = [report]
+        report.points = x[None, :]
+    else:
+        X = _random_points(x, points, seed, spread, opts.get("bounds", getattr(f, "bounds", None)))
+        reports = [_check_at(p, **ctx) for p in X]
+        k = int(np.argmax([r.error if np.isfinite(r.error) else np.inf for r in reports]))
+        report = replace(reports[k], reports=reports, points=X, point_index=k,
+                         nfev=sum(r.nfev for r in reports),
+                         nonsmooth=[kk for r in reports for kk in r.nonsmooth])
+    if report.nonsmooth:
+        warnings.warn("; ".join(dict.fromkeys(k.message for k in report.nonsmooth)),
+                      NonSmoothWarning, stacklevel=3)
+    return report
+
+
+def _check_options(tol, nonsmooth, max_rows, opts):
+    if not isinstance(tol, (int, float)) or not (0 < tol < 1):
+        raise ArgumentError(f"tol must be a float in (0, 1); got {tol!r}")
+    if nonsmooth not in NONSMOOTH:
+        raise ArgumentError(f"nonsmooth must be one of {', '.join(map(repr, NONSMOOTH))}; got {nonsmooth!r}")
+    if not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+        raise ArgumentError(f"max_rows must be a positive int; got {max_rows!r}")
+    allowed = [p for p in inspect.signature(_d.jacobian).parameters if p not in ("f", "x", "full_output")]
+    for key in opts:
+        if key not in allowed:
+            raise ArgumentError(f"unknown option {key}={opts[key]!r}; allowed: tol, points, seed, spread, "
+                                f"nonsmooth, inputs, outputs, max_rows, and the options of "
+                                f"simdiff.jacobian: {', '.join(allowed)}")
+
+
+def _names(names, size, what):
+    if names is None:
+        return None
+    names = [str(s) for s in names]
+    if len(names) != size:
+        raise ArgumentError(f"{what} must name every entry: {size} names needed; got {len(names)} ({names!r})")
+    return names
+
+
+def _random_points(x, points, seed, spread, bounds):
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
+        raise ArgumentError(f"points must be a positive int (how many random points to check); got {points!r}")
+    if not isinstance(spread, (int, float)) or not spread > 0:
+        raise ArgumentError(f"spread must be a positive float; got {spread!r}")
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"seed must be None, an int or a numpy Generator; got {seed!r}") from None
+    X = x + spread * np.maximum(1.0, np.abs(x)) * rng.uniform(-1.0, 1.0, size=(int(points), x.size))
+    if bounds is not None:
+        lo, hi = (np.broadcast_to(np.asarray(b, dtype=float), x.shape) for b in bounds)
+        X = np.clip(X, lo, hi)
+    return X
+
+
+# -- one point -------------------------------------------------------------------------------
+
+def _numerical(kind, f, x, opts, **override):
+    """The numerical derivative as (m, n) with its info, through the public functions."""
+    o = dict(opts)
+    if override:
+        o = {k: v for k, v in o.items() if k not in ("method", "order")}
+        o.update(override)
+    elif not any(k in o for k in _NUMERIC_OPTIONS):
+        o.update(NUMERICAL_DEFAULTS)
+    if kind == "gradient":
+        g, info = _d.gradient(f, x, full_output=True, **o)
+        return g[None, :], np.asarray(info.error, dtype=float)[None, :], info
+    J, info = _d.jacobian(f, x, full_output=True, **o)
+    return J, np.asarray(info.error, dtype=float), info
+
+
+def _analytical(deriv, x, arg, kind, m, n):
+    out = deriv(x.copy())
+    if np.iscomplexobj(out):
+        raise ArgumentTypeError(f"{arg} must return real values; got a complex array at x = {_fmt_x(x)}")
+    try:
+        A = np.asarray(out, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{arg} must return an array of floats; got {type(out).__name__} {out!r}") from None
+    if kind == "gradient":
+        if A.shape == (n,) or (A.size == n and A.ndim <= 2 and max(A.shape, default=1) == n):
+            return A.reshape(1, n)
+        raise ArgumentError(f"{arg} returned an array of shape {A.shape} at x = {_fmt_x(x)}; allowed: "
+                            f"shape ({n},), one entry per input")
+    if A.shape == (m, n) or (A.ndim <= 1 and A.size == m * n and 1 in (m, n)):
+        return A.reshape(m, n)
+    if A.shape == (n, m):
+        raise ArgumentError(f"{arg} returned an array of shape {A.shape} at x = {_fmt_x(x)}; allowed: "
+                            f"shape ({m}, {n}) (outputs × inputs) — it looks transposed: return "
+                            f"J[i, j] = ∂f_i/∂x_j, not its transpose")
+    raise ArgumentError(f"{arg} returned an array of shape {A.shape} at x = {_fmt_x(x)}; allowed: "
+                        f"shape ({m}, {n}) (f has {m} outputs and {n} inputs)")
+
+
+def _scores(A, N, E, use, tol):
+    """Per-entry scores e_ij (module docstring) and the typical entry size T."""
+    scale = np.abs(A) + np.abs(N)
+    T = float(np.sqrt(np.mean(scale[use] ** 2))) if use.any() else 0.0
+    if np.linalg.norm(A[use]) < 1e-10 and np.linalg.norm(N[use]) < 1e-10 and np.isfinite(A[use]).all():
+        return np.zeros_like(A), T
+    excess = np.maximum(np.abs(A - N) - KAPPA * E, 0.0)
+    score = excess / np.maximum(scale, max(FLOOR * T, 1e-10))
+    score = np.where(np.isfinite(A), score, np.inf)
+    return np.where(use, score, 0.0), T
+
+
+def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_rows, opts):
+    N, E, info = _numerical(kind, f, x, opts)
+    m, n = N.shape
+    out_names = None if kind == "gradient" else _names(outputs, m, "outputs")
+    A = _analytical(deriv, x, arg, kind, m, n)
+    steps = np.broadcast_to(np.asarray(info.step, dtype=float), (n,))
+    nfev = int(info.nfev)
+
+    def in_label(j):
+        return f"x[{j}]" + (f" '{inputs[j]}'" if inputs else "")
+
+    def out_label(i):
+        return f"f[{i}]" + (f" '{out_names[i]}'" if out_names else "")
+
+    def entry_label(ij):
+        i, j = ij
+        if kind == "gradient":
+            return in_label(j)
+        if inputs or out_names:
+            return f"J[{i},{j}] ∂{out_names[i] if out_names else f'f[{i}]'}/∂{inputs[j] if inputs else f'x[{j}]'}"
+        return f"J[{i},{j}]"
+
+    computed = np.isfinite(N)
+    use = computed.copy()
+    score, T = _scores(A, N, E, use, tol)
+    mism = score >= tol
+    kinks: list[Kink] = []
+    excused = np.zeros_like(mism)
+    if nonsmooth == "all" or (nonsmooth == "suspects" and mism.any()):
+        Fp, Ep, ip = _numerical(kind, f, x, opts, method="forward", order=ONE_SIDED_ORDER)
+        Fm, Em, im = _numerical(kind, f, x, opts, method="backward", order=ONE_SIDED_ORDER)
+        nfev += int(ip.nfev) + int(im.nfev)
+        jump = np.abs(Fp - Fm)
+        size = np.abs(Fp) + np.abs(Fm)
+        kink = computed & (jump > KAPPA * (Ep + Em) + 1e-6 * size + 1e-9 * T)
+        if nonsmooth == "suspects":
+            kink &= mism
+        lo, hi = np.minimum(Fp, Fm), np.maximum(Fp, Fm)
+        slack = KAPPA * (Ep + Em) + tol * size + 1e-9 * T
+        between = (A >= lo - slack) & (A <= hi + slack)
+        excused = kink & between
+        for i, j in np.argwhere(kink):
+            label = in_label(j) + ("" if kind == "gradient" else f" (output {out_label(i)})")
+            kinks.append(Kink(index=int(j) if kind == "gradient" else (int(i), int(j)), label=label,
+                              right=float(Fp[i, j]), left=float(Fm[i, j]), analytical=float(A[i, j]),
+                              excused=bool(excused[i, j])))
+        if excused.any():
+            use = computed & ~excused
+            score, T = _scores(A, N, E, use, tol)
+            mism = score >= tol
+    rel_err_total = relative_error(A[use], N[use]) if np.isfinite(A[use]).all() else np.inf
+    entry_error = float(score.max(initial=0.0))
+    d = np.abs(A - N)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(np.abs(A) + np.abs(N) < 1e-10, 0.0, d / (np.abs(A) + np.abs(N)))
+    hints = diagnose(A, N, E, mism, use, entry_label, in_label, out_label, kind == "gradient") if mism.any() else []
+    hints += [Hint("nonsmooth", k.message, (k.index,)) for k in kinks if not k.excused]
+    entries = _entries(A, N, d, rel, E, steps, score, mism, excused, computed, entry_label, kind)
+    shape = (n,) if kind == "gradient" else (m, n)
+    method = _describe_method(info, opts)
+    return CheckReport(
+        kind=kind, x=x, numerical=N.reshape(shape), analytical=A.reshape(shape),
+        abs_error=d.reshape(shape), rel_error=rel.reshape(shape), fd_error=E.reshape(shape),
+        step=steps.copy(), mismatched=mism.reshape(shape), relative_error=float(rel_err_total),
+        entry_error=entry_error, tol=tol, entries=entries, hints=hints, nonsmooth=kinks,
+        method=method, nfev=nfev, max_rows=max_rows)
+
+
+def _describe_method(info, opts):
+    o = opts if any(k in opts for k in _NUMERIC_OPTIONS) else NUMERICAL_DEFAULTS
+    text = str(info.get("method", o.get("method", "")))
+    if o.get("order") is not None:
+        text += f" order {o['order']}"
+    if isinstance(o.get("step"), str):
+        text += f" step={o['step']}"
+    return text
+
+
+def _entries(A, N, d, rel, E, steps, score, mism, excused, computed, entry_label, kind):
+    m, n = A.shape
+    key = np.where(np.isfinite(score), score, np.inf)
+    order = np.lexsort((-np.nan_to_num(d, nan=np.inf).ravel(), -key.ravel(), ~mism.ravel()))
+    out = []
+    for flat in order:
+        i, j = divmod(int(flat), n)
+        status = ("mismatch" if mism[i, j] else "non-smooth" if excused[i, j]
+                  else "not computed" if not computed[i, j] else "ok")
+        out.append(Entry(index=j if kind == "gradient" else (i, j), label=entry_label((i, j)),
+                         analytical=float(A[i, j]), numerical=float(N[i, j]), abs_error=float(d[i, j]),
+                         rel_error=float(rel[i, j]), fd_error=float(E[i, j]), step=float(steps[j]),
+                         score=float(score[i, j]), status=status))
+    return out

@@ -1,0 +1,358 @@
+"""What kind of bug a mismatched derivative likely is, and where it sits.
+
+``diagnose`` compares the analytical array A (m, n) with the numerical one N (m, n) on the entries
+the check flagged as mismatched, S, and tries simple explanations in this order:
+
+====================  =========================================================================
+kind                  A ≈ T(N) for the transform T
+====================  =========================================================================
+``sign``              −N, everywhere or on S
+``factor``            c·N for one constant c ≠ ±1, everywhere or on S (two entries or more)
+``transposed``        Nᵀ (square J), or x or f seen as a p×q array whose derivative is returned
+                      in q×p layout
+``shifted``           N moved by s ∈ {±1, ±2, ±3} along the inputs or the outputs (circular or
+                      not), flat or within the rows/columns of a p×q reshape: an off-by-one index
+``batch``             x seen as B samples: each sample receives the batch sum (or mean) of the
+                      numerical gradients; for a Jacobian that is block-diagonal in B samples,
+                      the analytical one fills (sums into) the blocks between samples
+``permuted``          the columns (inputs) or rows (outputs) of N in another order
+``zero``              0 on S where N is not: a missing term or an input not propagated
+``spurious``          non-zero on S where N is 0: a dependence f does not have
+``confined``          none of the above, but S lies in one entry, one input or one output
+``entries``           none of the above: the worst entries, named
+====================  =========================================================================
+
+A transform *explains* the mismatch when it reproduces A, to a relative 1e-4 plus ten times the
+largest finite-difference error estimate, on at least 90 % of S and 95 % of all significant
+entries where it is defined, and is defined on at least half of each. These tolerances are loose
+on purpose: the numerical side is accurate to ~1e-9 while a planted transform is exact, so the
+gap between "explains" and "does not" is several orders of magnitude wide.
+
+All of it is pure numpy on two small arrays; nothing here evaluates f.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterator
+
+import numpy as np
+
+__all__ = ["Hint", "diagnose", "format_factor"]
+
+MATCH_RTOL = 1e-4
+SHIFTS = (1, -1, 2, -2, 3, -3)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One diagnosis: ``kind`` (see the module table), a readable ``message``, and the entries
+    ``(i, j)`` it is about."""
+
+    kind: str
+    message: str
+    entries: tuple = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def format_factor(c: float) -> str:
+    """``×2``, ``×1/2 (0.5)``, ``×-3`` or ``×1.37``: the ratio analytical / numerical."""
+    frac = Fraction(c).limit_denominator(8)
+    if frac != 0 and abs(float(frac) - c) <= 1e-3 * abs(c):
+        if frac.denominator == 1:
+            return f"×{frac.numerator}"
+        return f"×{frac.numerator}/{frac.denominator} ({c:.4g})"
+    return f"×{c:.4g}"
+
+
+class _Ctx:
+    """The arrays and labels a diagnosis works on."""
+
+    def __init__(self, A, N, E, mism, use, entry_label, in_label, out_label, gradient):
+        self.A, self.N, self.use = A, N, use
+        self.S = mism & use
+        self.m, self.n = A.shape
+        scale = np.abs(A) + np.abs(N)
+        self.T = float(np.sqrt(np.mean(scale[use] ** 2))) if use.any() else 0.0
+        self.sig = use & (scale > 1e-8 * self.T)
+        self.atol = 10.0 * float(np.max(E[use], initial=0.0)) + 1e-9 * self.T
+        self.entry_label, self.in_label, self.out_label = entry_label, in_label, out_label
+        self.gradient = gradient
+
+    def close(self, X, Y):
+        return np.abs(X - Y) <= MATCH_RTOL * (np.abs(X) + np.abs(Y)) + self.atol
+
+    def explains(self, TN: np.ndarray) -> bool:
+        """Does A ≈ TN (NaN where TN is undefined) account for the mismatch?"""
+        defined = ~np.isnan(TN) & self.use
+        S, sig = self.S, self.sig
+        nS = int(S.sum())
+        Sd, sigd = S & defined, sig & defined
+        if nS == 0 or Sd.sum() < 0.5 * nS or sigd.sum() < 0.5 * sig.sum():
+            return False
+        ok = np.zeros_like(S)
+        ok[defined] = self.close(self.A[defined], TN[defined])
+        return ok[Sd].mean() >= 0.9 and ok[sigd].mean() >= 0.95
+
+    # -- describing a set of entries -------------------------------------------------------
+    def describe(self, mask: np.ndarray) -> str:
+        idx = np.argwhere(mask)
+        if (mask >= self.sig).all():
+            return "everywhere"
+        rows, cols = np.unique(idx[:, 0]), np.unique(idx[:, 1])
+        if len(cols) <= 8 and (self.sig[:, cols] <= mask[:, cols]).all():
+            what = "input" if len(cols) == 1 else "inputs"
+            return f"for {what} " + _join([self.in_label(int(j)) for j in cols])
+        if not self.gradient and len(rows) <= 8 and (self.sig[rows] <= mask[rows]).all():
+            what = "output" if len(rows) == 1 else "outputs"
+            return f"in {what} " + _join([self.out_label(int(i)) for i in rows])
+        return f"at {len(idx)} entries: " + _join([self.entry_label(tuple(map(int, e))) for e in idx])
+
+
+def _join(items: list[str], most: int = 6) -> str:
+    if len(items) <= most:
+        return ", ".join(items)
+    return ", ".join(items[:most]) + f" and {len(items) - most} more"
+
+
+def _shift(M: np.ndarray, s: int, axis: int, circular: bool) -> np.ndarray:
+    """out[..., k, ...] = M[..., k + s, ...] (NaN past the edge unless circular)."""
+    if circular:
+        return np.roll(M, -s, axis=axis)
+    out = np.full(M.shape, np.nan)
+    L = M.shape[axis]
+    if abs(s) >= L:
+        return out
+    dst = [slice(None)] * M.ndim
+    src = [slice(None)] * M.ndim
+    if s > 0:
+        dst[axis], src[axis] = slice(0, L - s), slice(s, L)
+    else:
+        dst[axis], src[axis] = slice(-s, L), slice(0, L + s)
+    out[tuple(dst)] = M[tuple(src)]
+    return out
+
+
+def _factor_pairs(L: int) -> list[tuple[int, int]]:
+    return [(p, L // p) for p in range(2, L) if L % p == 0]
+
+
+def _transposes(ctx: _Ctx) -> Iterator[tuple[np.ndarray, str]]:
+    N, m, n = ctx.N, ctx.m, ctx.n
+    if m == n and m > 1:
+        yield N.T.copy(), "transposed: analytical ≈ numerical.T (J[j, i] returned for J[i, j])"
+    for p, q in _factor_pairs(n):
+        TN = N.reshape(m, p, q).transpose(0, 2, 1).reshape(m, n)
+        yield TN, (f"transposed: with x seen as a {p}×{q} array, the analytical derivative is "
+                   f"the numerical one laid out as {q}×{p} (a .T before flattening)")
+    if not ctx.gradient:
+        for p, q in _factor_pairs(m):
+            TN = N.reshape(p, q, n).transpose(1, 0, 2).reshape(m, n)
+            yield TN, (f"transposed: with f's output seen as a {p}×{q} array, the analytical "
+                       f"rows are the numerical ones laid out as {q}×{p}")
+
+
+def _shifts(ctx: _Ctx) -> Iterator[tuple[np.ndarray, str]]:
+    N, m, n = ctx.N, ctx.m, ctx.n
+    axes = [(1, "inputs", "x", n)] + ([] if ctx.gradient else [(0, "outputs", "f", m)])
+    for s in SHIFTS:
+        word = f"shifted by {abs(s)}"
+        for axis, what, sym, L in axes:
+            if abs(s) >= L:
+                continue
+            k = "j" if axis == 1 else "i"
+            for circ in (True, False):
+                rel = f"{sym}[{k}{'+' if s > 0 else '-'}{abs(s)}]"
+                yield _shift(N, s, axis, circ), (
+                    f"{word}: the analytical entry for {sym}[{k}] equals the numerical one for "
+                    f"{rel}{' (wrapping around)' if circ else ''}: an off-by-one index over the {what}")
+            for p, q in _factor_pairs(L):
+                shape = (m, p, q) if axis == 1 else (p, q, n)
+                sub = 2 if axis == 1 else 1  # shift along the fast (row-internal) axis
+                for circ in (True, False):
+                    if abs(s) >= q:
+                        continue
+                    TN = _shift(N.reshape(shape), s, sub, circ).reshape(m, n)
+                    yield TN, (f"{word}: with {sym} seen as a {p}×{q} array, each row's analytical "
+                               f"entries are the numerical ones {abs(s)} place(s) to the "
+                               f"{'right' if s > 0 else 'left'}{' (wrapping)' if circ else ''}: "
+                               f"an off-by-one index within each row")
+                slow = 1 if axis == 1 else 0
+                if abs(s) < p:
+                    TN = _shift(N.reshape(shape), s, slow, False).reshape(m, n)
+                    yield TN, (f"{word}: with {sym} seen as a {p}×{q} array, the analytical rows "
+                               f"are the numerical rows {abs(s)} further "
+                               f"{'down' if s > 0 else 'up'}: an off-by-one row index")
+
+
+def _block_structures(ctx: _Ctx) -> Iterator[tuple[int, int, int]]:
+    """(B, k, d) for every B ≥ 2 samples in which the numerical Jacobian is block-diagonal."""
+    m, n = ctx.m, ctx.n
+    for B in [B for B in range(2, min(m, n) + 1) if m % B == 0 and n % B == 0]:
+        k, d = m // B, n // B
+        off = np.kron(1 - np.eye(B, dtype=int), np.ones((k, d), dtype=int)).astype(bool)
+        if ctx.close(ctx.N[off], 0.0).all():
+            yield B, k, d
+
+
+def _batch(ctx: _Ctx) -> Iterator[tuple[np.ndarray, str]]:
+    N, m, n = ctx.N, ctx.m, ctx.n
+    if ctx.gradient:
+        for B, d in [(B, n // B) for B in range(2, n + 1) if n % B == 0]:
+            G = N.reshape(B, d)
+            per = "" if d == 1 else f" of {d}"
+            for how, agg in (("sum", G.sum(0)), ("mean", G.mean(0))):
+                yield np.tile(agg, B)[None, :], (
+                    f"batch dimension summed: with x seen as {B} samples{per}, every sample's "
+                    f"analytical gradient is the {how} over the batch of the numerical ones")
+        return
+    for B, k, d in _block_structures(ctx):
+        blocks = N.reshape(B, k, B, d)
+        diag = np.stack([blocks[b, :, b, :] for b in range(B)])  # (B, k, d)
+        total = diag.sum(0)
+        cands = [
+            (np.broadcast_to(diag[:, :, None, :], (B, k, B, d)),
+             "each output sample's analytical row holds its own Jacobian block under every input sample"),
+            (np.broadcast_to(diag[None, :, :, :].transpose(0, 2, 1, 3), (B, k, B, d)),
+             "each input sample's Jacobian block is repeated for every output sample"),
+            (np.broadcast_to(total[None, :, None, :], (B, k, B, d)),
+             "every block is the sum of the per-sample blocks"),
+            (np.einsum("bc,kd->bkcd", np.eye(B), total),
+             "each sample's block is the sum of the per-sample blocks"),
+        ]
+        for TN, what in cands:
+            yield np.ascontiguousarray(TN).reshape(m, n), (
+                f"batch dimension summed: f treats x as {B} independent samples (its Jacobian is "
+                f"block-diagonal, {k}×{d} blocks), but in the analytical one {what}")
+
+
+def _permutation(ctx: _Ctx, axis: int) -> str | None:
+    """Columns (axis 1) or rows (axis 0) of A that are other columns/rows of N."""
+    A, N = (ctx.A, ctx.N) if axis == 1 else (ctx.A.T, ctx.N.T)
+    bad = np.flatnonzero(ctx.S.any(axis=0) if axis == 1 else ctx.S.any(axis=1))
+    if len(bad) < 2 or len(bad) > 200:
+        return None
+    match = {}
+    for j in bad:
+        hits = [jj for jj in bad if jj != j and ctx.close(A[:, j], N[:, jj]).all()
+                and jj not in match.values()]
+        if not hits:
+            return None
+        match[int(j)] = int(hits[0])
+    label = ctx.in_label if axis == 1 else ctx.out_label
+    pairs = _join([f"{label(j)} ← {label(jj)}" for j, jj in match.items()])
+    what = "inputs" if axis == 1 else "outputs"
+    return f"permuted {what}: the analytical entries are the numerical ones of other {what} ({pairs})"
+
+
+def diagnose(A: np.ndarray, N: np.ndarray, E: np.ndarray, mism: np.ndarray, use: np.ndarray,
+             entry_label: Callable, in_label: Callable, out_label: Callable,
+             gradient: bool) -> list[Hint]:
+    """Hints for the mismatch between analytical A and numerical N (both (m, n)).
+
+    ``E`` is the numerical side's error estimate, ``mism`` the entries the check flagged, ``use``
+    the entries that count (the non-smooth ones are left out). Returns the best explanation
+    first (see the module docstring for the order); empty when nothing is mismatched.
+    """
+    ctx = _Ctx(A, N, E, mism, use, entry_label, in_label, out_label, gradient)
+    S = ctx.S
+    if not S.any():
+        return []
+    ents = tuple(map(tuple, np.argwhere(S).tolist()))
+    hints: list[Hint] = []
+    A_S, N_S = A[S], N[S]
+    everywhere = ctx.describe(S) == "everywhere"
+    if ctx.close(A_S, -N_S).all():
+        return [Hint("sign", f"sign: analytical = −numerical {ctx.describe(S)}", ents)]
+    if ctx.close(A_S, 0.0).all():
+        hints.append(Hint("zero", f"analytical is 0 {ctx.describe(S)} where f does depend on x "
+                          "(numerical ≠ 0): a missing term, or an input not propagated", ents))
+    elif ctx.close(N_S, 0.0).all():
+        hints.append(Hint("spurious", f"analytical is non-zero {ctx.describe(S)} although f does "
+                          "not depend on x there (numerical is 0 within its error)", ents))
+    elif len(A_S) >= 2 or A.size == 1:
+        c = float(A_S @ N_S / (N_S @ N_S))
+        if ctx.close(A_S, c * N_S).all():
+            hints.append(Hint("factor", f"factor {format_factor(c)}: analytical = {c:.6g} × "
+                              f"numerical {ctx.describe(S)}", ents))
+    if not hints and len(A_S) >= 2:
+        off = float(np.mean(A_S - N_S))
+        if ctx.close(A_S, N_S + off).all():
+            hints.append(Hint("offset", f"offset: analytical = numerical {off:+.6g} {ctx.describe(S)} "
+                              "(a constant term added or left out there)", ents))
+    if hints and everywhere:
+        return hints
+    for kind, gen in (("transposed", _transposes), ("shifted", _shifts), ("batch", _batch)):
+        for TN, msg in gen(ctx):
+            if TN.shape == A.shape and ctx.explains(TN):
+                return [Hint(kind, msg, ents)] + hints
+    for axis in (1, 0) if not gradient else (1,):
+        msg = _permutation(ctx, axis)
+        if msg:
+            return [Hint("permuted", msg, ents)] + hints
+    if hints:
+        return hints
+    structured = _low_rank(ctx, ents)
+    return [structured] if structured else [_confined(ctx, ents)]
+
+
+def _low_rank(ctx: _Ctx, ents: tuple) -> Hint | None:
+    """A − N diagonal, or of rank one (u vᵀ): the signature of one missing or extra term."""
+    if ctx.gradient or min(ctx.m, ctx.n) < 2 or len(ents) < 3:
+        return None
+    D = np.where(ctx.use, ctx.A - ctx.N, 0.0)
+    noise = ctx.atol * np.sqrt(D.size)
+    if ctx.m == ctx.n and np.linalg.norm(D - np.diag(np.diag(D))) <= noise:
+        return Hint("diagonal", "only the diagonal is wrong (analytical − numerical is a diagonal "
+                    "matrix): a wrong or missing elementwise term", ents)
+    rank1 = _rank_one(D, noise)
+    if rank1 is not None:
+        return Hint("rank-1", "analytical − numerical is a rank-one matrix u·vᵀ" + rank1 +
+                    ": one outer-product term is missing, extra, or has the wrong sign", ents)
+    for B, k, d in _block_structures(ctx):
+        off = np.kron(1 - np.eye(B, dtype=int), np.ones((k, d), dtype=int)).astype(bool)
+        if min(k, d) < 2 or np.linalg.norm(D[off]) > noise:
+            continue
+        per = [_rank_one(D[b * k:(b + 1) * k, b * d:(b + 1) * d], noise) for b in range(B)]
+        if all(p is not None for p in per):
+            return Hint("rank-1", f"f treats x as {B} independent samples, and in each sample's "
+                        f"{k}×{d} block analytical − numerical is a rank-one matrix u·vᵀ{per[0]}: "
+                        "one outer-product term is missing, extra, or has the wrong sign", ents)
+    return None
+
+
+def _rank_one(D: np.ndarray, noise: float) -> str | None:
+    """None unless D ≈ u·vᵀ (D ≠ 0); then a remark on its symmetry ("" if none)."""
+    u, sv, vt = np.linalg.svd(D)
+    if sv[0] <= noise or len(sv) < 2 or sv[1] > max(noise, 1e-6 * sv[0]):
+        return None
+    square = D.shape[0] == D.shape[1]
+    if square and min(np.linalg.norm(u[:, 0] - vt[0]), np.linalg.norm(u[:, 0] + vt[0])) < 1e-3:
+        return " with u ∝ v (a symmetric term like s·sᵀ)"
+    return ""
+
+
+def _confined(ctx: _Ctx, ents: tuple) -> Hint:
+    S, A, N = ctx.S, ctx.A, ctx.N
+    idx = np.argwhere(S)
+    if len(idx) == 1:
+        i, j = map(int, idx[0])
+        a, nu = A[i, j], N[i, j]
+        off = f"{(a - nu) / abs(nu):+.3g} relative" if nu != 0 else f"{a - nu:+.3g}"
+        pct = f" ({100 * (a - nu) / abs(nu):+.3g} %)" if nu != 0 else ""
+        return Hint("confined", f"the mismatch is confined to one entry, {ctx.entry_label((i, j))}: "
+                    f"analytical {a:.8g} vs numerical {nu:.8g}, off by {off}{pct}", ents)
+    rows, cols = np.unique(idx[:, 0]), np.unique(idx[:, 1])
+    if len(cols) == 1:
+        return Hint("confined", f"the mismatch is confined to the derivative with respect to "
+                    f"{ctx.in_label(int(cols[0]))} ({len(idx)} entries)", ents)
+    if len(rows) == 1 and not ctx.gradient:
+        return Hint("confined", f"the mismatch is confined to output {ctx.out_label(int(rows[0]))} "
+                    f"({len(idx)} entries)", ents)
+    order = np.argsort(-(np.abs(A - N)[S]), kind="stable")
+    worst = [ctx.entry_label(tuple(map(int, idx[k]))) for k in order]
+    return Hint("entries", f"{len(idx)} of {int(ctx.sig.sum())} significant entries mismatch, "
+                f"with no simple pattern (a missing or wrong term?); worst: {_join(worst, 5)}", ents)
