@@ -63,7 +63,7 @@ def test_jacobian_table():
 
 def test_gradient_with_set_values_parsed_as_json():
     run = simdiff("gradient", "projectile", "--at", AT, "--set", 'outputs=["range"]',
-                  "--set", "g=1.62", "--json")
+                  "--set", "g=1.62", "--jobs", "2", "--json")
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["config"] == {"outputs": ["range"], "g": 1.62}

@@ -129,3 +129,8 @@ def test_bad_configuration_is_refused(cfg, match):
         base.pop("outputs")
     with pytest.raises(sd.ConfigError, match=match):
         sd.load("mujoco", **{**base, **cfg})
+
+
+def test_parallel_workers_compile_their_own_model(ball):
+    x = [1.0, 2.0, -9.81, 2.0]
+    np.testing.assert_array_equal(sd.jacobian(ball, x, n_jobs=2), sd.jacobian(ball, x))

@@ -214,3 +214,9 @@ def test_pickles_and_prefers_threads(legacy):
     assert sim.prefer == "threads" and sim.complex_safe is False
     clone = pickle.loads(pickle.dumps(sim))
     assert clone(X).tolist() == truth(X).tolist()
+
+
+def test_parallel_evaluation_gives_the_serial_result(legacy):
+    sim = legacy("json", parse={"json": "out.json", "keys": ["result.f1", "result.f2.0"]})
+    np.testing.assert_array_equal(sd.jacobian(sim, [0.7, 2.0], n_jobs=2), sd.jacobian(sim, [0.7, 2.0]))
+    assert rundirs(legacy.runs) == []
