@@ -52,9 +52,9 @@ from .steps import EPS
 __all__ = ["adaptive_directional", "ROUNDING_FACTOR", "TARGET", "MAX_ROUNDS", "UNIT_STEP"]
 
 #: Multiplier of the root-sum-square rounding term (see the module docstring).
-ROUNDING_FACTOR = 3.0
+ROUNDING_FACTOR = 1.0
 #: A direction whose relative error estimate is below this is not refined for rounding.
-TARGET = 1e-14
+TARGET = 1e-13
 #: Rounds of the search at most (the first one included).
 MAX_ROUNDS = 6
 #: The first unit step, relative to max(1, |x_j|); rounded to a power of two.
