@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import simdiff as sd
@@ -84,6 +84,7 @@ def test_simulator_bounds_attribute_used():
     right=st.lists(st.floats(0, 1e-2), min_size=3, max_size=3),
     method=st.sampled_from(["central", "forward", "backward", "five-point"]),
 )
+@example(x=[0.0, 0.5, 0.0], left=[0.0, 0.0, 0.0], right=[0.0, 1e-05, 0.0], method="central")
 def test_points_never_leave_box(x, left, right, method):
     x = np.array(x)
     lo, hi = x - np.array(left), x + np.array(right)
