@@ -70,6 +70,10 @@ class AdapterInfo:
     cls: type
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, PluginLoadWarning, stacklevel=5)
+
+
 def _description(cls: type) -> str:
     """The first line of the class's own docstring (an inherited one does not describe it)."""
     doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
@@ -110,15 +114,30 @@ class _Host:
             try:
                 module = ep.load()
             except Exception as exc:  # noqa: BLE001 - any import failure isolates the plugin
-                self.broken[ep.name] = f"{type(exc).__name__}: {exc}"
-                warnings.warn(
-                    f"simdiff plugin {ep.name!r} ({ep.value}) failed to import and is skipped: "
-                    f"{type(exc).__name__}: {exc}",
-                    PluginLoadWarning,
-                    stacklevel=4,
-                )
+                self._skip(ep.name, f"{ep.value} failed to import: {type(exc).__name__}: {exc}")
                 continue
-            self.register(module, ep.name, dist.version if dist else "", origin)
+            try:
+                self.register(module, ep.name, dist.version if dist else "", origin)
+            except pluggy.PluginValidationError as exc:  # a hook whose signature is wrong
+                self._skip(ep.name, f"its hooks do not match the specification: {exc}")
+        self._warn_unknown_hooks()
+
+    def _skip(self, plugin: str, why: str) -> None:
+        self.broken[plugin] = why
+        _warn(f"simdiff plugin {plugin!r} is skipped: {why}")
+
+    def _warn_unknown_hooks(self) -> None:
+        """A hookimpl whose name no spec has (a typo such as ``simdiff_adapter``) is never
+        called; say so instead of silently providing no adapters."""
+        for hook_name in dir(self.pm.hook):
+            caller = getattr(self.pm.hook, hook_name)
+            if hook_name.startswith("_") or not hasattr(caller, "has_spec") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                _warn(
+                    f"simdiff plugin {impl.plugin_name!r} implements {hook_name!r}, which is not a "
+                    "simdiff hook (known: simdiff_adapters); it is never called"
+                )
 
     def register(self, plugin: Any, name: str | None, version: str = "", origin: str = "") -> str:
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
@@ -146,30 +165,20 @@ class _Host:
             try:
                 classes = list(impl.function() or [])
             except Exception as exc:  # noqa: BLE001 - a failing hook isolates its plugin
-                self.broken[plugin] = f"simdiff_adapters() raised {type(exc).__name__}: {exc}"
-                warnings.warn(
-                    f"simdiff plugin {plugin!r}: simdiff_adapters() raised "
-                    f"{type(exc).__name__}: {exc}; its adapters are skipped",
-                    PluginLoadWarning,
-                    stacklevel=4,
-                )
+                self._skip(plugin, f"simdiff_adapters() raised {type(exc).__name__}: {exc}")
                 continue
             for cls in classes:
                 if not (isinstance(cls, type) and issubclass(cls, Simulator)):
-                    warnings.warn(
+                    _warn(
                         f"simdiff plugin {plugin!r} returned {cls!r}, which is not a subclass of "
-                        "simdiff.Simulator; skipped",
-                        PluginLoadWarning,
-                        stacklevel=4,
+                        "simdiff.Simulator; skipped"
                     )
                     continue
                 name = getattr(cls, "name", "")
                 if not isinstance(name, str) or not name:
-                    warnings.warn(
+                    _warn(
                         f"simdiff plugin {plugin!r}: adapter class {cls.__qualname__} has no "
-                        "`name`; skipped",
-                        PluginLoadWarning,
-                        stacklevel=4,
+                        "`name`; skipped"
                     )
                     continue
                 if name in found:

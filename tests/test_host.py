@@ -151,6 +151,19 @@ def test_a_failing_hook_or_a_bad_class_is_isolated(tmp_path, monkeypatch):
     assert BUILTIN <= names
 
 
+def test_a_hook_with_a_wrong_signature_or_name_is_reported(tmp_path, monkeypatch):
+    fake_install(tmp_path, "bad-hooks", "1.0", {"brokensig": "broken_sig", "brokenname": "broken_name"}, {
+        "broken_sig.py": "import simdiff as sd\n@sd.hookimpl\ndef simdiff_adapters(config):\n    return []\n",
+        "broken_name.py": "import simdiff as sd\n@sd.hookimpl\ndef simdiff_adapter():\n    return []\n",
+    }, monkeypatch)
+    with pytest.warns(host.PluginLoadWarning) as caught:
+        names = set(sd.available())
+    text = " ".join(str(w.message) for w in caught)
+    assert "'brokensig' is skipped: its hooks do not match" in text and "config" in text
+    assert "'brokenname' implements 'simdiff_adapter', which is not a simdiff hook" in text
+    assert BUILTIN <= names
+
+
 def test_two_adapters_with_one_name_is_an_error_naming_both_plugins(tmp_path, monkeypatch):
     fake_install(tmp_path, "twins", "1.0", {"twin_a": "twin_a", "twin_b": "twin_b"},
                  {"twin_a.py": adapter_module("twin"), "twin_b.py": adapter_module("twin")}, monkeypatch)
