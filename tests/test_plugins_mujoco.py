@@ -134,3 +134,30 @@ def test_bad_configuration_is_refused(cfg, match):
 def test_parallel_workers_compile_their_own_model(ball):
     x = [1.0, 2.0, -9.81, 2.0]
     np.testing.assert_array_equal(sd.jacobian(ball, x, n_jobs=2), sd.jacobian(ball, x))
+
+
+def test_vectorized_batches_through_rollout_equal_the_serial_steps():
+    cfg = dict(xml=CART, inputs=["model.body_mass[1]", "data.ctrl[0]", "data.qvel[0]"],
+               outputs=["data.qpos[0]", "data.sensordata[0]", "data.qvel[0]", "data.time"], steps=20)
+    serial, batched = sd.load("mujoco", **cfg), sd.load("mujoco", vectorized=True, nthread=2, **cfg)
+    X = np.array([[3.0, 1.5, 0.0], [2.0, -1.0, 0.3], [5.0, 0.2, -0.1]])
+    rows = batched.evaluate(X)
+    np.testing.assert_allclose(rows, [serial(x) for x in X], rtol=1e-14, atol=1e-15)
+    N, m, u = 20, 3.0, 1.5
+    c = H * H * N * (N + 1) / 2
+    J = sd.jacobian(batched, X[0])
+    np.testing.assert_allclose(J[0], [-u / m ** 2 * c, c / m, N * H], rtol=1e-7)
+
+
+@pytest.mark.parametrize("cfg, bad", [
+    ({"cost": cost_height_squared}, "cost="),
+    ({"outputs": ["data.xpos[1,2]"]}, "data.xpos[1,2]"),
+    ({"inputs": ["data.qfrc_applied[0]"]}, "data.qfrc_applied[0]"),
+])
+def test_vectorized_refuses_what_rollout_does_not_carry(cfg, bad):
+    base = {"xml": BALL, "inputs": ["data.qpos[2]"], "outputs": ["data.qpos[2]"], "vectorized": True}
+    if "cost" in cfg:
+        base.pop("outputs")
+    with pytest.raises(sd.ConfigError, match="mujoco.rollout") as err:
+        sd.load("mujoco", **{**base, **cfg})
+    assert bad in str(err.value)

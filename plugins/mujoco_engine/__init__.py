@@ -15,6 +15,10 @@ subtree masses follow), reset the data (``mj_resetData``, or ``mj_resetDataKeyfr
 evaluation starts from the same reset state, so runs are deterministic. The compiled model is
 built lazily, once per process and thread, and is never pickled.
 
+``vectorized=True`` evaluates a whole batch in one ``mujoco.rollout`` call (a perturbed model
+copy per point when model inputs vary; ``nthread`` threads), for inputs among model fields and
+data.qpos/qvel/act/ctrl and outputs among data.qpos/qvel/act/time/sensordata.
+
 MuJoCo's own ``mjd_transitionFD`` differentiates one step; this adapter differentiates whole
 rollouts. With the default integrator (semi-implicit Euler, v ← v + h·a, q ← q + h·v) a free
 body falls as z_N = z0 + N·h·v0 + g·h²·N(N+1)/2.
@@ -22,6 +26,8 @@ body falls as z_N = z0 + N·h·v0 + g·h²·N(N+1)/2.
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 import threading
 from typing import Any, Callable, Sequence
@@ -38,6 +44,8 @@ __all__ = ["MuJoCo", "StatePath", "simdiff_adapters"]
 _PATH = re.compile(r"^(model|data)((?:\.[A-Za-z_]\w*)+)(?:\[\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*\])?$")
 _PATH_HELP = "allowed: 'model.<field>[i]', 'model.opt.<field>[i]', 'data.<field>[i]' or [i,j]"
 _BAD_STATE = ("mjWARN_BADQACC", "mjWARN_BADQPOS", "mjWARN_BADQVEL")
+_ROLLOUT_INPUTS = ("qpos", "qvel", "act", "ctrl")
+_ROLLOUT_OUTPUTS = ("qpos", "qvel", "act", "time", "sensordata")
 
 
 class StatePath:
@@ -101,6 +109,8 @@ class MuJoCo(Simulator):
         steps: int = 100,
         keyframe: int | None = None,
         bounds: Any = None,
+        vectorized: bool = False,
+        nthread: int | None = None,
     ) -> None:
         if (xml is None) == (path is None):
             raise ConfigError(f"give exactly one of xml= (the MJCF text) or path= (a file); got xml={'...' if xml else xml!r}, path={path!r}")
@@ -123,6 +133,10 @@ class MuJoCo(Simulator):
         self.steps = int(steps)
         self.keyframe = None if keyframe is None else int(keyframe)
         self.bounds = bounds
+        self.vectorized = bool(vectorized)
+        self.nthread = None if nthread is None else int(nthread)
+        if self.vectorized:
+            self._check_rollout_paths()
         self._local = threading.local()
         model, data = self._engine()  # compile here once, so a bad model fails at configuration
         for p, key in [(p, "inputs") for p in self._in] + [(p, "outputs") for p in self._out]:
@@ -146,18 +160,31 @@ class MuJoCo(Simulator):
             local.cost = resolve_import_string(self.cost, "cost") if isinstance(self.cost, str) else self.cost
         return local.model, local.data
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        if x.shape != (len(self._in),):
-            raise SimulationError(f"x has shape {x.shape}; the mujoco adapter has inputs {self.inputs!r}")
-        model, data = self._engine()
+    def _check_rollout_paths(self) -> None:
+        """vectorized=True goes through mujoco.rollout, which carries the physics state
+        (time, qpos, qvel, act), the controls and the sensors from step to step; nothing else."""
+        bad = [p.text for p in self._in
+               if p.root == "data" and (len(p.attrs) != 1 or p.attrs[0] not in _ROLLOUT_INPUTS)]
+        bad += [p.text for p in self._out
+                if p.root != "data" or len(p.attrs) != 1 or p.attrs[0] not in _ROLLOUT_OUTPUTS]
+        if self.cost is not None:
+            bad.append("cost=")
+        if self.steps < 1:
+            bad.append(f"steps={self.steps}")
+        if bad:
+            raise ConfigError(
+                f"vectorized=True (batches through mujoco.rollout) allows model.* and "
+                f"data.{{{', '.join(_ROLLOUT_INPUTS)}}} inputs, data.{{{', '.join(_ROLLOUT_OUTPUTS)}}} "
+                f"outputs, no cost, steps >= 1; got {', '.join(bad)}; use vectorized=False for these"
+            )
+
+    def _start(self, model, data, x: np.ndarray) -> None:
+        """Write the model inputs (and mj_setConst), reset the data, write the state inputs."""
         mujoco = self._local.mujoco
-        touched_model = False
-        for p, v in zip(self._in, x):
-            if p.root == "model":
-                p.set(model, data, v)
-                touched_model = True
-        if touched_model:
+        if any(p.root == "model" for p in self._in):
+            for p, v in zip(self._in, x):
+                if p.root == "model":
+                    p.set(model, data, v)
             mujoco.mj_setConst(model, data)
         if self.keyframe is None:
             mujoco.mj_resetData(model, data)
@@ -166,6 +193,17 @@ class MuJoCo(Simulator):
         for p, v in zip(self._in, x):
             if p.root == "data":
                 p.set(model, data, v)
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        n = len(self._in)
+        if x.shape[-1:] != (n,) or x.ndim > 2 or (x.ndim == 2 and not self.vectorized):
+            raise SimulationError(f"x has shape {x.shape}; the mujoco adapter has inputs {self.inputs!r}")
+        if x.ndim == 2:
+            return self._rollout(x)
+        model, data = self._engine()
+        mujoco = self._local.mujoco
+        self._start(model, data, x)
         if self.steps:
             mujoco.mj_step(model, data, nstep=self.steps)
         else:
@@ -176,6 +214,38 @@ class MuJoCo(Simulator):
         if self._out:
             return np.array([p.get(model, data) for p in self._out])
         return self._local.cost(model, data)
+
+    def _rollout(self, X: np.ndarray) -> np.ndarray:
+        """Outputs for a batch X (k, n) in one ``mujoco.rollout`` call, run in ``nthread`` threads."""
+        model, data = self._engine()
+        local = self._local
+        mujoco = local.mujoco
+        rollout = require("mujoco.rollout", "mujoco")
+        spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        per_point = any(p.root == "model" for p in self._in)
+        k = len(X)
+        models = []
+        init = np.empty((k, mujoco.mj_stateSize(model, spec)))
+        ctrl = np.empty((k, 1, model.nu))
+        for i, x in enumerate(X):
+            m = copy.copy(model) if per_point else model  # a perturbed model per point
+            self._start(m, data, x)
+            mujoco.mj_getState(m, data, init[i], spec)
+            ctrl[i, 0] = data.ctrl
+            models.append(m)
+        nthread = self.nthread or min(k, os.cpu_count() or 1)
+        if len(getattr(local, "datas", ())) != nthread:
+            local.datas = [mujoco.MjData(model) for _ in range(nthread)]
+        state, sensors = rollout.rollout(
+            models if per_point else model, local.datas, init, ctrl if model.nu else None,
+            nstep=self.steps,
+        )
+        out = np.empty((k, len(self._out)))
+        for i in range(k):
+            mujoco.mj_setState(models[i], data, state[i, -1], spec)
+            data.sensordata[:] = sensors[i, -1]
+            out[i] = [p.get(models[i], data) for p in self._out]
+        return out
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
