@@ -499,8 +499,8 @@ def _describe_method(info, opts):
 
 def _entries(A, N, d, rel, E, steps, score, mism, excused, computed, entry_label, kind):
     m, n = A.shape
-    key = np.where(np.isfinite(score), score, np.inf)
-    order = np.lexsort((-np.nan_to_num(d, nan=np.inf).ravel(), -key.ravel(), ~mism.ravel()))
+    # mismatched entries first, then by absolute error (what each adds to ‖A − N‖)
+    order = np.lexsort((-np.nan_to_num(d, nan=np.inf).ravel(), ~mism.ravel()))
     out = []
     for flat in order:
         i, j = divmod(int(flat), n)

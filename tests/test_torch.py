@@ -1,0 +1,113 @@
+"""simdiff.torch.check_autograd against torch.autograd.gradcheck, side by side."""
+
+import numpy as np
+import pytest
+
+import simdiff as sd
+
+torch = pytest.importorskip("torch")
+from simdiff.torch import check_autograd  # noqa: E402
+
+
+class Softmax(torch.autograd.Function):
+    """Row softmax with the correct backward: s ⊙ (g − (g·s))."""
+
+    @staticmethod
+    def forward(ctx, x):
+        s = torch.softmax(x, dim=-1)
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return s * (g - (g * s).sum(-1, keepdim=True))
+
+
+class ForgetfulSoftmax(Softmax):
+    """The classic bug: the backward forgets the −(g·s) term."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return s * g
+
+
+class DoubledSquare(torch.autograd.Function):
+    """x² with a backward that is twice too large."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 4 * x * g
+
+
+def _x():
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(2, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+
+
+@pytest.mark.parametrize("fn,correct", [(Softmax, True), (ForgetfulSoftmax, False),
+                                        (DoubledSquare, False)])
+def test_verdict_agrees_with_torch_gradcheck(fn, correct):
+    x = _x()
+    torch_says = torch.autograd.gradcheck(fn.apply, (x,), raise_exception=False)
+    r = check_autograd(fn.apply, x)
+    assert torch_says is correct
+    assert r.passed is correct, str(r)
+    assert r.verdict == ("excellent" if correct else "bug")
+
+
+def test_the_forgotten_term_is_located():
+    r = check_autograd(ForgetfulSoftmax.apply, _x())
+    assert r.kinds[0] == "rank-1" and "2 independent samples" in r.hint
+    worst = r.worst[0]
+    assert worst.label.startswith(f"J[{worst.index[0]},{worst.index[1]}] ∂out[")
+    assert "∂input0[" in worst.label
+    # s·(g − g·s) differs from s·g by −s sᵀ: every entry of each 3×3 sample block, none outside
+    bad = r.mismatched
+    assert bad.shape == (6, 6)
+    assert bad[:3, :3].all() and bad[3:, 3:].all() and not bad[:3, 3:].any() and not bad[3:, :3].any()
+
+
+def test_factor_bug_is_named_factor_2():
+    r = check_autograd(DoubledSquare.apply, _x())
+    assert r.kinds[0] == "factor" and "factor ×2" in r.hint
+
+
+def test_several_inputs_a_scalar_output_and_non_tensor_arguments():
+    gen = torch.Generator().manual_seed(1)
+    W = torch.randn(3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, generator=gen, dtype=torch.float64, requires_grad=True)
+    X = torch.randn(4, 3, generator=gen, dtype=torch.float64)  # data: not differentiated
+
+    def loss(W, b, X, power):
+        return (torch.tanh(X @ W + b) ** power).sum()
+
+    r = check_autograd(loss, W, b, X, 2)
+    assert r.kind == "gradient" and r.passed and r.numerical.shape == (8,)
+    assert r.worst[0].label.split()[1].strip("'")[0] in "Wb"
+    expected = torch.autograd.grad(loss(W, b, X, 2), (W, b))
+    np.testing.assert_allclose(r.analytical, torch.cat([e.reshape(-1) for e in expected]).numpy())
+
+
+def test_float32_inputs_are_checked_in_float64():
+    x = _x().detach().float().requires_grad_(True)
+    r = check_autograd(Softmax.apply, x)
+    assert r.verdict == "excellent"  # float32 could not reach 1e-7
+
+
+def test_points_and_options_pass_through():
+    ev = sd.SerialEvaluator()
+    r = check_autograd(ForgetfulSoftmax.apply, _x(), points=2, seed=0, evaluator=ev)
+    assert len(r.reports) == 2 and not r.passed and ev.nfev == r.nfev
+
+
+def test_an_input_without_floats_is_refused():
+    with pytest.raises(sd.ArgumentError, match="floating-point tensor"):
+        check_autograd(lambda n: torch.ones(3) * n, 3)
