@@ -21,6 +21,7 @@ from .simulator import Simulator, as_simulator
 from .evaluate import Batch, Evaluator, SerialEvaluator
 from .host import AdapterInfo, adapter_info, available, hookimpl, load, register_plugin
 from .differentiate import derivative, gradient, jacobian, jvp
+from .hessian import hessian
 from .check import CheckReport, check_gradient, check_jacobian, relative_error
 
 __version__ = "0.1.0"
@@ -55,6 +56,7 @@ __all__ = [
     "derivative",
     "gradient",
     "jacobian",
+    "hessian",
     "jvp",
     "relative_error",
 ]
