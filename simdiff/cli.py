@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
-from .differentiate import gradient, jacobian
+from .differentiate import jacobian
 from .errors import OutputError, SimdiffError, SimulationError
 from .host import adapter_info, load
 from .stencils import METHODS
@@ -168,11 +168,17 @@ def _cmd_derivative(args: argparse.Namespace) -> int:
             f"gradient needs a single output, but {args.adapter!r} has {len(outputs)}: "
             f"{', '.join(outputs)}; use 'simdiff jacobian'{hint}"
         )
-    fn = gradient if args.kind == "gradient" else jacobian
-    value, info = fn(sim, x, method=args.method, order=args.order, step=args.step,
-                     rel_step=args.rel_step, n_jobs=args.jobs, full_output=True)
-    J = np.atleast_2d(value)
-    E = np.atleast_2d(info.error)
+    J, info = jacobian(sim, x, method=args.method, order=args.order, step=args.step,
+                       rel_step=args.rel_step, n_jobs=args.jobs, full_output=True)
+    E = np.asarray(info.error)
+    value, error = J, E
+    if args.kind == "gradient":
+        if J.shape[0] != 1:  # outputs not named in advance: known only now
+            raise UsageError(
+                f"gradient needs a single output, but {args.adapter!r} returned {J.shape[0]} values "
+                "per point; use 'simdiff jacobian'"
+            )
+        value, error = J[0], E[0]
     if outputs is None or len(outputs) != J.shape[0]:
         outputs = ["f"] if J.shape[0] == 1 else [f"f{i}" for i in range(J.shape[0])]
     if args.json:
@@ -184,7 +190,7 @@ def _cmd_derivative(args: argparse.Namespace) -> int:
             "outputs": outputs,
             "kind": args.kind,
             args.kind: _jsonable(value),
-            "error": _jsonable(info.error),
+            "error": _jsonable(error),
             "nfev": int(info.nfev),
             "step": _jsonable(info.step),
             "method": info.method,

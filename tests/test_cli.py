@@ -116,6 +116,26 @@ def test_bad_usage_exits_2_with_one_line(args, reason):
     assert reason in lines[0]
 
 
+def test_gradient_of_an_adapter_whose_outputs_show_only_at_run_time():
+    prog = "print(1.0, 2.0)"
+    run = simdiff("gradient", "subprocess", "--set", "command=" + json.dumps([sys.executable, "-c", prog]),
+                  "--set", 'inputs=["a"]', "--at", "a=1")
+    assert run.returncode == 2
+    assert "gradient needs a single output" in run.stderr and "returned 2 values" in run.stderr
+
+
+def test_a_broken_plugin_is_a_warning_not_a_traceback(tmp_path):
+    (tmp_path / "broken_cli_plugin.py").write_text("raise ImportError('no such engine')\n")
+    info = tmp_path / "broken_cli_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-cli-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[simdiff]\nbrokencli = broken_cli_plugin\n")
+    run = simdiff("adapters", env_extra={"PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 0 and "projectile" in run.stdout
+    assert run.stderr.startswith("simdiff: warning: simdiff plugin 'brokencli' is skipped")
+    assert "no such engine" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_a_failed_simulation_exits_1_without_traceback():
     run = simdiff("jacobian", "projectile", "--at", "speed=0,angle=0.6,drag=0")
     assert run.returncode == 1

@@ -93,6 +93,24 @@ class Executable(Simulator):
         grace: float = 2.0,
         bounds: Any = None,
     ) -> None:
+        """
+        Parameters
+        ----------
+        command : argv list, e.g. ``["./solver", "deck.inp"]``; ``{input}`` placeholders filled.
+        inputs : names of the parameters, in the order of x.
+        outputs : names of the outputs; None accepts however many values ``parse`` finds.
+        files : {relative path: template text}, written into each fresh work dir.
+        parse : None (every number on stdout, in order); ``{"file": path}`` (every number in
+            that file); ``{"regex": pattern or [patterns], "file": optional}`` (one group per
+            output; a pattern without groups gives its whole match); ``{"json": path,
+            "keys": [...]}`` (dotted keys such as ``"result.f.0"``; default: ``outputs``).
+        timeout : seconds before the process group is killed (SIGTERM, SIGKILL after ``grace``).
+        env : variables added to the inherited environment.
+        workdir : the root under which each evaluation gets its own directory (default: the
+            system temp dir).
+        keep : "failed" (default: keep the work dir of failed runs), "always" or "never".
+        bounds : (lower, upper) for the derivative calls.
+        """
         if isinstance(command, (str, bytes)) or not command:
             raise ConfigError(
                 f"command must be a non-empty argv list such as ['./solver', 'deck.inp'] (it is "
