@@ -22,6 +22,7 @@ from .evaluate import Batch, Evaluator, SerialEvaluator
 from .host import AdapterInfo, adapter_info, available, hookimpl, load, register_plugin
 from .differentiate import derivative, gradient, jacobian, jvp
 from .hessian import hessian
+from .sweep import SweepResult, step_sweep
 from .check import CheckReport, check_gradient, check_jacobian, relative_error
 
 __version__ = "0.1.0"
@@ -58,5 +59,7 @@ __all__ = [
     "jacobian",
     "hessian",
     "jvp",
+    "step_sweep",
+    "SweepResult",
     "relative_error",
 ]
