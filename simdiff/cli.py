@@ -13,7 +13,8 @@ import json
 import math
 import sys
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from .errors import OutputError, SimdiffError, SimulationError
 from .host import adapter_info, load
 from .stencils import METHODS
 
-__all__ = ["main", "build_parser", "parse_at", "parse_set"]
+__all__ = ["build_parser", "main", "parse_at", "parse_set"]
 
 EXAMPLES = """\
 examples:

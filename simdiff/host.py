@@ -35,16 +35,16 @@ from .hookspecs import PROJECT
 from .simulator import Simulator
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "DISABLE_ENV",
+    "ENTRY_POINT_GROUP",
     "AdapterInfo",
     "PluginLoadWarning",
-    "hookimpl",
-    "available",
     "adapter_info",
+    "available",
+    "get_plugin_manager",
+    "hookimpl",
     "load",
     "register_plugin",
-    "get_plugin_manager",
     "reset",
 ]
 

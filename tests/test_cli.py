@@ -18,7 +18,7 @@ def simdiff(*args, env_extra=None, cwd=None):
     env = {k: v for k, v in os.environ.items() if k != "SIMDIFF_DISABLE_PLUGINS"}
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "simdiff", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
+                          env=env, cwd=cwd, timeout=120, check=False)
 
 
 def range_jac(v, th, g=G):

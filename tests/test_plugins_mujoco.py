@@ -137,8 +137,8 @@ def test_parallel_workers_compile_their_own_model(ball):
 
 
 def test_vectorized_batches_through_rollout_equal_the_serial_steps():
-    cfg = dict(xml=CART, inputs=["model.body_mass[1]", "data.ctrl[0]", "data.qvel[0]"],
-               outputs=["data.qpos[0]", "data.sensordata[0]", "data.qvel[0]", "data.time"], steps=20)
+    cfg = {"xml": CART, "inputs": ["model.body_mass[1]", "data.ctrl[0]", "data.qvel[0]"],
+           "outputs": ["data.qpos[0]", "data.sensordata[0]", "data.qvel[0]", "data.time"], "steps": 20}
     serial, batched = sd.load("mujoco", **cfg), sd.load("mujoco", vectorized=True, nthread=2, **cfg)
     X = np.array([[3.0, 1.5, 0.0], [2.0, -1.0, 0.3], [5.0, 0.2, -0.1]])
     rows = batched.evaluate(X)

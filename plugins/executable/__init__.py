@@ -25,8 +25,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -30,14 +30,15 @@ import copy
 import os
 import re
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from simdiff_plugins.python_callable import resolve_import_string
 
 from simdiff.errors import ConfigError, SimulationError, require
 from simdiff.host import hookimpl
 from simdiff.simulator import Simulator
-from simdiff_plugins.python_callable import resolve_import_string
 
 __all__ = ["MuJoCo", "StatePath", "simdiff_adapters"]
 

@@ -11,7 +11,7 @@ step and its dense output reproduce exactly, so its outputs are smooth to roundi
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from simdiff.errors import ConfigError, SimulationError
 from simdiff.host import hookimpl
 from simdiff.simulator import Simulator
 
-__all__ = ["Projectile", "Pendulum", "simdiff_adapters"]
+__all__ = ["Pendulum", "Projectile", "simdiff_adapters"]
 
 
 def _select_outputs(outputs: Sequence[str] | str | None, allowed: Sequence[str]) -> list[str]:

@@ -7,7 +7,8 @@ name, so a simulator built from the CLI or a config file pickles to any worker.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from simdiff.errors import ConfigError
 from simdiff.host import hookimpl

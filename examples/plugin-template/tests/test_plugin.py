@@ -4,9 +4,9 @@ import pickle
 
 import numpy as np
 import pytest
+from simdiff_template.plugin import Rosenbrock
 
 import simdiff as sd
-from simdiff_template.plugin import Rosenbrock
 
 
 def exact_gradient(x, a=1.0, b=100.0):
