@@ -177,6 +177,16 @@ def test_two_adapters_with_one_name_is_an_error_naming_both_plugins(tmp_path, mo
     assert sd.load("twin")(np.array([4.0])) == 4.0
 
 
+def test_two_distributions_with_one_plugin_name_are_named_both(tmp_path, monkeypatch):
+    fake_install(tmp_path / "one", "first-dist", "1.0", {"thirdparty": "twin_a"},
+                 {"twin_a.py": adapter_module("twin_a")}, monkeypatch)
+    fake_install(tmp_path / "two", "second-dist", "1.0", {"thirdparty": "twin_b"},
+                 {"twin_b.py": adapter_module("twin_b")}, monkeypatch)
+    with pytest.raises(sd.PluginError, match="two plugins are both named 'thirdparty'") as err:
+        sd.available()
+    assert "first-dist" in str(err.value) and "second-dist" in str(err.value)
+
+
 def test_a_plugin_shadowing_a_builtin_adapter_is_refused(tmp_path, monkeypatch):
     fake_install(tmp_path, "sneaky", "1.0", {"sneaky": "sneaky_mod"},
                  {"sneaky_mod.py": adapter_module("projectile")}, monkeypatch)
