@@ -63,6 +63,8 @@ UNIT_STEP = 2.0**-6
 #: jumps down by JUMP.
 GARBAGE = 1e-2
 JUMP = 16
+#: Retries of a round whose batch raised SimulationError (see ``_evaluate_round``).
+RETRIES = 3
 #: Pairs of a central level (t = 1..4) and nodes of a one-sided level (t = 1..6).
 CENTRAL_LEVEL = (1, 2, 3, 4)
 ONE_SIDED_LEVEL = (1, 2, 3, 4, 5, 6)
@@ -132,15 +134,66 @@ def _start(s: float, lo: float, hi: float, side: int = 0) -> _Direction:
     return d
 
 
-def _add_points(pts: PointSet, x, u, d: _Direction, ts) -> None:
-    for t in ts:
-        if t in d.nodes:
+def _node_points(x, u, d: _Direction, t) -> list:
+    off = float(t) * d.h * u
+    return [x + off, x - off] if d.side == 0 else [x + d.side * off]
+
+
+def _evaluate_round(sim, x, U, dirs, pts: PointSet, evaluator, need_center: bool):
+    """Evaluate every direction's pending nodes (and f(x) if ``need_center``) in one batch.
+
+    Returns (batch or None, nfev). If the evaluator raises SimulationError at a point
+    (on_failure="raise"), the direction owning that point has its pending nodes replaced by a
+    level JUMP times closer to x (a singularity or the edge of f's domain lies within the
+    stencil) and the round is retried, up to ``RETRIES`` times; evaluations spent on a failed
+    attempt count in nfev when the evaluator keeps an ``nfev`` counter."""
+    from .errors import SimulationError
+
+    spent = 0
+    for attempt in range(RETRIES + 1):
+        new = PointSet(pts.n)
+        if need_center:
+            new.add(x)
+        marks = []
+        for i, d in enumerate(dirs):
+            for t in d.pending:
+                if t in d.nodes:
+                    continue
+                refs = []
+                for p in _node_points(x, U[i], d, t):
+                    row = pts.find(p)
+                    refs.append(row if row is not None else -1 - new.add(p))
+                marks.append((i, t, refs))
+        X = new.array()
+        if not len(X):
+            for d in dirs:
+                d.pending = []
+            return None, spent
+        before = getattr(evaluator, "nfev", None)
+        try:
+            batch = evaluator.evaluate(sim, X)
+        except SimulationError as exc:
+            after = getattr(evaluator, "nfev", None)
+            if isinstance(before, int) and isinstance(after, int):
+                spent += after - before
+            idx = getattr(exc, "index", None)
+            owners = {i for i, t, refs in marks if idx is not None and -1 - idx in refs}
+            if attempt == RETRIES or not owners:
+                raise
+            for i in owners:
+                d = dirs[i]
+                d.level = min(list(d.nodes) + list(d.pending)) / JUMP
+                d.pending = _level_nodes(d)
             continue
-        off = float(t) * d.h * u
-        if d.side == 0:
-            d.nodes[t] = (pts.add(x + off), pts.add(x - off))
-        else:
-            d.nodes[t] = (pts.add(x + d.side * off),)
+        base = len(pts.array())
+        for p in X:
+            pts.add(p)
+        for i, t, refs in marks:
+            dirs[i].nodes[t] = tuple(rr if rr >= 0 else base + (-1 - rr) for rr in refs)
+        for d in dirs:
+            d.pending = []
+        return batch, spent + batch.nfev
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None):
@@ -231,36 +284,38 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     """
     r, n = U.shape
     dirs = [_start(scale[i], t_lo[i], t_hi[i], side) for i in range(r)]
+    for d in dirs:
+        d.pending = _level_nodes(d)
     pts = PointSet(n)
-    center = pts.add(x) if any(d.side != 0 for d in dirs) else None
-    for i, d in enumerate(dirs):
-        _add_points(pts, x, U[i], d, _level_nodes(d))
+    center = 0 if any(d.side != 0 for d in dirs) else None  # f(x) leads the first batch
     F = None
     ok = np.zeros(0, dtype=bool)
     nfev, failures, scalar = 0, [], True
-    done_rows = 0
     best = [None] * r
     for rnd in range(MAX_ROUNDS):
-        X = pts.array()[done_rows:]
-        if len(X):
-            batch = evaluator.evaluate(sim, X)
-            nfev += batch.nfev
+        batch, spent = _evaluate_round(sim, x, U, dirs, pts, evaluator, rnd == 0 and center == 0)
+        nfev += spent
+        if batch is not None:
             scalar = batch.scalar
+            base = len(pts.array()) - len(batch.ok)
             for f in batch.failures:
                 fd = f.as_dict() if hasattr(f, "as_dict") else dict(f)
-                fd["index"] = fd.get("index", 0) + done_rows
+                fd["index"] = fd.get("index", 0) + base
                 failures.append(fd)
             vals = np.real(batch.values)
             F = vals if F is None else np.vstack([F, vals])
             ok = np.concatenate([ok, batch.ok])
-            done_rows += len(X)
-        grow = False
+        more = False
         for i, d in enumerate(dirs):
             if d.done:
                 continue
             vals_i, errs, truncs, rounds, wins = _estimates(d, F, ok, center)
             if not wins:
-                d.done = True
+                if rnd < MAX_ROUNDS - 1 and d.nodes and not ok[[r_ for rows in d.nodes.values() for r_ in rows]].all():
+                    _plan_move(d, "jump")  # points failed: retry far closer to x
+                    more = True
+                else:
+                    d.done = True
                 continue
             errs_a = np.array(errs)
             score = errs_a.max(axis=1)  # the direction's choice uses its worst output
@@ -274,9 +329,8 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
                 d.done = True
                 continue
             _plan_move(d, move)
-            _add_points(pts, x, U[i], d, d.pending)
-            grow = True
-        if not grow:
+            more = True
+        if not more:
             break
     m = F.shape[1] if F is not None else 1
     D = np.full((r, m), np.nan)
