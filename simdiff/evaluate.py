@@ -824,7 +824,8 @@ class _Run:
             raise
 
     def _batch_size_now(self, pool: Any) -> int:
-        return self.ev._batch_size(self.seconds, len(self.queue), pool.slots)
+        bs = self.ev._batch_size(self.seconds, len(self.queue), pool.slots)
+        return min(bs, getattr(pool, "max_batch", bs))
 
     def vectorized(self) -> None:
         """A vectorized simulator: one in-process call on the points left, retried rows again."""

@@ -550,7 +550,7 @@ class ThreadPool:
 
 
 def _is_worker_death(exc: BaseException) -> bool:
-    names = {type(e).__name__ for e in type(exc).__mro__}
+    names = {cls.__name__ for cls in type(exc).__mro__}
     return bool(names & {"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker", "WorkerCrashedError"})
 
 
@@ -597,6 +597,10 @@ def _run_blob(blob: bytes, x: np.ndarray) -> tuple[str, Any, float]:
 _DASK_STORE = _SimStore()  # in a dask worker process: the simulators it has unpickled
 
 
+async def _end_process() -> None:  # pragma: no cover - runs in a dask worker, which it ends
+    os._exit(1)
+
+
 def _dask_task(digest: str, blob: bytes, items: list) -> list:
     """Run in a dask worker: evaluate items, return [(kind, index, payload, seconds, worker)]."""
     from distributed import get_worker
@@ -615,31 +619,45 @@ def _dask_task(digest: str, blob: bytes, items: list) -> list:
 
 
 class DaskPool:
-    """Tasks on a ``distributed.Client``; at most one per worker thread in flight."""
+    """Tasks on a ``distributed.Client``, each pinned to a worker with a free thread.
+
+    Pinning (``workers=[address]``, no other workers allowed) is what makes failures exact: the
+    pool knows which worker runs which point, a task never waits in a queue behind another (so
+    its clock starts when it is submitted), and when a worker dies or is ended for a time-out,
+    no other point is blamed. A worker that leaves the cluster while it holds a point (it died;
+    its nanny starts a new one under a new address) is noticed by the membership check each
+    poll makes, and its point is reported ``died``.
+    """
 
     kind = "dask"
     overhead = 5e-3
+    max_batch = 1  # a task's points come back together: one point a task keeps blame exact
+    CHECK_EVERY = 0.25  # seconds between membership checks while waiting
 
     def __init__(self, client: Any, slots: int | None = None) -> None:
         self.client = client
         self._slots = slots
-        self.futures: dict[Any, tuple[list, float]] = {}
+        self.futures: dict[Any, tuple[list, float, str]] = {}
         self.timings: dict[str, float] = {}
+        self.threads: dict[str, int] = {}
         self._digest = ""
         self._blob = b""
 
     def __repr__(self) -> str:
-        return f"DaskPool({self.client!r}, slots={self.slots})"
+        return f"DaskPool({self.client!r}, slots={self._slots})"
+
+    def _members(self) -> dict[str, int]:
+        try:
+            self.threads = dict(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler did not answer: keep the last view
+            pass
+        return self.threads
 
     @property
     def slots(self) -> int:
-        if self._slots:
-            return self._slots
-        try:
-            n = sum(self.client.nthreads().values())
-        except Exception:  # noqa: BLE001 - a scheduler that does not answer: assume one
-            n = 1
-        return max(1, n)
+        n = sum(self.threads.values()) if self.threads else sum(self._members().values())
+        n = max(1, n)
+        return min(n, self._slots) if self._slots else n
 
     def startup_cost(self) -> float:
         return 0.0
@@ -653,18 +671,33 @@ class DaskPool:
     def prepare(self, sim: Any) -> None:
         self._blob = dumps(sim)
         self._digest = hashlib.sha256(self._blob).hexdigest()
-        self._n = self.slots
+        self._members()
+
+    def _free_worker(self) -> str | None:
+        used: dict[str, int] = {}
+        for _items, _t0, w in self.futures.values():
+            used[w] = used.get(w, 0) + 1
+        for w, n in sorted(self.threads.items()):
+            if used.get(w, 0) < n:
+                return w
+        return None
 
     def idle(self) -> int:
-        return self._n - len(self.futures)
+        if len(self.futures) >= self.slots:
+            return 0
+        if self._free_worker() is None:
+            self._members()  # a restarted worker may have joined under a new address
+        return 1 if self._free_worker() is not None else 0
 
     def busy(self) -> int:
         return len(self.futures)
 
     def submit(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
         items = list(items)
-        fut = self.client.submit(_dask_task, self._digest, self._blob, items, pure=False)
-        self.futures[fut] = (items, time.perf_counter())
+        worker = self._free_worker()
+        fut = self.client.submit(_dask_task, self._digest, self._blob, items, pure=False,
+                                 workers=[worker], allow_other_workers=False)
+        self.futures[fut] = (items, time.perf_counter(), worker)
 
     def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
         from distributed import wait as dask_wait
@@ -673,30 +706,41 @@ class DaskPool:
         if not self.futures:
             return events
         now = time.perf_counter()
-        limit = wait
+        limit = self.CHECK_EVERY if wait is None else min(wait, self.CHECK_EVERY)
         if timeout is not None:
-            left = max(0.0, min(t0 + timeout * len(it) for it, t0 in self.futures.values()) - now)
-            limit = left if limit is None else min(limit, left)
+            first = min(t0 + timeout * len(it) for it, t0, _w in self.futures.values())
+            limit = min(limit, max(0.0, first - now))
         try:
             done, _ = dask_wait(list(self.futures), timeout=limit, return_when="FIRST_COMPLETED")
         except Exception:  # noqa: BLE001 - distributed raises its TimeoutError on expiry
             done = [f for f in self.futures if f.done()]
         for fut in done:
-            items, t0 = self.futures.pop(fut)
-            events.extend(self._collect(fut, items, time.perf_counter() - t0))
+            items, t0, worker = self.futures.pop(fut)
+            events.extend(self._collect(fut, items, time.perf_counter() - t0, worker))
+        if not self.futures:
+            return events
+        members = self._members()
+        gone = [f for f, (_it, _t0, w) in self.futures.items() if w not in members]
+        if gone:
+            self.client.cancel(gone, force=True)
+        for fut in gone:
+            items, t0, worker = self.futures.pop(fut)
+            self.threads.pop(worker, None)
+            cause = f"dask worker {worker} left the cluster while evaluating this point (it died)"
+            events.append(Event("died", items[0][0], cause, time.perf_counter() - t0, worker))
+            events.extend(Event("requeue", i, None, 0.0, worker) for i, _ in items[1:])
         if timeout is not None:
             now = time.perf_counter()
-            late = [f for f, (it, t0) in self.futures.items() if now - t0 > timeout * len(it)]
+            late = [f for f, (it, t0, _w) in self.futures.items() if now - t0 > timeout * len(it)]
             if late:
-                self._restart_holders(late)
+                self._end_holders(late)
             for fut in late:
-                items, t0 = self.futures.pop(fut)
-                fut.cancel()
-                events.append(Event("timeout", items[0][0], timeout, now - t0, "dask"))
-                events.extend(Event("requeue", i, None, 0.0, "dask") for i, _ in items[1:])
+                items, t0, worker = self.futures.pop(fut)
+                events.append(Event("timeout", items[0][0], timeout, now - t0, worker))
+                events.extend(Event("requeue", i, None, 0.0, worker) for i, _ in items[1:])
         return events
 
-    def _collect(self, fut: Any, items: list, seconds: float) -> list[Event]:
+    def _collect(self, fut: Any, items: list, seconds: float, worker: str) -> list[Event]:
         if fut.status == "finished":
             return [Event(k, i, p, s, w) for k, i, p, s, w in fut.result()]
         if fut.status == "cancelled":
@@ -706,29 +750,33 @@ class DaskPool:
         except Exception as e:  # noqa: BLE001 - e.g. the future was lost with the cluster
             exc = e
         if _is_worker_death(exc):
-            cause = f"dask worker died while evaluating this point ({type(exc).__name__}: {exc})"
-            return [Event("died", items[0][0], cause, seconds, "dask")] + [
+            self.threads.pop(worker, None)  # not to be given another point: it is gone
+            cause = f"dask worker {worker} died while evaluating this point ({type(exc).__name__})"
+            return [Event("died", items[0][0], cause, seconds, worker)] + [
                 Event("requeue", i) for i, _ in items[1:]
             ]
-        return [Event("error", i, exc, seconds, "dask") for i, _ in items]
+        return [Event("error", i, exc, seconds, worker) for i, _ in items]
 
-    def _restart_holders(self, futures: list) -> None:
-        """Restart the dask workers that are running ``futures`` (hung evaluations)."""
-        keys = {f.key for f in futures}
+    def _end_holders(self, futures: list) -> None:
+        """End the dask worker processes that run ``futures`` (hung evaluations).
+
+        The futures are cancelled first; then each holder ends itself (``os._exit`` through
+        ``Client.run``, which runs on the worker's event loop even while its thread is stuck) and
+        its nanny starts a fresh worker. A graceful ``restart_workers`` would first wait seconds
+        for the stuck thread.
+        """
+        holders = sorted({self.futures[f][2] for f in futures})
+        self.client.cancel(futures, force=True)
         try:
-            processing = self.client.processing()
-        except Exception:  # noqa: BLE001
-            return
-        holders = [w for w, ks in processing.items() if keys & set(ks)]
-        if holders:
-            try:
-                self.client.restart_workers(holders, raise_for_error=False)
-            except Exception:  # noqa: BLE001 - a worker without a nanny cannot be restarted
-                pass
+            self.client.run(_end_process, workers=holders, wait=False)
+        except Exception:  # noqa: BLE001 - best effort: the time-out is already recorded
+            pass
+        for w in holders:
+            self.threads.pop(w, None)
 
     def abandon(self) -> None:
         if self.futures:
-            self.client.cancel(list(self.futures))
+            self.client.cancel(list(self.futures), force=True)
         self.futures.clear()
 
     def close(self) -> None:

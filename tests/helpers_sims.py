@@ -37,6 +37,7 @@ def vec3(x):
 def _tick(directory: str, name: str) -> int:
     """Append one line to directory/name and return how many lines it now has (atomic enough
     for one writer at a time per point)."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
     path = Path(directory) / name
     with open(path, "a") as fh:
         fh.write("x\n")
