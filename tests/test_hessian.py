@@ -1,0 +1,147 @@
+"""hessian: against analytic Hessians, exact symmetry, the 2n² + 1 count, step="adaptive",
+bounds, error estimates, and refused input."""
+
+import numpy as np
+import pytest
+
+import simdiff as sd
+from simdiff.evaluate import SerialEvaluator
+
+
+def f1(x):
+    a, b, c = x
+    return np.exp(a) * np.sin(b) + a**2 * c**3 + np.log(1 + c**2)
+
+
+def H1(x):
+    a, b, c = x
+    return np.array([
+        [np.exp(a) * np.sin(b) + 2 * c**3, np.exp(a) * np.cos(b), 6 * a * c**2],
+        [np.exp(a) * np.cos(b), -np.exp(a) * np.sin(b), 0.0],
+        [6 * a * c**2, 0.0, 6 * a**2 * c + (2 - 2 * c**2) / (1 + c**2) ** 2],
+    ])
+
+
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def rosen_hess(x):
+    n = len(x)
+    H = np.zeros((n, n))
+    for i in range(n - 1):
+        H[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
+        H[i + 1, i + 1] += 200
+        H[i, i + 1] = H[i + 1, i] = -400 * x[i]
+    return H
+
+
+def gauss(x):
+    return np.exp(-np.sum(x**2) / 2)
+
+
+def gauss_hess(x):
+    return gauss(x) * (np.outer(x, x) - np.eye(len(x)))
+
+
+CASES = [
+    (f1, H1, np.array([0.3, 1.1, -0.7])),
+    (rosen, rosen_hess, np.array([-1.2, 1.0, 0.8, 1.3])),
+    (gauss, gauss_hess, np.array([0.3, 0.5, -0.2, 1.1, 0.0])),
+]
+
+
+class Counting(SerialEvaluator):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def evaluate(self, sim, X):
+        self.batches.append(np.array(X))
+        return super().evaluate(sim, X)
+
+
+@pytest.mark.parametrize("f, H, x", CASES)
+def test_hessian_against_analytic_and_count(f, H, x):
+    n = len(x)
+    ev = Counting()
+    Hn, info = sd.hessian(f, x, evaluator=ev, full_output=True)
+    t = H(x)
+    assert np.array_equal(Hn, Hn.T)  # exactly symmetric
+    assert np.max(np.abs(Hn - t)) <= 1e-6 * max(1.0, np.max(np.abs(t)))
+    assert info.nfev == 2 * n * n + 1 == len(ev.batches[0])
+    assert len(ev.batches) == 1
+    # the points: f(x), x ± h_i e_i, and x ± h_i e_i ± h_j e_j, nothing else
+    D = ev.batches[0] - x
+    assert all(np.count_nonzero(d) <= 2 for d in D)
+
+
+@pytest.mark.parametrize("f, H, x", CASES)
+def test_adaptive_hessian(f, H, x):
+    Hn, info = sd.hessian(f, x, step="adaptive", full_output=True)
+    t = H(x)
+    assert np.array_equal(Hn, Hn.T)
+    assert np.max(np.abs(Hn - t)) <= 1e-10 * max(1.0, np.max(np.abs(t)))
+    assert np.all(np.abs(Hn - t) <= info.error + 1e-13 * np.max(np.abs(t)))
+    n = len(x)
+    assert info.nfev <= 5 * 2 * n * n + 1  # at most five levels of the 2n² + 1 scheme
+
+
+def test_error_estimates_cover_the_default_hessian():
+    errs, ests = [], []
+    for f, H, x in CASES:
+        Hn, info = sd.hessian(f, x, full_output=True)
+        errs.extend(np.abs(Hn - H(x)).ravel())
+        ests.extend(info.error.ravel())
+    errs, ests = np.array(errs), np.array(ests)
+    assert np.mean(errs <= ests + 1e-12) >= 0.95
+
+
+def test_bounds_shift_the_stencil_inside():
+    x = np.array([0.3, 1.1, -0.7])
+    lo, hi = np.array([0.3, 1.0, -1.0]), np.array([1.0, 1.1, 0.0])
+    pts = []
+
+    def f(v):
+        pts.append(v.copy())
+        return f1(v)
+
+    Hn, info = sd.hessian(f, x, bounds=(lo, hi), full_output=True)
+    P = np.array(pts)
+    assert np.all(P >= lo) and np.all(P <= hi)
+    assert info.schemes == ["shifted", "shifted", "central"]
+    assert info.nfev <= 2 * 9 + 1
+    t = H1(x)
+    assert np.max(np.abs(Hn - t)) <= 1e-2  # one-sided in two coordinates: order 1 there
+    shifted = np.zeros((3, 3), dtype=bool)
+    shifted[:2, :] = shifted[:, :2] = True  # entries that use a shifted stencil
+    assert np.all((np.abs(Hn - t) <= info.error)[shifted])
+
+
+def test_fixed_coordinate_has_zero_row_and_column():
+    x = np.array([0.3, 1.1, -0.7])
+    Hn, info = sd.hessian(f1, x, bounds=([0.3, 0, -1], [0.3, 2, 0]), full_output=True)
+    assert np.all(Hn[0] == 0) and np.all(Hn[:, 0] == 0)
+    assert info.fixed == [0]
+    assert abs(Hn[1, 1] - H1(x)[1, 1]) <= 1e-6
+
+
+def test_absolute_step_is_used():
+    x = np.array([0.3, 1.1, -0.7])
+    _, info = sd.hessian(f1, x, step=1e-3, full_output=True)
+    assert np.allclose(info.step, 1e-3, rtol=1e-12)
+
+
+def test_vector_output_refused():
+    with pytest.raises(sd.OutputError, match="scalar"):
+        sd.hessian(lambda v: np.array([v[0], v[1]]), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"method": "forward"}, "central"),
+    ({"step": "auto"}, "adaptive"),
+    ({"step": "adaptive", "rel_step": 1e-3}, "rel_step"),
+])
+def test_refused_options(kw, match):
+    with pytest.raises(sd.ArgumentError, match=match):
+        sd.hessian(f1, [0.3, 1.1, -0.7], **kw)
