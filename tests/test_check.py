@@ -215,7 +215,12 @@ def test_a_kink_at_the_point_is_named_not_called_a_bug():
     assert r.nonsmooth[0].right == pytest.approx(1.0) and abs(r.nonsmooth[0].left) < 1e-9
     assert "f is not smooth at x[0]" in str(r)
     # the same entry without the one-sided test is a mismatch: the exclusion is what passes it
-    assert not sd.check_gradient(_relu_loss, _relu_grad, x, nonsmooth="off").passed
+    off = sd.check_gradient(_relu_loss, _relu_grad, x, nonsmooth="off")
+    assert not off.passed
+    # the one-sided derivatives were taken along x[0] only (the other inputs pinned by bounds)
+    with pytest.warns(NonSmoothWarning):
+        every = sd.check_gradient(_relu_loss, _relu_grad, x, nonsmooth="all")
+    assert off.nfev < r.nfev < every.nfev
 
 
 def test_a_wrong_value_at_a_kink_still_counts():
