@@ -239,3 +239,11 @@ def test_parallel_evaluation_gives_the_serial_result(legacy):
     sim = legacy("json", parse={"json": "out.json", "keys": ["result.f1", "result.f2.0"]})
     np.testing.assert_array_equal(sd.jacobian(sim, [0.7, 2.0], n_jobs=2), sd.jacobian(sim, [0.7, 2.0]))
     assert rundirs(legacy.runs) == []
+
+
+def test_env_entries_are_added_to_the_inherited_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMDIFF_TEST_INHERITED", "4.0")
+    prog = "import os; print(float(os.environ['SCALE']) * float(os.environ['SIMDIFF_TEST_INHERITED']) * float(open('d').read()))"
+    sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=["a"], files={"d": "{a}"},
+                  env={"SCALE": 2.5}, workdir=str(tmp_path))
+    assert sim(np.array([3.0])).tolist() == [30.0]
