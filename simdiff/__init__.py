@@ -24,6 +24,7 @@ from .differentiate import derivative, gradient, jacobian, jvp
 from .hessian import hessian
 from .sweep import SweepResult, step_sweep
 from .check import CheckReport, check_gradient, check_jacobian, relative_error
+from . import testing, torch  # simdiff.testing, simdiff.torch (torch itself is imported lazily)
 
 __version__ = "0.1.0"
 
