@@ -53,6 +53,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait as wait_connections
@@ -137,7 +138,9 @@ def run_one(sim: Any, x: np.ndarray) -> tuple[str, Any, float]:
 class _SimStore:
     """The simulators a worker has unpickled, by digest (the few most recent)."""
 
-    def __init__(self, size: int = 4) -> None:
+    SIZE = 4
+
+    def __init__(self, size: int = SIZE) -> None:
         self.size = size
         self.sims: OrderedDict[str, Any] = OrderedDict()
 
@@ -227,7 +230,7 @@ class _Proc:
         self.slot = slot
         self.name = f"process-{slot}"
         self.ready = False
-        self.digests: set[str] = set()
+        self.digests: OrderedDict[str, None] = OrderedDict()  # mirrors the worker's _SimStore
         self.items: deque = deque()  # (index, x) sent and not yet returned, in order
         self.clock = 0.0  # when the current point started (valid once ready)
         self.spawn_seconds: float | None = None
@@ -315,7 +318,10 @@ class ProcessPool:
         if proc.ready:
             proc.clock = time.perf_counter()
         proc.conn.send_bytes(pickle.dumps(("run", self._digest, blob, list(items)), _PROTOCOL))
-        proc.digests.add(self._digest)
+        proc.digests[self._digest] = None
+        proc.digests.move_to_end(self._digest)
+        while len(proc.digests) > _SimStore.SIZE:
+            proc.digests.popitem(last=False)
 
     def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
         events: list[Event] = []
@@ -595,13 +601,20 @@ def _run_blob(blob: bytes, x: np.ndarray) -> tuple[str, Any, float]:
 
 
 _DASK_STORE = _SimStore()  # in a dask worker process: the simulators it has unpickled
+_DASK_STARTED: dict[str, float] = {}  # in a dask worker process: token -> when its point began
 
 
 async def _end_process() -> None:  # pragma: no cover - runs in a dask worker, which it ends
     os._exit(1)
 
 
-def _dask_task(digest: str, blob: bytes, items: list) -> list:
+def _dask_elapsed(tokens: list) -> dict:
+    """In a dask worker: how long each of these tasks' current point has been running."""
+    now = time.monotonic()
+    return {t: now - _DASK_STARTED[t] for t in tokens if t in _DASK_STARTED}
+
+
+def _dask_task(token: str, digest: str, blob: bytes, items: list) -> list:
     """Run in a dask worker: evaluate items, return [(kind, index, payload, seconds, worker)]."""
     from distributed import get_worker
 
@@ -609,12 +622,17 @@ def _dask_task(digest: str, blob: bytes, items: list) -> list:
         worker = get_worker().address
     except ValueError:  # pragma: no cover - run outside a worker
         worker = "dask"
-    sim = _DASK_STORE.get(digest, blob)
     out = []
-    for idx, x in items:
-        kind, payload, seconds = run_one(sim, x)
-        payload = _portable_exception(payload) if kind == "error" else _portable_value(payload)
-        out.append((kind, idx, payload, seconds, worker))
+    try:
+        _DASK_STARTED[token] = time.monotonic()
+        sim = _DASK_STORE.get(digest, blob)
+        for idx, x in items:
+            _DASK_STARTED[token] = time.monotonic()
+            kind, payload, seconds = run_one(sim, x)
+            payload = _portable_exception(payload) if kind == "error" else _portable_value(payload)
+            out.append((kind, idx, payload, seconds, worker))
+    finally:
+        _DASK_STARTED.pop(token, None)
     return out
 
 
@@ -695,8 +713,9 @@ class DaskPool:
     def submit(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
         items = list(items)
         worker = self._free_worker()
-        fut = self.client.submit(_dask_task, self._digest, self._blob, items, pure=False,
-                                 workers=[worker], allow_other_workers=False)
+        token = f"simdiff-{uuid.uuid4().hex}"
+        fut = self.client.submit(_dask_task, token, self._digest, self._blob, items, key=token,
+                                 pure=False, workers=[worker], allow_other_workers=False)
         self.futures[fut] = (items, time.perf_counter(), worker)
 
     def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
@@ -732,6 +751,7 @@ class DaskPool:
         if timeout is not None:
             now = time.perf_counter()
             late = [f for f, (it, t0, _w) in self.futures.items() if now - t0 > timeout * len(it)]
+            late = self._really_late(late, timeout)
             if late:
                 self._end_holders(late)
             for fut in late:
@@ -756,6 +776,30 @@ class DaskPool:
                 Event("requeue", i) for i, _ in items[1:]
             ]
         return [Event("error", i, exc, seconds, worker) for i, _ in items]
+
+    def _really_late(self, late: list, timeout: float) -> list:
+        """Of the futures past their deadline counted from submission, those whose point has
+        been running longer than ``timeout`` by the worker's own clock; the clocks of the others
+        (still being shipped, or waiting for their simulator to load) are moved to their start."""
+        if not late:
+            return late
+        holders = sorted({self.futures[f][2] for f in late})
+        try:
+            running = self.client.run(_dask_elapsed, [f.key for f in late], workers=holders)
+        except Exception:  # noqa: BLE001 - a worker that cannot answer is treated as hung
+            return late
+        elapsed = {k: v for per_worker in running.values() for k, v in per_worker.items()}
+        now = time.perf_counter()
+        really = []
+        for fut in late:
+            items, _t0, worker = self.futures[fut]
+            if fut.done():
+                continue  # finished meanwhile: collected at the next poll
+            if fut.key in elapsed and elapsed[fut.key] >= timeout:
+                really.append(fut)
+            else:
+                self.futures[fut] = (items, now - elapsed.get(fut.key, 0.0), worker)
+        return really
 
     def _end_holders(self, futures: list) -> None:
         """End the dask worker processes that run ``futures`` (hung evaluations).

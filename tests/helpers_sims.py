@@ -35,13 +35,17 @@ def vec3(x):
 
 
 def _tick(directory: str, name: str) -> int:
-    """Append one line to directory/name and return how many lines it now has (atomic enough
-    for one writer at a time per point)."""
+    """Append one line to directory/name and return how many lines it now has; an exclusive
+    lock makes append-and-count one step when several processes tick at once."""
+    import fcntl
+
     Path(directory).mkdir(parents=True, exist_ok=True)
-    path = Path(directory) / name
-    with open(path, "a") as fh:
+    with open(Path(directory) / name, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write("x\n")
-    return sum(1 for _ in open(path))
+        fh.flush()
+        fh.seek(0)
+        return sum(1 for _ in fh)
 
 
 def _point_name(x) -> str:
