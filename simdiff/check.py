@@ -366,9 +366,9 @@ def _random_points(x, points, seed, spread, bounds):
     except (TypeError, ValueError):
         raise ArgumentError(f"seed must be None, an int or a numpy Generator; got {seed!r}") from None
     X = x + spread * np.maximum(1.0, np.abs(x)) * rng.uniform(-1.0, 1.0, size=(int(points), x.size))
-    if bounds is not None:
-        lo, hi = (np.broadcast_to(np.asarray(b, dtype=float), x.shape) for b in bounds)
-        X = np.clip(X, lo, hi)
+    box = normalize_bounds(bounds, x)
+    if box is not None:
+        X = np.clip(X, *box)
     return X
 
 

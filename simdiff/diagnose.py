@@ -123,7 +123,8 @@ class _Ctx:
         if not self.gradient and len(rows) <= 8 and (self.sig[rows] <= mask[rows]).all():
             what = "output" if len(rows) == 1 else "outputs"
             return f"in {what} " + _join([self.out_label(int(i)) for i in rows])
-        return f"at {len(idx)} entries: " + _join([self.entry_label(tuple(map(int, e))) for e in idx])
+        where = _join([self.entry_label(tuple(map(int, e))) for e in idx])
+        return f"at entry {where}" if len(idx) == 1 else f"at {len(idx)} entries: {where}"
 
 
 def _join(items: list[str], most: int = 6) -> str:

@@ -316,3 +316,11 @@ def test_nan_in_the_analytical_gradient_is_a_bug():
     f, grad = SCALAR[0][1], SCALAR[0][2]
     r = sd.check_gradient(f, lambda x: grad(x) * np.array([1.0, np.nan]), np.array([0.5, -1.0]))
     assert r.verdict == "bug" and not r.passed and r.worst[0].index == 1
+
+
+def test_random_points_stay_inside_bounds():
+    f, grad = SCALAR[2][1], SCALAR[2][2]
+    x = np.array([0.5, 0.2])
+    r = sd.check_gradient(f, grad, x, points=8, seed=0, spread=3.0, bounds=([0.0, -np.inf], [1.0, np.inf]))
+    assert r.passed and r.points[:, 0].min() >= 0.0 and r.points[:, 0].max() <= 1.0
+    assert r.points[:, 1].min() < -0.5 and r.points[:, 1].max() > 0.9  # unbounded: spread 3, both signs
