@@ -253,14 +253,20 @@ def _plan_move(d: _Direction, move: str) -> None:
         d.pending = [ts[-1] * Fraction(3, 2)]
 
 
-def _move(d: _Direction, win, trunc, rnd, val, lo, hi) -> str | None:
-    """The next move of a direction from its best window: "jump", "shrink", "grow" or None."""
+def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi) -> str | None:
+    """The next move of a direction from its best window: "jump", "shrink", "grow" or None.
+
+    ``ref`` (m,) is the size each output is judged against: max(|D|, the largest |D| of that
+    output over all directions), so that an entry far smaller than the rest of its row is
+    not refined for an accuracy nobody can see in the Jacobian."""
     all_ts = sorted(d.nodes)
-    t, r, v = float(np.max(trunc)), float(np.max(rnd)), float(np.max(np.abs(val)))
-    if t > GARBAGE * v and t > 100 * r:
+    if np.max(trunc) > GARBAGE * np.max(np.abs(val)) and np.max(trunc) > 100 * np.max(rnd):
         return "jump"  # no convergence at all: the step is far too large
-    if t + r <= TARGET * v:
+    need = (trunc + rnd) / np.maximum(ref, np.finfo(float).tiny)
+    if np.all(need <= TARGET):
         return None
+    k = int(np.argmax(need))  # the output furthest from the target decides
+    t, r = float(trunc[k]), float(rnd[k])
     if t > r and win[0] == all_ts[0]:
         return "shrink"
     if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * Fraction(3, 2)], lo, hi):
@@ -306,10 +312,20 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
             F = vals if F is None else np.vstack([F, vals])
             ok = np.concatenate([ok, batch.ok])
         more = False
+        current = {}
         for i, d in enumerate(dirs):
             if d.done:
                 continue
-            vals_i, errs, truncs, rounds, wins = _estimates(d, F, ok, center)
+            current[i] = _estimates(d, F, ok, center)
+            vals_i, errs, truncs, rounds, wins = current[i]
+            if wins:
+                errs_a = np.array(errs)
+                j = int(np.argmin(errs_a.max(axis=1)))  # the direction's choice: worst output
+                best[i] = (np.array(vals_i), errs_a, j, wins[j])
+        ref = np.max([np.abs(b[0][b[2]]) for b in best if b is not None], axis=0) \
+            if any(b is not None for b in best) else None
+        for i, (vals_i, errs, truncs, rounds, wins) in current.items():
+            d = dirs[i]
             if not wins:
                 if rnd < MAX_ROUNDS - 1 and d.nodes and not ok[[r_ for rows in d.nodes.values() for r_ in rows]].all():
                     _plan_move(d, "jump")  # points failed: retry far closer to x
@@ -317,14 +333,13 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
                 else:
                     d.done = True
                 continue
-            errs_a = np.array(errs)
-            score = errs_a.max(axis=1)  # the direction's choice uses its worst output
-            j = int(np.argmin(score))
-            best[i] = (np.array(vals_i), errs_a, j, wins[j])
-            improved = score[j] < d.best / 2
-            d.history.append(float(score[j]))
-            d.best = min(d.best, float(score[j]))
-            move = _move(d, wins[j], truncs[j], rounds[j], vals_i[j], t_lo[i], t_hi[i])
+            j = best[i][2]
+            score = float(best[i][1][j].max())
+            improved = score < d.best / 2
+            d.history.append(score)
+            d.best = min(d.best, score)
+            move = _move(d, wins[j], truncs[j], rounds[j], vals_i[j],
+                         np.maximum(np.abs(vals_i[j]), ref), t_lo[i], t_hi[i])
             if rnd == MAX_ROUNDS - 1 or move is None or (rnd > 0 and not improved and move != "jump"):
                 d.done = True
                 continue
