@@ -136,7 +136,11 @@ def test_fixed_coordinate_is_zero():
 
 def test_domain_edge_inside_the_first_stencil_is_retried_closer():
     # log(x) at 0.05: the first stencil reaches x - 0.0625 < 0, where log is NaN.
-    v, info = sd.derivative(np.log, 0.05, step="adaptive", full_output=True)
+    def log(v):
+        with np.errstate(invalid="ignore"):
+            return np.log(v)
+
+    v, info = sd.derivative(log, 0.05, step="adaptive", full_output=True)
     assert abs(v - 20.0) <= 1e-11 * 20
     assert abs(v - 20.0) <= info.error
 
