@@ -18,18 +18,23 @@ in ``simdiff/cache.py``, the bar in ``simdiff/progress.py``.
 
 from __future__ import annotations
 
+import cmath
 import math
 import os
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, ArgumentTypeError, OutputError, SimulationError
-from .simulator import Simulator
+from . import workers
+from .cache import DiskCache, as_cache, fingerprint
+from .errors import ArgumentError, ArgumentTypeError, OutputError, SimulationError, require
+from .progress import PROGRESS, Progress
+from .simulator import Simulator, as_simulator
+from .workers import Event, timeout_error
 
 __all__ = [
     "Batch",
@@ -142,7 +147,10 @@ def check_output(value: Any, index: int, point: np.ndarray) -> np.ndarray:
 
 
 def is_finite_output(arr: np.ndarray) -> bool:
-    return bool(np.all(np.isfinite(arr)))
+    if arr.ndim == 0:  # the common scalar case, without a numpy reduction
+        v = arr.item()
+        return cmath.isfinite(v) if isinstance(v, complex) else math.isfinite(v)
+    return bool(np.isfinite(arr).all())
 
 
 def stack_outputs(outputs: Sequence[Any], X: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -432,9 +440,6 @@ class Evaluator:
         on_failure: str = "raise",
         progress: bool | None = None,
     ) -> None:
-        from .cache import DiskCache, as_cache
-        from .progress import PROGRESS
-
         if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool)):
             raise _ArgumentValueTypeError(
                 f"n_jobs must be None or an int (positive: that many, -1: all CPUs); "
@@ -505,8 +510,6 @@ class Evaluator:
                     f"(or a joblib backend registered by name); got {backend!r}"
                 )
             if backend == "dask":
-                from .errors import require
-
                 require("distributed", "dask")
             return backend
         from joblib.parallel import ParallelBackendBase
@@ -522,8 +525,6 @@ class Evaluator:
 
     def _pool(self, sim: Simulator) -> Any:
         """The pool for this batch, or None to run it in this process only."""
-        from . import workers
-
         ctx_backend, ctx_n = _joblib_context()
         backend = self.backend if self.backend is not None else ctx_backend
         n_jobs = self.n_jobs if self.n_jobs is not None else ctx_n
@@ -561,8 +562,6 @@ class Evaluator:
             kind = "threads" if getattr(sim, "prefer", None) == "threads" else "processes"
         else:
             if name == "ray":
-                from .errors import require
-
                 require("ray", "ray")
                 from ray.util.joblib import register_ray
 
@@ -577,18 +576,10 @@ class Evaluator:
             return 1
         return max(1, min(math.ceil(1e-2 / max(t, 1e-7)), math.ceil(remaining / slots)))
 
-    @staticmethod
-    def _parallel_seconds(pool: Any, r: int, t: float) -> float:
-        return math.ceil(r / pool.slots) * (t + pool.overhead)
-
     # -- the batch ---------------------------------------------------------------------------
 
     def evaluate(self, sim: Any, X: Any) -> Batch:
         """Evaluate ``sim`` at every row of ``X`` (k, n); see the class docstring."""
-        from .cache import fingerprint
-        from .progress import Progress
-        from .simulator import as_simulator
-
         sim = as_simulator(sim)
         X = np.asarray(X)
         if not np.iscomplexobj(X):
@@ -652,20 +643,19 @@ class _Run:
         self.slots = 1
         # the Evaluator's timings, and those of the kept pool (shared by every Evaluator using it)
         self.timings: list[dict] = [ev._seconds]
+        self.seconds: float | None = ev._seconds.get(ident)  # per evaluation; None: not timed
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    @property
-    def seconds(self) -> float | None:
-        """Seconds per evaluation of this simulator, as measured so far (None: never timed)."""
-        for memory in self.timings:
-            if self.ident in memory:
-                return memory[self.ident]
-        return None
+    def _use_pool_timings(self, pool: Any) -> None:
+        self.slots = pool.slots
+        self.timings.append(pool.timings)
+        if self.seconds is None:
+            self.seconds = pool.timings.get(self.ident)
 
     def _timed(self, seconds: float) -> None:
         old = self.seconds
-        new = seconds if old is None else 0.7 * old + 0.3 * seconds
+        self.seconds = new = seconds if old is None else 0.7 * old + 0.3 * seconds
         for memory in self.timings:
             memory[self.ident] = new
 
@@ -677,48 +667,58 @@ class _Run:
             "attempt": self.attempts[i], "worker": worker, "status": status, "error": error,
         })
 
-    def _finished(self, n: int = 1) -> None:
+    def _finished(self) -> None:
+        if self.progress.mode is False:
+            return
         t = self.seconds
-        left = len(self.queue)
-        expect = None if t is None else left * t / max(1, self.slots)
-        self.progress.update(n, expect)
+        expect = None if t is None else len(self.queue) * t / self.slots
+        self.progress.update(1, expect)
 
     def _fail(self, i: int, cause: Any) -> None:
         if self.attempts[i] <= self.ev.retries and not self.stop:
             self.queue.appendleft(i)
             return
+        self._final_failure(i, cause)
+
+    def _final_failure(self, i: int, cause: Any) -> None:
         self.failures.append(Failure(i, self.X[i].copy(), cause, self.attempts[i]))
         self._finished()
         if self.ev.on_failure == "raise":
             self.stop = True
 
-    def handle(self, e: Any) -> None:
-        """Account for one Event (simdiff/workers.py) of point ``e.index``."""
-        from .workers import timeout_error
+    # -- what became of a run ----------------------------------------------------------------
 
+    def done(self, i: int, raw: Any, seconds: float, worker: str) -> None:
+        """Point i returned ``raw``: accept it (and cache it) or, if not finite, fail it."""
+        arr = check_output(raw, i, self.X[i])
+        self._timed(seconds)
+        if not is_finite_output(arr):
+            self._logged(i, "non-finite", arr, seconds, worker)
+            self._fail(i, f"non-finite output {arr!r}")
+            return
+        self._logged(i, "ok", arr, seconds, worker)
+        self.outputs[i] = arr
+        self.ok[i] = True
+        if self.ev.cache is not None:
+            self.ev.cache.put(self.ident, self.X[i], arr)
+        self._finished()
+
+    def raised(self, i: int, exc: Any, seconds: float, worker: str) -> None:
+        self._timed(seconds)
+        self._logged(i, "error", None, seconds, worker, exc)
+        self._fail(i, exc)
+
+    def handle(self, e: Event) -> None:
+        """Account for one Event (simdiff/workers.py) of point ``e.index``."""
         i = e.index
-        if e.kind == "requeue":
+        if e.kind == "ok":
+            self.done(i, e.payload, e.seconds, e.worker)
+        elif e.kind == "error":
+            self.raised(i, e.payload, e.seconds, e.worker)
+        elif e.kind == "requeue":  # never started: handed back without blame
             self.attempts[i] -= 1
             if not self.stop:
                 self.queue.appendleft(i)
-            return
-        if e.kind == "ok":
-            arr = check_output(e.payload, i, self.X[i])
-            self._timed(e.seconds)
-            if not is_finite_output(arr):
-                self._logged(i, "non-finite", arr, e.seconds, e.worker)
-                self._fail(i, f"non-finite output {arr!r}")
-                return
-            self._logged(i, "ok", arr, e.seconds, e.worker)
-            self.outputs[i] = arr
-            self.ok[i] = True
-            if self.ev.cache is not None:
-                self.ev.cache.put(self.ident, self.X[i], arr)
-            self._finished()
-        elif e.kind == "error":
-            self._timed(e.seconds)
-            self._logged(i, "error", None, e.seconds, e.worker, e.payload)
-            self._fail(i, e.payload)
         elif e.kind == "timeout":
             cause = timeout_error(i, e.payload)
             self._logged(i, "timeout", None, e.seconds, e.worker, cause)
@@ -728,39 +728,13 @@ class _Run:
             self.deaths[i] += 1
             if self.deaths[i] <= self.ev.retries + 1 and not self.stop:
                 self.queue.appendleft(i)
-                return
-            tries = self.deaths[i]
-            self.failures.append(Failure(i, self.X[i].copy(), f"{e.payload}; it died in all {tries} attempt(s)", self.attempts[i]))
-            self._finished()
-            if self.ev.on_failure == "raise":
-                self.stop = True
+            else:
+                tries = self.deaths[i]
+                self._final_failure(i, f"{e.payload}; it died in all {tries} attempt(s)")
         else:  # pragma: no cover - a pool bug
             raise AssertionError(f"unknown event {e!r}")
 
     # -- running -----------------------------------------------------------------------------
-
-    def _inline(self, i: int, guarded: bool) -> Any:
-        """Evaluate point i in this process; an Event, or None if it tried to end the process."""
-        from .workers import Event
-
-        self.attempts[i] += 1
-        t0 = time.perf_counter()
-        try:
-            if guarded:
-                with _process_kept_alive():
-                    value = self.sim.evaluate(self.X[i])
-            else:
-                value = self.sim.evaluate(self.X[i])
-        except _ExitIntercepted as exc:
-            self._logged(i, "exit-intercepted", None, time.perf_counter() - t0, "main", str(exc))
-            return None
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except (OutputError, ArgumentError, ArgumentTypeError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
-            return Event("error", i, exc, time.perf_counter() - t0, "main")
-        return Event("ok", i, value, time.perf_counter() - t0, "main")
 
     def _inline_wins(self, pool: Any, inline_ok: bool) -> bool:
         """Should the next point run in this process? (Warms the pool when it will pay.)"""
@@ -773,7 +747,7 @@ class _Run:
             return True  # time the first evaluation here
         r = len(self.queue)
         serial = r * t
-        parallel = self.ev._parallel_seconds(pool, r, t)
+        parallel = math.ceil(r / self.slots) * (t + pool.overhead)
         if 1.25 * parallel >= serial:
             return True
         if pool.is_warm():
@@ -782,34 +756,56 @@ class _Run:
             pool.warm()  # start workers in the background; go on here meanwhile
         return True
 
+    def _run_inline(self, pool: Any, inline_ok: bool) -> bool:
+        """Evaluate queued points in this process while that pays; False if one of them tried
+        to end the process (it goes back to the queue, for workers only)."""
+        guard = _process_kept_alive() if pool is not None else nullcontext()
+        sim, X = self.sim, self.X
+        with guard:
+            while self.queue and not self.stop:
+                i = self.queue.popleft()
+                self.attempts[i] += 1
+                t0 = time.perf_counter()
+                try:
+                    raw = sim.evaluate(X[i])
+                except _ExitIntercepted as exc:
+                    self._logged(i, "exit-intercepted", None, time.perf_counter() - t0, "main", str(exc))
+                    self.attempts[i] -= 1
+                    self.queue.appendleft(i)
+                    return False
+                except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError, ArgumentTypeError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
+                    self.raised(i, exc, time.perf_counter() - t0, "main")
+                else:
+                    self.done(i, raw, time.perf_counter() - t0, "main")
+                if not self._inline_wins(pool, inline_ok):
+                    break
+        return True
+
     def schedule(self, pool: Any) -> None:
         ev = self.ev
         inline_ok = ev.timeout is None and self.ident not in ev._unsafe
         prepared = False
         if pool is not None:
-            self.slots = pool.slots
-            self.timings.append(pool.timings)
+            self._use_pool_timings(pool)
         try:
             while self.queue or (pool is not None and pool.busy()):
                 if self.stop:
                     self.queue.clear()
                     if pool is None or not pool.busy():
                         break
-                if self.queue and (pool is None or not pool.busy()) and self._inline_wins(pool, inline_ok):
-                    i = self.queue.popleft()
-                    e = self._inline(i, guarded=pool is not None)
-                    if e is None:  # it would have ended this process: only workers run it now
-                        inline_ok = False
+                idle_pool = pool is None or not pool.busy()
+                if self.queue and idle_pool and self._inline_wins(pool, inline_ok):
+                    if not self._run_inline(pool, inline_ok):
+                        inline_ok = False  # it would have ended this process: workers only
                         ev._unsafe.add(self.ident)
-                        self.attempts[i] -= 1
-                        self.queue.appendleft(i)
-                    else:
-                        self.handle(e)
                     continue
                 if not prepared:
                     pool.prepare(self.sim)
                     prepared = True
-                bs = self._batch_size_now(pool)
+                bs = min(ev._batch_size(self.seconds, len(self.queue), pool.slots),
+                         getattr(pool, "max_batch", len(self.queue) or 1))
                 while self.queue and pool.idle() > 0 and not self.stop:
                     items = [self.queue.popleft() for _ in range(min(bs, len(self.queue)))]
                     for i in items:
@@ -823,14 +819,8 @@ class _Run:
                 pool.abandon()
             raise
 
-    def _batch_size_now(self, pool: Any) -> int:
-        bs = self.ev._batch_size(self.seconds, len(self.queue), pool.slots)
-        return min(bs, getattr(pool, "max_batch", bs))
-
     def vectorized(self) -> None:
         """A vectorized simulator: one in-process call on the points left, retried rows again."""
-        from .workers import Event
-
         while self.queue and not self.stop:
             idx = list(self.queue)
             self.queue.clear()
@@ -844,8 +834,8 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - the call failed: every row failed
                 dt = (time.perf_counter() - t0) / len(idx)
                 for i in idx:
-                    self.handle(Event("error", i, exc, dt, "main"))
+                    self.raised(i, exc, dt, "main")
                 continue
             dt = (time.perf_counter() - t0) / len(idx)
             for i, r in zip(idx, rows):
-                self.handle(Event("ok", i, r, dt, "main"))
+                self.done(i, r, dt, "main")
