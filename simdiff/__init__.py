@@ -21,7 +21,7 @@ from .simulator import Simulator, as_simulator
 from .evaluate import Batch, Evaluator, SerialEvaluator
 from .host import AdapterInfo, adapter_info, available, hookimpl, load, register_plugin
 from .differentiate import derivative, gradient, jacobian, jvp
-from .hessian import hessian
+from .hessians import hessian
 from .sweep import SweepResult, step_sweep
 from .check import CheckReport, check_gradient, check_jacobian, relative_error
 from . import testing, torch  # simdiff.testing, simdiff.torch (torch itself is imported lazily)
