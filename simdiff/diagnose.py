@@ -14,7 +14,8 @@ kind                  A ≈ T(N) for the transform T
                       not), flat or within the rows/columns of a p×q reshape: an off-by-one index
 ``batch``             x seen as B samples: each sample receives the batch sum (or mean) of the
                       numerical gradients; for a Jacobian that is block-diagonal in B samples,
-                      the analytical one fills (sums into) the blocks between samples
+                      the analytical one fills (sums into) the blocks between samples ("summed"),
+                      or has mismatches between the blocks ("mixed": two or more, ≥ 10 % of S)
 ``permuted``          the columns (inputs) or rows (outputs) of N in another order
 ``zero``              0 on S where N is not: a missing term or an input not propagated
 ``spurious``          non-zero on S where N is 0: a dependence f does not have
@@ -266,6 +267,29 @@ def _batch(ctx: _Ctx) -> Iterator[tuple[Candidate, str]]:
                        f"is block-diagonal, {k}×{d} blocks), but in the analytical one {what}")
 
 
+def _batch_mixed(ctx: _Ctx, ents: tuple) -> Hint | None:
+    """N block-diagonal in B samples while A couples them (mismatches between the blocks)."""
+    structures = list(_block_structures(ctx))
+    if not structures:
+        return None
+    B, k, d = structures[-1]  # the most samples: the finest independence f shows
+    Si, Sj = ctx.S_idx
+    between = Si // k != Sj // d
+    if between.sum() < 2 or between.mean() < 0.1:
+        return None
+    a = int(np.argmax(np.where(between, np.abs(ctx.A[Si, Sj]), -1.0)))
+    i, j = int(Si[a]), int(Sj[a])
+    if k == d == 1:
+        what = "f is elementwise (its Jacobian is diagonal), but the analytical Jacobian has " \
+               "off-diagonal entries"
+    else:
+        what = (f"f treats x as {B} independent samples (its Jacobian is block-diagonal, {k}×{d} "
+                f"blocks), but the analytical Jacobian couples samples")
+    return Hint("batch", f"batch dimension mixed: {what} — e.g. {ctx.entry_label((i, j))} "
+                f"(output sample {i // k}, input sample {j // d}) is {ctx.A[i, j]:.6g} where f has 0; "
+                "a sum, mean or softmax over the wrong axis?", ents)
+
+
 def _permutation(ctx: _Ctx, axis: int) -> str | None:
     """Columns (axis 1) or rows (axis 0) of A that are other columns/rows of N."""
     A, N = (ctx.A, ctx.N) if axis == 1 else (ctx.A.T, ctx.N.T)
@@ -335,6 +359,9 @@ def diagnose(A: np.ndarray, N: np.ndarray, E: np.ndarray, mism: np.ndarray, use:
         msg = _permutation(ctx, axis)
         if msg:
             return [Hint("permuted", msg, ents)] + hints
+    mixed = None if gradient else _batch_mixed(ctx, ents)
+    if mixed:
+        return [mixed] + hints
     if hints:
         return hints
     structured = _low_rank(ctx, ents)

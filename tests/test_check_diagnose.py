@@ -89,3 +89,28 @@ def test_left_out_entries_do_not_count():
     use = np.ones(N0.shape, bool)
     use[1, 1] = False  # e.g. a kink there
     assert _run(A, N0, use=use) == []
+
+
+def _softmax_jac(X, axis):
+    """Jacobian of softmax(X, axis) flattened, by the closed form, for X (B, d)."""
+    B, d = X.shape
+    E = np.exp(X - X.max(axis=axis, keepdims=True))
+    S = E / E.sum(axis=axis, keepdims=True)
+    J = np.zeros((B * d, B * d))
+    for r in range(B * d):
+        b, i = divmod(r, d)
+        for c in range(B * d):
+            bb, ii = divmod(c, d)
+            same = (b == bb) if axis == 1 else (i == ii)
+            if same:
+                delta = float(r == c)
+                J[r, c] = S[b, i] * (delta - S[bb, ii])
+    return J
+
+
+def test_batch_mixed_softmax_over_the_wrong_axis():
+    X = RNG.normal(size=(3, 4))
+    N, A = _softmax_jac(X, axis=1), _softmax_jac(X, axis=0)
+    h = _run(A, N)
+    assert h[0].kind == "batch" and "batch dimension mixed" in h[0].message
+    assert "3 independent samples" in h[0].message and "4×4 blocks" in h[0].message
