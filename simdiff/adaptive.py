@@ -2,40 +2,54 @@
 
 The rule
 --------
-Along each direction u_r (a coordinate, or the direction of a jvp) with scale
-s_r = max(1, |x_j|), the search evaluates pairs f(x ± t·h_r·u_r) at t = 1, 2, 3, 4 with a
-power-of-two unit step h_r ≈ 2^-6·s_r. Powers of two make every offset x_j ± t·h_r exact in
-floating point, so the Fornberg weights of every node set are exact rationals, shared by all
-directions with the same pattern.
+Along each direction u_r (a coordinate, a jvp direction, a group of sparse columns) with
+scale s_r = max(1, |x_j|), the first round evaluates the pairs f(x ± t·h_r·u_r),
+t = 1, 2, 3, 4, with a power-of-two unit step h_r ≈ 2^-6·s_r: 8 evaluations. Powers of two
+make every offset x_j ± t·h_r exact in floating point, so the weights of every node set are
+exact rationals (Fornberg 1988), cached and shared by all directions with the same pattern.
 
 From the node pairs 0 < t_1 < ... < t_K evaluated so far, every window of consecutive pairs
-W = {t_i, ..., t_k} (at least two pairs) gives a central estimate D_W of order 2|W| (Fornberg
-1988). Its error is estimated as
+W = {t_i, ..., t_k} with at least two pairs gives a central estimate D_W of order 2|W|. Its
+error is estimated as
 
-    E_W = |D_W − D_W'| + c_r · ε · ‖w_W ⊙ F_W‖₂ ,
+    E_W = |D_W − D_W'| + c_r · ε · ‖w_W ⊙ F_W‖₂ / h ,
 
-where W' is W without its largest pair (the Richardson difference: D_W' is the estimate of
-one order less, so the difference is the size of its leading error term, an upper bound of
-the error of D_W when the estimates converge) and the second term is the rounding of the
-values (ε = 2^-52) carried through the weights, taken as a statistical (root-sum-square)
-sum; c_r = ``ROUNDING_FACTOR`` was calibrated so that the estimates cover the true error on
-the zoo of ``tests/test_error_estimates.py``. The estimate with the smallest E_W is returned.
+where W' is W without its largest pair. D_W' is the estimate of one order less, so the
+difference is the size of its leading error term — Richardson's principle (L. F. Richardson,
+Phil. Trans. R. Soc. A 210 (1911) 307-357), an upper bound of the error of D_W while the
+estimates converge. The second term is the rounding of the values (ε = 2^-52, the noise level
+of Moré & Wild, SIAM J. Sci. Comput. 33 (2011) 1292-1314) carried through the weights as a
+root-sum-square; c_r = ``ROUNDING_FACTOR`` = 1 was calibrated on the zoo of
+``tests/test_error_estimates.py`` (coverage 100 %, median overestimate ≈ 5×). Each entry gets
+the window with the smallest E_W, and E_W is its ``info.error``.
 
-The search: after each round a direction whose best estimate is dominated by truncation and
-uses the smallest pair is continued with the stencil halved, t·h/2 for t = 1..4 (two of its
-four pairs are old, so a round costs 4 new evaluations); one dominated by rounding that uses
-the largest pair, and whose error is still above ``TARGET``·|D|, is continued with the stencil
-doubled (again 4 new evaluations). A direction stops when its estimated error has stopped
-falling (by a factor 2 over the round), when neither move applies, or after ``MAX_ROUNDS``.
-Each round is one batch for the Evaluator, all directions together.
+The search. After each round a direction looks at its best window (judged by its worst
+output, each output measured against the largest |D| of that output over all directions):
 
-This is Richardson extrapolation on nested stencils, as numdifftools (Brodtkorb) and
+* no convergence at all (the difference above 1 % of |D| and 100× the rounding): the step is
+  far too large; a new level 16× smaller is evaluated (8 points);
+* error below ``TARGET`` = 1e-13 relative: done;
+* truncation dominates and the window starts at the smallest pair: one pair at half the
+  smallest step is added (2 points);
+* rounding dominates and the window ends at the largest pair: one pair at 1.5× the largest
+  is added if it fits the bounds (2 points);
+* otherwise, or when the error estimate did not fall by 2× over the round, or after
+  ``MAX_ROUNDS`` rounds: done.
+
+Each round is one batch for the Evaluator, all directions together. A point whose
+evaluation raises (a singularity or the edge of f's domain inside the stencil, with
+on_failure="raise") makes its direction jump 16× closer to x and the round retry, up to
+``RETRIES`` times; with on_failure="skip" failed nodes are left out of the windows.
+
+This is Richardson extrapolation on nested stencils, as numdifftools (P. A. Brodtkorb) and
 scipy.differentiate do it, with equally spaced nodes at a large step instead of a long
 geometric sequence: the spread of the nodes sets the rounding amplification, so equal spacing
-reaches the rounding floor with fewer evaluations (8 for most smooth functions).
+reaches the rounding floor with fewer evaluations (8 to 12 per coordinate for smooth
+functions; ``benchmarks/accuracy.py``, table 2).
 
 Bounds: when the pairs do not fit inside the box, the direction uses one-sided nodes
-t = 1..6 towards the side with more room, plus f(x), with the same windows (f(x) always in).
+t = 1..6 towards the side with more room, plus f(x), with the same windows (f(x) always in);
+method "forward"/"backward" asks for them everywhere.
 """
 
 from __future__ import annotations
