@@ -658,6 +658,7 @@ class DaskPool:
         self.futures: dict[Any, tuple[list, float, str]] = {}
         self.timings: dict[str, float] = {}
         self.threads: dict[str, int] = {}
+        self._checked = 0.0
         self._digest = ""
         self._blob = b""
 
@@ -665,6 +666,7 @@ class DaskPool:
         return f"DaskPool({self.client!r}, slots={self._slots})"
 
     def _members(self) -> dict[str, int]:
+        self._checked = time.perf_counter()
         try:
             self.threads = dict(self.client.nthreads())
         except Exception:  # noqa: BLE001 - the scheduler did not answer: keep the last view
@@ -733,11 +735,21 @@ class DaskPool:
             done, _ = dask_wait(list(self.futures), timeout=limit, return_when="FIRST_COMPLETED")
         except Exception:  # noqa: BLE001 - distributed raises its TimeoutError on expiry
             done = [f for f in self.futures if f.done()]
+        finished = [f for f in done if f.status == "finished"]
+        results: dict = {}
+        if finished:
+            try:  # one round trip for all the results at hand
+                results = dict(zip(finished, self.client.gather(finished)))
+            except Exception:  # noqa: BLE001 - one went wrong meanwhile: collect one by one
+                results = {}
         for fut in done:
             items, t0, worker = self.futures.pop(fut)
-            events.extend(self._collect(fut, items, time.perf_counter() - t0, worker))
-        if not self.futures:
-            return events
+            if fut in results:
+                events.extend(Event(k, i, p, s, w) for k, i, p, s, w in results[fut])
+            else:
+                events.extend(self._collect(fut, items, time.perf_counter() - t0, worker))
+        if not self.futures or time.perf_counter() - self._checked < self.CHECK_EVERY:
+            return self._expire(events, timeout)
         members = self._members()
         gone = [f for f, (_it, _t0, w) in self.futures.items() if w not in members]
         if gone:
@@ -748,7 +760,11 @@ class DaskPool:
             cause = f"dask worker {worker} left the cluster while evaluating this point (it died)"
             events.append(Event("died", items[0][0], cause, time.perf_counter() - t0, worker))
             events.extend(Event("requeue", i, None, 0.0, worker) for i, _ in items[1:])
-        if timeout is not None:
+        return self._expire(events, timeout)
+
+    def _expire(self, events: list[Event], timeout: float | None) -> list[Event]:
+        """Add a 'timeout' event for each task running longer than ``timeout``."""
+        if timeout is not None and self.futures:
             now = time.perf_counter()
             late = [f for f, (it, t0, _w) in self.futures.items() if now - t0 > timeout * len(it)]
             late = self._really_late(late, timeout)

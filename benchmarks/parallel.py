@@ -1,0 +1,179 @@
+"""Parallel evaluation: simdiff's Evaluator beside scipy's approx_derivative, one table.
+
+Rows:
+1. A CPU-bound simulator (a fixed pure-Python/numpy busy loop calibrated to about 30 ms an
+   evaluation), central gradient with n = 16 (32 evaluations): serial, n_jobs=2 cold (no
+   worker running yet: the first call pays for starting them) and warm (the kept workers of
+   earlier calls), as a speed-up over serial and as a fraction of the ideal 2.0; scipy's
+   ``approx_derivative(workers=2)`` (a multiprocessing pool per call) and with a kept pool's
+   ``map`` beside it.
+2. A cheap function (sum of squares, about a microsecond) with n_jobs=2 against scipy's serial
+   ``approx_derivative``: the cheap-function guard keeps it in-process. simdiff serial is shown
+   too, since planning and error estimates cost the same with or without workers.
+3. The overhead per evaluation of a do-nothing simulator on a dask LocalCluster
+   (processes=True, 2 workers), forced onto the cluster with ``timeout=``: the batch's wall
+   time per point (throughput) and one point's round trip (latency); the kept local worker
+   processes beside it.
+
+Timings: median of ``REPEAT`` calls (best of many for the cheap rows). Same process, same
+points. Run:  python benchmarks/parallel.py
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import sys
+import time
+import timeit
+
+import numpy as np
+from scipy.optimize._numdiff import approx_derivative
+
+import simdiff as sd
+from simdiff import workers
+
+N = 16
+REPEAT = 5
+
+
+class BusyLoop(sd.Simulator):
+    """A fixed amount of CPU work (a pure-Python loop), then a smooth function of x."""
+
+    name = "busy_loop"
+
+    def __init__(self, iterations: int = 100_000) -> None:
+        self.iterations = iterations
+
+    def evaluate(self, x):
+        acc = 0.0
+        for j in range(self.iterations):
+            acc += (j % 7) * 1e-9
+        return float(np.sum(np.sin(x) * x) + 0.0 * acc)
+
+
+def cheap(x):
+    return float(np.sum(x**2))
+
+
+def noop(x):
+    return 0.0
+
+
+def calibrate(seconds: float = 0.03) -> BusyLoop:
+    probe = BusyLoop(20_000)
+    t = min(timeit.repeat(lambda: probe.evaluate(np.zeros(N)), number=3, repeat=3)) / 3
+    return BusyLoop(max(1000, int(20_000 * seconds / t)))
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_time(fn, repeat: int = REPEAT) -> float:
+    return statistics.median(timed(fn) for _ in range(repeat))
+
+
+def best_per_call(fn, number: int = 200, repeat: int = 5) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+
+
+def expensive_rows(x: np.ndarray) -> list[tuple]:
+    sim = calibrate()
+    per_eval = median_time(lambda: sim.evaluate(x), repeat=7)
+    serial = median_time(lambda: sd.gradient(sim, x))
+    workers.shutdown_pools()  # cold: no worker process is running
+    cold = timed(lambda: sd.gradient(sim, x, n_jobs=2))
+    warm = median_time(lambda: sd.gradient(sim, x, n_jobs=2))
+    g_serial = sd.gradient(sim, x)
+    assert sd.gradient(sim, x, n_jobs=2).tobytes() == g_serial.tobytes(), "not bit-equal"
+    scipy_serial = median_time(lambda: approx_derivative(sim, x, method="3-point"))
+    scipy_w2 = median_time(lambda: approx_derivative(sim, x, method="3-point", workers=2))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(sim, [x, x])  # start the pool
+        scipy_kept = median_time(lambda: approx_derivative(sim, x, method="3-point", workers=pool.map))
+    head = f"CPU-bound simulator, {per_eval * 1e3:.1f} ms/eval, central gradient n={N} (32 evals)"
+    return [
+        (head, None, None, None),
+        ("simdiff serial", serial, 1.0, None),
+        ("simdiff n_jobs=2 cold (starts workers)", cold, serial / cold, serial / cold / 2),
+        ("simdiff n_jobs=2 warm (kept workers)", warm, serial / warm, serial / warm / 2),
+        ("scipy approx_derivative serial", scipy_serial, serial / scipy_serial, None),
+        ("scipy approx_derivative(workers=2)", scipy_w2, scipy_serial / scipy_w2, scipy_serial / scipy_w2 / 2),
+        ("scipy workers=Pool(2).map, kept", scipy_kept, scipy_serial / scipy_kept, scipy_serial / scipy_kept / 2),
+    ]
+
+
+def cheap_rows(x: np.ndarray) -> list[tuple]:
+    scipy_serial = best_per_call(lambda: approx_derivative(cheap, x, method="3-point"))
+    sd_serial = best_per_call(lambda: sd.gradient(cheap, x))
+    sd_two = best_per_call(lambda: sd.gradient(cheap, x, n_jobs=2))
+    return [
+        (f"cheap function (sum of squares), central gradient n={N}", None, None, None),
+        ("scipy approx_derivative serial", scipy_serial, 1.0, None),
+        ("simdiff serial", sd_serial, sd_serial / scipy_serial, None),
+        ("simdiff n_jobs=2 (cheap guard: in-process)", sd_two, sd_two / scipy_serial, None),
+    ]
+
+
+def overhead_rows() -> list[tuple]:
+    rows = [("overhead per evaluation of a do-nothing simulator (k=64 batch; 1-point round trip)",
+             None, None, None)]
+    X = np.random.default_rng(0).normal(size=(64, N))
+    local = sd.Evaluator(n_jobs=2, timeout=600)
+    local.evaluate(noop, X[:4])  # warm
+    rows.append(("kept local worker processes, per eval in a batch",
+                 median_time(lambda: local.evaluate(noop, X)) / len(X), None, None))
+    rows.append(("kept local worker processes, one point's round trip",
+                 median_time(lambda: local.evaluate(noop, X[:1]), repeat=21), None, None))
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - the dask extra is missing
+        rows.append(("dask: not installed (pip install 'simdiff[dask]')", None, None, None))
+        return rows
+    with LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        ev = sd.Evaluator(backend=client, timeout=600)
+        ev.evaluate(noop, X[:4])  # warm
+        rows.append(("dask LocalCluster, per eval in a batch",
+                     median_time(lambda: ev.evaluate(noop, X)) / len(X), None, None))
+        rows.append(("dask LocalCluster, one point's round trip",
+                     median_time(lambda: ev.evaluate(noop, X[:1]), repeat=21), None, None))
+    return rows
+
+
+def fmt_seconds(t: float) -> str:
+    if t >= 0.1:
+        return f"{t:8.3f} s "
+    if t >= 1e-4:
+        return f"{t * 1e3:8.3f} ms"
+    return f"{t * 1e6:8.1f} us"
+
+
+def print_table(rows: list[tuple]) -> None:
+    head = f"{'':<58}{'time':>11}  {'ratio':>7}  {'of ideal 2.0':>12}"
+    print(head)
+    print("-" * len(head))
+    for label, t, ratio, frac in rows:
+        if t is None:
+            print(label)
+            continue
+        r = f"{ratio:7.2f}" if ratio is not None else " " * 7
+        f = f"{frac:12.2f}" if frac is not None else ""
+        print(f"  {label:<56}{fmt_seconds(t)}  {r}  {f}")
+    print()
+    print("ratio: speed-up over the serial run of the same library for the CPU-bound rows; "
+          "time / scipy serial for the cheap rows (target <= 1.5 for n_jobs=2)")
+
+
+def main() -> None:
+    x = np.linspace(-1.0, 1.0, N)
+    rows = expensive_rows(x) + cheap_rows(x) + overhead_rows()
+    print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
