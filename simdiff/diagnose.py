@@ -359,13 +359,10 @@ def diagnose(A: np.ndarray, N: np.ndarray, E: np.ndarray, mism: np.ndarray, use:
         msg = _permutation(ctx, axis)
         if msg:
             return [Hint("permuted", msg, ents)] + hints
-    mixed = None if gradient else _batch_mixed(ctx, ents)
-    if mixed:
-        return [mixed] + hints
     if hints:
         return hints
-    structured = _low_rank(ctx, ents)
-    return [structured] if structured else [_confined(ctx, ents)]
+    structured = _low_rank(ctx, ents) or (None if gradient else _batch_mixed(ctx, ents))
+    return [structured or _confined(ctx, ents)]
 
 
 def _low_rank(ctx: _Ctx, ents: tuple) -> Hint | None:
