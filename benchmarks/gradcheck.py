@@ -93,7 +93,7 @@ def _functions():
                   lambda X: [_softmax(X), -onehot], missing=1))
     B, d = 4, 3
     w, t, lam = RNG.normal(size=d), RNG.choice([-1.0, 1.0], size=B), 0.3
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    sig = lambda z: 1 / (1 + np.exp(-z))
     fns.append(Fn("logistic + L2", B, d, False,
                   lambda X: float(np.sum(np.log1p(np.exp(-t * (X @ w)))) + 0.5 * lam * np.sum(X**2)),
                   lambda X: [-(t * sig(-t * (X @ w)))[:, None] * w, lam * X], missing=1))
@@ -251,7 +251,7 @@ def _torch(fn, A_bug, x):
 
 def run(seed: int = 0):
     rng = np.random.default_rng(seed)
-    rows = {k: dict(cases=0, sd=0, named=0, hint=0, scipy=0, torch=0, nfev=0) for k in ["correct"] + KINDS}
+    rows = {k: {"cases": 0, "sd": 0, "named": 0, "hint": 0, "scipy": 0, "torch": 0, "nfev": 0} for k in ["correct"] + KINDS}
     misses = []
     t0 = time.perf_counter()
     for fn in _functions():
@@ -288,7 +288,7 @@ def table(rows) -> str:
     head = ("planted bug", "cases", "simdiff detected", "worst entry named", "right hint",
             "scipy check_grad", "torch gradcheck", "simdiff nfev/check")
     out = [head]
-    tot = dict(cases=0, sd=0, named=0, hint=0, hint_cases=0, scipy=0, torch=0)
+    tot = dict.fromkeys(("cases", "sd", "named", "hint", "hint_cases", "scipy", "torch"), 0)
     for kind, r in rows.items():
         c = r["cases"]
         if kind == "correct":

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,16 +53,16 @@ from .errors import ArgumentError, ArgumentTypeError
 from .steps import normalize_bounds
 
 __all__ = [
-    "relative_error",
-    "check_gradient",
-    "check_jacobian",
+    "NUMERICAL_DEFAULTS",
+    "VERDICTS",
     "CheckReport",
     "Entry",
     "Kink",
     "NonSmoothWarning",
+    "check_gradient",
+    "check_jacobian",
+    "relative_error",
     "verdict_for",
-    "NUMERICAL_DEFAULTS",
-    "VERDICTS",
 ]
 
 #: How the numerical side is computed when the caller names no method/order/step.
@@ -310,11 +311,11 @@ def _check(kind, f, deriv, x, *, tol, points, seed, spread, nonsmooth, inputs, o
             raise ArgumentTypeError(f"{arg} must be a callable x -> ndarray when points= is given "
                                     f"(it is evaluated at every point); got {type(deriv).__name__}")
         fixed = deriv
-        deriv = lambda _x: fixed  # noqa: E731 - a precomputed derivative at the one point
+        deriv = lambda _x: fixed
     inputs = _names(inputs if inputs is not None else getattr(f, "inputs", None), x.size, "inputs")
     out_names = outputs if outputs is not None else getattr(f, "outputs", None)
-    ctx = dict(kind=kind, f=f, deriv=deriv, arg=arg, tol=tol, nonsmooth=nonsmooth, inputs=inputs,
-               outputs=out_names, max_rows=max_rows, opts=opts)
+    ctx = {"kind": kind, "f": f, "deriv": deriv, "arg": arg, "tol": tol, "nonsmooth": nonsmooth,
+           "inputs": inputs, "outputs": out_names, "max_rows": max_rows, "opts": opts}
     if points is None:
         report = _check_at(x, **ctx)
         report.reports = [report]
@@ -517,7 +518,7 @@ def _describe_method(info, opts):
 
 
 def _entries(A, N, d, rel, E, steps, score, mism, excused, computed, entry_label, kind):
-    m, n = A.shape
+    n = A.shape[1]
     # mismatched entries first, then by absolute error (what each adds to ‖A − N‖)
     order = np.lexsort((-np.nan_to_num(d, nan=np.inf).ravel(), ~mism.ravel()))
     out = []

@@ -34,9 +34,9 @@ All of it is pure numpy on two small arrays; nothing here evaluates f.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -240,7 +240,7 @@ def _block_structures(ctx: _Ctx) -> Iterator[tuple[int, int, int]]:
 
 
 def _batch(ctx: _Ctx) -> Iterator[tuple[Candidate, str]]:
-    N, m, n = ctx.N, ctx.m, ctx.n
+    N, n = ctx.N, ctx.n
     if ctx.gradient:
         for B, d in [(B, n // B) for B in range(2, n + 1) if n % B == 0]:
             G = N.reshape(B, d)

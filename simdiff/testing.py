@@ -12,11 +12,12 @@ On success the report is returned, so a test can go on to inspect it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .check import CheckReport, check_gradient, check_jacobian
 
-__all__ = ["assert_gradient", "assert_jacobian", "assert_autograd"]
+__all__ = ["assert_autograd", "assert_gradient", "assert_jacobian"]
 
 
 def _raise_unless_passed(report: CheckReport, what: str) -> CheckReport:

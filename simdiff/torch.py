@@ -14,7 +14,8 @@ floating-point tensor. Other arguments (ints, masks, non-float tensors) are pass
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -4,12 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+from zoo import SCALAR, vec_f, vec_jac
 
 import simdiff as sd
 from simdiff.check import NonSmoothWarning
-
-from zoo import SCALAR, vec_f, vec_jac
-
 
 # -- relative_error ---------------------------------------------------------------------------
 
@@ -65,7 +63,7 @@ def test_verdict_bands_on_a_uniform_relative_error(eps, verdict):
 def test_tol_decides_passed():
     f, grad = SCALAR[0][1], SCALAR[0][2]
     x = np.array([0.5, -1.0])
-    bad = lambda x: grad(x) * 1.002  # noqa: E731
+    bad = lambda x: grad(x) * 1.002
     assert not sd.check_gradient(f, bad, x).passed
     assert sd.check_gradient(f, bad, x, tol=1e-2).passed
 
@@ -171,7 +169,7 @@ def _named_jac(x):
 def test_entries_are_named_after_the_simulators_inputs_and_outputs():
     x = np.array([2.0, 1.5, 0.1])
     assert sd.check_jacobian(Named(), _named_jac, x).passed
-    bad = lambda x: _named_jac(x) * np.array([[1, 1, 1], [1, 1.01, 1]])  # noqa: E731
+    bad = lambda x: _named_jac(x) * np.array([[1, 1, 1], [1, 1.01, 1]])
     r = sd.check_jacobian(Named(), bad, x)
     assert not r.passed
     assert r.worst[0].index == (1, 1) and "energy" in r.worst[0].label and "length" in r.worst[0].label
@@ -184,7 +182,7 @@ def test_entries_are_named_after_the_simulators_inputs_and_outputs():
 # -- the table ------------------------------------------------------------------------------
 
 def test_str_is_a_table_worst_first_with_step_and_fd_error():
-    bad = lambda x: _loss_grad(x) + np.r_[[0] * 6, [0.3], [0] * 4, [0.01]]  # noqa: E731
+    bad = lambda x: _loss_grad(x) + np.r_[[0] * 6, [0.3], [0] * 4, [0.01]]
     r = sd.check_gradient(_loss, bad, X0, max_rows=4)
     text = str(r)
     lines = text.splitlines()
@@ -240,8 +238,8 @@ def test_smooth_function_has_no_kinks_even_when_the_gradient_is_wrong():
 
 
 def test_abs_at_zero_with_a_subgradient_is_reported_with_nonsmooth_all():
-    f = lambda x: float(abs(x[0]) + x[1] ** 2)  # noqa: E731
-    g = lambda x: np.array([np.sign(x[0]), 2 * x[1]])  # noqa: E731
+    f = lambda x: float(abs(x[0]) + x[1] ** 2)
+    g = lambda x: np.array([np.sign(x[0]), 2 * x[1]])
     x = np.array([0.0, 0.5])
     assert sd.check_gradient(f, g, x).nonsmooth == []  # central gives 0 = sign(0): nothing to test
     with pytest.warns(NonSmoothWarning, match=r"x\[0\]"):
@@ -252,8 +250,8 @@ def test_abs_at_zero_with_a_subgradient_is_reported_with_nonsmooth_all():
 # -- several points ---------------------------------------------------------------------------
 
 def test_points_finds_a_bug_invisible_at_x():
-    f = lambda x: float(np.sum(x**2 + x**3))  # noqa: E731
-    g = lambda x: 2 * x  # forgets 3x², which vanishes at x = 0  # noqa: E731
+    f = lambda x: float(np.sum(x**2 + x**3))
+    g = lambda x: 2 * x  # forgets 3x², which vanishes at x = 0
     x = np.zeros(4)
     assert sd.check_gradient(f, g, x).passed
     r = sd.check_gradient(f, g, x, points=4, seed=3)
@@ -286,17 +284,17 @@ def test_grad_returning_the_wrong_shape_is_refused():
 
 
 def test_jac_returning_the_transpose_shape_is_refused_with_a_hint():
-    f = lambda x: np.array([x[0] * x[1], x[1]])  # noqa: E731  (m=2, n=3 with x[2] unused)
-    jac = lambda x: np.array([[x[1], x[0], 0], [0, 1, 0]]).T  # noqa: E731
+    f = lambda x: np.array([x[0] * x[1], x[1]])
+    jac = lambda x: np.array([[x[1], x[0], 0], [0, 1, 0]]).T
     with pytest.raises(sd.ArgumentError, match=r"shape \(3, 2\).*\(2, 3\).*transposed"):
         sd.check_jacobian(f, jac, np.array([1.0, 2.0, 3.0]))
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(tol=0), "tol"), (dict(tol="1e-5"), "tol"), (dict(points=0), "points"),
-    (dict(points=2.5), "points"), (dict(nonsmooth="maybe"), "nonsmooth"),
-    (dict(inputs=["a"]), "inputs"), (dict(stepsize=1e-3), "unknown option stepsize"),
-    (dict(method="sideways"), "method"), (dict(points=2, spread=-1.0), "spread"),
+    ({"tol": 0}, "tol"), ({"tol": "1e-5"}, "tol"), ({"points": 0}, "points"),
+    ({"points": 2.5}, "points"), ({"nonsmooth": "maybe"}, "nonsmooth"),
+    ({"inputs": ["a"]}, "inputs"), ({"stepsize": 1e-3}, "unknown option stepsize"),
+    ({"method": "sideways"}, "method"), ({"points": 2, "spread": -1.0}, "spread"),
 ])
 def test_bad_options_name_the_argument(kwargs, match):
     f, grad = SCALAR[0][1], SCALAR[0][2]

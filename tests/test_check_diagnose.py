@@ -13,8 +13,8 @@ def _run(A, N, gradient=False, use=None):
     E = np.full(N.shape, 1e-13)
     use = np.ones(N.shape, bool) if use is None else use
     mism = np.abs(A - N) > 1e-8 * (np.abs(A) + np.abs(N) + 1e-3)
-    labels = dict(entry_label=lambda ij: f"J[{ij[0]},{ij[1]}]", in_label=lambda j: f"x[{j}]",
-                  out_label=lambda i: f"f[{i}]")
+    labels = {"entry_label": lambda ij: f"J[{ij[0]},{ij[1]}]", "in_label": lambda j: f"x[{j}]",
+              "out_label": lambda i: f"f[{i}]"}
     return diagnose(A, N, E, mism, use, gradient=gradient, **labels)
 
 

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from zoo import vec_f, vec_jac
 
 import simdiff as sd
 import simdiff.testing as sdt
-
-from zoo import vec_f, vec_jac
 
 
 def f(x):
@@ -36,14 +35,14 @@ def test_a_wrong_gradient_raises_with_verdict_hint_and_table():
 
 
 def test_a_wrong_jacobian_raises_naming_the_entry():
-    bad = lambda x: vec_jac(x) * np.array([[1, 1, 1], [1, 1, 1.003], [1, 1, 1]])  # noqa: E731
+    bad = lambda x: vec_jac(x) * np.array([[1, 1, 1], [1, 1, 1.003], [1, 1, 1]])
     with pytest.raises(AssertionError, match=r"Jacobian check failed: verdict '(suspicious|bug)'") as exc:
         sdt.assert_jacobian(vec_f, bad, X)
     assert "one entry, J[1,2]" in str(exc.value)
 
 
 def test_options_reach_the_check():
-    bad = lambda x: grad(x) * 1.001  # noqa: E731
+    bad = lambda x: grad(x) * 1.001
     with pytest.raises(AssertionError):
         sdt.assert_gradient(f, bad, X)
     assert sdt.assert_gradient(f, bad, X, tol=1e-2).passed

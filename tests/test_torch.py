@@ -6,7 +6,7 @@ import pytest
 import simdiff as sd
 
 torch = pytest.importorskip("torch")
-from simdiff.torch import check_autograd  # noqa: E402
+from simdiff.torch import check_autograd
 
 
 class Softmax(torch.autograd.Function):
