@@ -22,6 +22,7 @@ points. Run:  python benchmarks/parallel.py
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -83,12 +84,15 @@ def best_per_call(fn, number: int = 200, repeat: int = 5) -> float:
 def expensive_rows(x: np.ndarray) -> list[tuple]:
     sim = calibrate()
     per_eval = median_time(lambda: sim.evaluate(x), repeat=7)
-    serial = median_time(lambda: sd.gradient(sim, x))
     workers.shutdown_pools()  # cold: no worker process is running
     cold = timed(lambda: sd.gradient(sim, x, n_jobs=2))
-    warm = median_time(lambda: sd.gradient(sim, x, n_jobs=2))
-    g_serial = sd.gradient(sim, x)
-    assert sd.gradient(sim, x, n_jobs=2).tobytes() == g_serial.tobytes(), "not bit-equal"
+    assert sd.gradient(sim, x, n_jobs=2).tobytes() == sd.gradient(sim, x).tobytes(), "not bit-equal"
+    # serial and warm alternate, so that both see the same machine (other load comes and goes)
+    serial_t, warm_t = [], []
+    for _ in range(REPEAT):
+        serial_t.append(timed(lambda: sd.gradient(sim, x)))
+        warm_t.append(timed(lambda: sd.gradient(sim, x, n_jobs=2)))
+    serial, warm = statistics.median(serial_t), statistics.median(warm_t)
     scipy_serial = median_time(lambda: approx_derivative(sim, x, method="3-point"))
     scipy_w2 = median_time(lambda: approx_derivative(sim, x, method="3-point", workers=2))
     with multiprocessing.get_context("fork").Pool(2) as pool:
@@ -170,8 +174,11 @@ def print_table(rows: list[tuple]) -> None:
 
 def main() -> None:
     x = np.linspace(-1.0, 1.0, N)
+    load = os.getloadavg()
     rows = expensive_rows(x) + cheap_rows(x) + overhead_rows()
-    print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs")
+    load = ", ".join(f"{v:.2f}" for v in load)
+    print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs, "
+          f"load average before the run {load}")
     print_table(rows)
 
 

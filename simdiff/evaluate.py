@@ -31,7 +31,14 @@ import numpy as np
 
 from . import workers
 from .cache import DiskCache, as_cache, fingerprint
-from .errors import ArgumentError, ArgumentTypeError, OutputError, SimulationError, require
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    MissingDependencyError,
+    OutputError,
+    SimulationError,
+    require,
+)
 from .progress import PROGRESS, Progress
 from .simulator import Simulator, as_simulator
 from .workers import Event, timeout_error
@@ -562,9 +569,12 @@ class Evaluator:
             kind = "threads" if getattr(sim, "prefer", None) == "threads" else "processes"
         else:
             if name == "ray":
-                require("ray", "ray")
-                from ray.util.joblib import register_ray
-
+                try:
+                    from ray.util.joblib import register_ray
+                except ImportError as exc:
+                    raise MissingDependencyError(
+                        f"backend='ray' needs ray: pip install 'ray[default]' ({exc})"
+                    ) from exc
                 register_ray()
             return workers.shared_pool("joblib", slots, backend)
         return workers.shared_pool(kind, slots)

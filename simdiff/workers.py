@@ -561,7 +561,13 @@ def _is_worker_death(exc: BaseException) -> bool:
 
 
 class JoblibPool(ThreadPool):
-    """A joblib backend by name (ray, or any registered one), driven from ``slots`` threads."""
+    """A joblib backend by name (ray, or any registered one), driven from ``slots`` threads.
+
+    Each point is one ``joblib.Parallel`` call. Such a backend does not say which task killed a
+    worker (loky fails every task in flight), so the first death of a batch blames nobody: the
+    points in flight go back to the queue and the rest of the batch runs one point at a time,
+    where a death names its point exactly.
+    """
 
     kind = "joblib"
     overhead = 2e-3
@@ -569,6 +575,14 @@ class JoblibPool(ThreadPool):
     def __init__(self, slots: int, backend: Any) -> None:
         super().__init__(slots)
         self.backend = backend
+        self.solo = False
+
+    def prepare(self, sim: Any) -> None:
+        super().prepare(sim)
+        self.solo = False
+
+    def idle(self) -> int:
+        return min(1, self.slots - self.busy()) if self.solo else super().idle()
 
     def _run_items(self, sim: Any, items: list, report) -> None:
         import joblib
@@ -581,10 +595,13 @@ class JoblibPool(ThreadPool):
                         [joblib.delayed(_run_blob)(blob, x)]
                     )
             except Exception as exc:  # noqa: BLE001 - the transport failed, not the simulator
-                if _is_worker_death(exc):
+                if not _is_worker_death(exc):
+                    report("error", idx, exc, 0.0)
+                elif self.solo:
                     report("died", idx, f"worker died ({type(exc).__name__}: {exc})", 0.0)
                 else:
-                    report("error", idx, exc, 0.0)
+                    self.solo = True
+                    report("requeue", idx, None, 0.0)
                 continue
             if not report(kind, idx, payload, seconds):
                 return

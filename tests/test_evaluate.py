@@ -234,3 +234,39 @@ def test_progress_opens_for_long_batches_on_a_terminal(monkeypatch):
     assert opened == []
     bar.update(1, expected_seconds=5.0)
     assert opened == [10]
+
+
+# -- any other joblib backend (ray's path) -------------------------------------------------------
+
+
+def test_a_registered_joblib_backend_runs_the_points():
+    from joblib.parallel import LokyBackend
+
+    joblib.register_parallel_backend("simdiff_test_loky", LokyBackend)
+    ev = Evaluator(n_jobs=2, backend="simdiff_test_loky", timeout=60)
+    batch = ev.evaluate(hs.Pid(0.0), X)
+    assert os.getpid() not in set(batch.values[:, 0])
+    np.testing.assert_array_equal(batch.values[:, 1], X.sum(axis=1))
+
+
+def test_a_registered_joblib_backend_blames_only_the_deadly_point(tmp_path):
+    from joblib.parallel import LokyBackend
+
+    joblib.register_parallel_backend("simdiff_test_loky", LokyBackend)
+    Xd = np.array([[0.0, 1.0], [2.0, 0.5], [0.5, 0.5], [-1.0, 0.0]])
+    ev = Evaluator(n_jobs=2, backend="simdiff_test_loky", timeout=60, on_failure="skip")
+    batch = ev.evaluate(hs.DieAt(1.0, str(tmp_path), times=None), Xd)
+    assert batch.ok.tolist() == [True, False, True, True]
+    assert "died" in str(batch.failures[0].cause)
+
+
+def test_ray_backend_where_installed():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        ev = Evaluator(n_jobs=2, backend="ray", timeout=120)
+        batch = ev.evaluate(hs.vec3, X)
+        serial = SerialEvaluator().evaluate(sd.as_simulator(hs.vec3), X)
+        assert batch.values.tobytes() == serial.values.tobytes()
+    finally:
+        ray.shutdown()
