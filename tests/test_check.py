@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from zoo import SCALAR, vec_f, vec_jac
 
 import simdiff as sd
@@ -322,3 +324,30 @@ def test_random_points_stay_inside_bounds():
     r = sd.check_gradient(f, grad, x, points=8, seed=0, spread=3.0, bounds=([0.0, -np.inf], [1.0, np.inf]))
     assert r.passed and r.points[:, 0].min() >= 0.0 and r.points[:, 0].max() <= 1.0
     assert r.points[:, 1].min() < -0.5 and r.points[:, 1].max() > 0.9  # unbounded: spread 3, both signs
+
+
+# -- property: no false alarm, and a 0.1 % error in any non-negligible entry is found -------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 6), seed=st.integers(0, 2**31 - 1), k=st.integers(0, 5))
+def test_property_correct_passes_and_one_entry_off_by_0_1_percent_is_found(n, seed, k):
+    rng = np.random.default_rng(seed)
+    c, a = rng.uniform(-2, 2, n), rng.uniform(0.5, 3, n)
+    Q = np.triu(rng.uniform(-2, 2, (n, n)), 1)
+    x = rng.uniform(-3, 3, n)
+
+    def f(x):
+        return float(np.sum(c * np.sin(a * x)) + x @ Q @ x)
+
+    def g(x):
+        return c * a * np.cos(a * x) + (Q + Q.T) @ x
+
+    assert sd.check_gradient(f, g, x).verdict == "excellent"
+    k = k % n
+    g0 = g(x)
+    assume(abs(g0[k]) > 1e-2 * np.sqrt(np.mean(g0**2)))
+    bump = np.ones(n)
+    bump[k] = 1.001
+    r = sd.check_gradient(f, lambda x: g(x) * bump, x)
+    assert not r.passed and r.worst[0].index == k and r.kinds == ["confined"]
