@@ -16,6 +16,10 @@ batch-summed   gradient: every sample gets the sum over the batch; Jacobian: eac
 entry 0.1 %    one random non-zero entry off by 0.1 %
 =============  ============================================================================
 
+Three more functions are checked with their *correct* derivative at a kink (relu at 0, leaky
+relu at 0, the max of a row at a tie): a flag there is a false alarm, and simdiff should name
+the kink ("f is not smooth at x[j]") instead.
+
 Every checker sees the same f, the same (mutated) derivative and the same point x ~ N(0, 1)ⁿ:
 
 * simdiff: ``sd.check_gradient`` / ``sd.check_jacobian`` with defaults (tol 1e-5); detected =
@@ -165,6 +169,29 @@ def _functions():
     return fns
 
 
+def _kinked():
+    """Correct derivatives at points where f has a kink: (Fn, x). Not bugs; a checker that flags
+    them raises a false alarm (simdiff names them "not smooth" and keeps them out)."""
+    out = []
+    B, d = 3, 4
+    w = RNG.normal(size=d)
+    x = RNG.normal(size=B * d)
+    x[::3] = 0.0  # relu exactly at its kink, where (X > 0) gives 0
+    out.append((Fn("relu loss at 0", B, d, False, lambda X: float(np.sum(np.maximum(X, 0) * w)),
+                   lambda X: [(X > 0) * w], missing=0), x))
+    x = RNG.normal(size=B * d)
+    x[1::4] = 0.0
+    out.append((Fn("leaky relu rows at 0", B, d, True, lambda X: np.where(X > 0, X, 0.1 * X).ravel(),
+                   lambda X, d=d: [np.stack([np.diag(np.where(xb > 0, 1.0, 0.1)) for xb in X])],
+                   missing=0), x))
+    B, d = 4, 3
+    X = RNG.normal(size=(B, d))
+    X[:, 1] = X[:, 0]  # ties: max is not differentiable there; argmax picks the first
+    out.append((Fn("max of each row at a tie", B, d, False, lambda X: float(np.sum(X.max(1))),
+                   lambda X: [np.eye(X.shape[1])[X.argmax(1)]], missing=0), X.ravel()))
+    return out
+
+
 # -- the planted bugs ------------------------------------------------------------------------
 
 def _mutate(fn: Fn, kind: str, A: np.ndarray, terms, x, rng) -> np.ndarray:
@@ -280,6 +307,19 @@ def run(seed: int = 0):
             if not flagged or worst not in faulty or (kind in EXPECTED_HINT and not hint_ok):
                 misses.append(f"{fn.name} / {kind}: passed={r.passed} worst={worst} "
                               f"hint={r.hint!r}")
+    kink = rows["correct at a kink"] = {"cases": 0, "sd": 0, "named": 0, "hint": 0, "scipy": 0,
+                                        "torch": 0, "nfev": 0}
+    for fn, x in _kinked():
+        A = sum(fn.terms(x))
+        r, _ = _simdiff(fn, A, x)
+        kink["cases"] += 1
+        kink["sd"] += not r.passed
+        kink["nfev"] += r.nfev
+        kink["named"] += bool(r.nonsmooth)  # reported "f is not smooth at x[j]"
+        kink["scipy"] += _scipy(fn, A, x)
+        kink["torch"] += _torch(fn, A, x)
+        if not r.passed or not r.nonsmooth:
+            misses.append(f"kink: {fn.name}: {r.summary()} nonsmooth={r.nonsmooth}")
     seconds = time.perf_counter() - t0
     return rows, misses, seconds
 
@@ -291,8 +331,10 @@ def table(rows) -> str:
     tot = dict.fromkeys(("cases", "sd", "named", "hint", "hint_cases", "scipy", "torch"), 0)
     for kind, r in rows.items():
         c = r["cases"]
-        if kind == "correct":
-            out.append(("none (false alarms)", str(c), f"{r['sd']}/{c}", "", "", f"{r['scipy']}/{c}",
+        if kind in ("correct", "correct at a kink"):
+            label = "none (false alarms)" if kind == "correct" else "none, at a kink (false alarms)"
+            named = "" if kind == "correct" else f"{r['named']}/{c} kinks named"
+            out.append((label, str(c), f"{r['sd']}/{c}", named, "", f"{r['scipy']}/{c}",
                         f"{r['torch']}/{c}", f"{r['nfev'] / c:.0f}"))
             continue
         hint = f"{r['hint']}/{c}" if kind in EXPECTED_HINT else "(not scored)"
