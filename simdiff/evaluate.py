@@ -209,73 +209,6 @@ def call_vectorized(sim: Simulator, X: np.ndarray) -> list:
     return [arr[i] for i in range(len(X))]
 
 
-class SerialEvaluator:
-    """Evaluates a batch in this process, point by point (or in one call if vectorized).
-
-    Parameters
-    ----------
-    on_failure : "raise" (default) raises SimulationError at the first failed point;
-        "skip" records the failure, marks the row, and goes on.
-    """
-
-    def __init__(self, on_failure: str = "raise") -> None:
-        if on_failure not in ON_FAILURE:
-            raise ArgumentError(f"on_failure must be one of {ON_FAILURE}; got {on_failure!r}")
-        self.on_failure = on_failure
-        self.nfev = 0
-        self.cache_hits = 0
-        self.failures: list[Failure] = []
-        self.log: list[dict] = []
-
-    def evaluate(self, sim: Simulator, X: np.ndarray) -> Batch:
-        X = np.asarray(X)
-        k = len(X)
-        outputs: list = [None] * k
-        ok = np.zeros(k, dtype=bool)
-        failures: list[Failure] = []
-        nfev0 = self.nfev
-        if sim.vectorized and k:
-            t0 = time.perf_counter()
-            rows = call_vectorized(sim, X)
-            self.nfev += k
-            dt = (time.perf_counter() - t0) / k
-            for i, r in enumerate(rows):
-                self._accept(i, X[i], r, outputs, ok, failures, dt)
-        else:
-            for i in range(k):
-                t0 = time.perf_counter()
-                try:
-                    r = sim.evaluate(X[i])
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except (OutputError, ArgumentError, ArgumentTypeError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
-                    self.nfev += 1
-                    failures.append(Failure(i, X[i].copy(), exc))
-                    if self.on_failure == "raise":
-                        break
-                    continue
-                self.nfev += 1
-                self._accept(i, X[i], r, outputs, ok, failures, time.perf_counter() - t0)
-                if failures and self.on_failure == "raise":
-                    break
-        self.failures.extend(failures)
-        if failures and self.on_failure == "raise":
-            raise_failures(failures, sim)
-        values, scalar = stack_outputs(outputs, X, ok)
-        return Batch(values=values, ok=ok, failures=failures, nfev=self.nfev - nfev0, scalar=scalar)
-
-    def _accept(self, i, x, raw, outputs, ok, failures, seconds) -> None:
-        arr = check_output(raw, i, x)
-        self.log.append({"point": x.copy(), "value": arr, "seconds": seconds, "attempt": 1, "worker": "main"})
-        if not is_finite_output(arr):
-            failures.append(Failure(i, x.copy(), f"non-finite output {arr!r}"))
-            return
-        outputs[i] = arr
-        ok[i] = True
-
-
 def resolve_evaluator(evaluator: Any = None, n_jobs: Any = None, backend: Any = None) -> Any:
     """The Evaluator a call uses: ``evaluator`` if given, else one built from the shorthands.
 
@@ -633,6 +566,25 @@ class Evaluator:
             raise_failures(failures, sim)
         values, scalar = stack_outputs(run.outputs, X, run.ok)
         return Batch(values=values, ok=run.ok, failures=failures, nfev=run.nfev, scalar=scalar)
+
+
+class SerialEvaluator(Evaluator):
+    """Evaluates a batch in this process, point by point (or in one call if vectorized).
+
+    The Evaluator with one slot and backend "sequential" (so no ``joblib.parallel_config``
+    moves it elsewhere): no workers, no cache, no time-out.
+
+    Parameters
+    ----------
+    on_failure : "raise" (default) raises SimulationError at the first failed point;
+        "skip" records the failure, marks the row, and goes on.
+    """
+
+    def __init__(self, on_failure: str = "raise") -> None:
+        super().__init__(n_jobs=1, backend="sequential", on_failure=on_failure)
+
+    def __repr__(self) -> str:
+        return f"SerialEvaluator(on_failure={self.on_failure!r})"
 
 
 class _Run:
