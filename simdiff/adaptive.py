@@ -109,6 +109,7 @@ class _Direction:
 
     side: int  # 0 central, +1 forward, -1 backward
     h: float  # unit step (a power of two unless shrunk to fit bounds)
+    scale: float = 1.0  # s_r: the size of x along the direction, max(1, |x_j|)
     level: Fraction = Fraction(1)  # the current stencil is level·h·(1..4)
     nodes: dict = field(default_factory=dict)  # Fraction t -> (row+, row-) or (row,)
     best: float = np.inf
@@ -224,7 +225,7 @@ def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None)
     for i in range(len(ts)):
         for k in range(i, len(ts)):
             win = tuple(ts[i:k + 1])
-            D, R = _window_value(d, win, F, center)
+            D, R = _window_value(d, win, F, center, d.scale)
             prev[win] = D
             if k == i and d.side == 0:
                 continue  # a single pair is order 2, kept only as the reference of longer windows
@@ -240,19 +241,22 @@ def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None)
     return vals, errs, truncs, rounds, wins
 
 
-def _window_value(d: _Direction, win: tuple, F: np.ndarray, center: int | None):
+def _window_value(d: _Direction, win: tuple, F: np.ndarray, center: int | None, s: float):
+    """The window's estimate D and its rounding term (see the module docstring)."""
     w = np.asarray(_weights(win, d.side))
     if d.side == 0:
         rows_p = [d.nodes[t][0] for t in win]
         rows_m = [d.nodes[t][1] for t in win]
         Fp, Fm = F[rows_p], F[rows_m]
         D = w @ (Fp - Fm) / d.h
-        R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ (Fp**2 + Fm**2)) / d.h
+        floor = (np.abs(D) * s) ** 2
+        R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ (np.maximum(Fp**2, floor)
+                                                       + np.maximum(Fm**2, floor))) / d.h
         return D, R
     rows = [center] + [d.nodes[t][0] for t in win]
     Fr = F[rows]
     D = w @ Fr / d.h
-    R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ (Fr**2)) / d.h
+    R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ np.maximum(Fr**2, (np.abs(D) * s) ** 2)) / d.h
     return D, R
 
 
@@ -305,6 +309,8 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     """
     r, n = U.shape
     dirs = [_start(scale[i], t_lo[i], t_hi[i], side) for i in range(r)]
+    for d, s_ in zip(dirs, scale):
+        d.scale = float(s_)
     for d in dirs:
         d.pending = _level_nodes(d)
     pts = PointSet(n)

@@ -43,13 +43,15 @@ import numpy as np
 from .differentiate import Info, _bounds_for, _method, as_point
 from .errors import ArgumentError, OutputError
 from .evaluate import resolve_evaluator
-from .plan import PointSet, _length, MODEL_FACTOR
+from .plan import PointSet, _length
 from .simulator import as_simulator
 from .stencils import scheme
 from .steps import EPS, base_steps, realize
 
 __all__ = ["hessian", "MAX_LEVELS"]
 
+#: Factor of the truncation model of the default scheme (calibrated like plan.py's).
+MODEL_FACTOR = 6.0
 #: Levels of the adaptive Richardson table at most.
 MAX_LEVELS = 5
 #: The first step of the adaptive table, relative to max(1, |x_j|) (rounded to a power of 2).
