@@ -111,3 +111,12 @@ def test_points_and_options_pass_through():
 def test_an_input_without_floats_is_refused():
     with pytest.raises(sd.ArgumentError, match="floating-point tensor"):
         check_autograd(lambda n: torch.ones(3) * n, 3)
+
+
+def test_relu_at_zero_is_named_not_smooth_where_gradcheck_fails():
+    x = torch.tensor([-1.0, 0.0, 0.5, 0.0], dtype=torch.float64, requires_grad=True)
+    assert not torch.autograd.gradcheck(torch.relu, (x,), raise_exception=False)
+    with pytest.warns(sd.check.NonSmoothWarning, match=r"not smooth at x\[1\]"):
+        r = check_autograd(torch.relu, x)
+    assert r.passed  # torch's derivative 0 at the kink lies between the one-sided 0 and 1
+    assert sorted(k.index for k in r.nonsmooth) == [(1, 1), (3, 3)]
