@@ -311,8 +311,9 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     dirs = [_start(scale[i], t_lo[i], t_hi[i], side) for i in range(r)]
     for d, s_ in zip(dirs, scale):
         d.scale = float(s_)
-    for d in dirs:
         d.pending = _level_nodes(d)
+        if not d.h > 4 * np.spacing(np.max(np.abs(x))):  # no room inside the bounds
+            d.done, d.pending = True, []
     pts = PointSet(n)
     center = 0 if any(d.side != 0 for d in dirs) else None  # f(x) leads the first batch
     F = None
@@ -374,6 +375,10 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     steps = np.zeros(r)
     schemes = []
     for i, d in enumerate(dirs):
+        if best[i] is None and not d.nodes:  # the box leaves no room along this direction
+            D[i] = E[i] = 0.0
+            schemes.append("fixed")
+            continue
         if best[i] is None:
             schemes.append("adaptive (failed)")
             failures.append({"entry": i, "reason": "too few points survived for any stencil"})

@@ -183,3 +183,10 @@ def test_same_call_same_points():
     sd.gradient(f, [0.2, 1.4], step="adaptive", evaluator=ev2)
     assert len(ev1.batches) == len(ev2.batches)
     assert all(np.array_equal(a, b) for a, b in zip(ev1.batches, ev2.batches))
+
+
+def test_direction_without_room_is_fixed():
+    # x sits in a corner of the box and v points out of it both ways: no stencil fits.
+    out, info = sd.jvp(np.sin, np.array([0.5, 1.0]), np.array([1.0, 2.0]), step="adaptive",
+                       bounds=([0.5, 0.0], [1.0, 1.0]), full_output=True)
+    assert np.all(out == 0) and info.schemes == ["fixed"] and info.fixed == [0]
