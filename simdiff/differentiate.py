@@ -245,7 +245,7 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
     J, Err = scatter(D, E, ratio, groups, rows, cols, m, n, sparse, kind)
     info = Info(error=Err, nfev=nfev, step=steps, method=method, failures=failures,
                 schemes=schemes, fixed=[j for j, s_ in enumerate(schemes) if s_ == "zero column"],
-                groups=[g.tolist() for g in groups])
+                groups=[g.tolist() for g in groups], n_groups=len(groups))
     return J, info
 
 
@@ -276,7 +276,7 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         (``simdiff.sparsity``), so a central Jacobian costs 2 × (number of groups)
         evaluations; entries outside S are 0. J (and info.error) is a scipy.sparse CSR array
         (matrix, if S is a sparse matrix) when S is sparse, dense otherwise;
-        ``info.groups`` lists the column groups.
+        ``info.groups`` lists the column groups, ``info.n_groups`` counts them.
 
     Returns
     -------

@@ -79,7 +79,7 @@ def test_sparse_equals_dense_at_the_stated_cost(method, per_group, extra):
     c = Counter(banded)
     J, info = sd.jacobian(c, x, method=method, sparsity=tridiag(n), full_output=True)
     assert sp.issparse(J) and isinstance(J, sp.sparray) and J.shape == (n, n)
-    assert len(info.groups) == 3
+    assert len(info.groups) == info.n_groups == 3
     assert c.n == info.nfev == per_group * 3 + extra
     dense = sd.jacobian(banded, x, method=method)
     tol = {"central": 1e-9, "forward": 1e-6, "five-point": 1e-11, "complex": 1e-14}[method]
