@@ -714,8 +714,7 @@ class _Run:
             return True
         if pool.is_warm():
             return False
-        if serial > 0.1:
-            pool.warm()  # start workers in the background; go on here meanwhile
+        pool.warm()  # start workers in the background (kept for later calls); go on here meanwhile
         return True
 
     def _run_inline(self, pool: Any, inline_ok: bool) -> bool:

@@ -263,6 +263,7 @@ class ProcessPool:
         self.procs: dict[int, _Proc] = {}
         self.timings: dict[str, float] = {}  # simulator fingerprint -> seconds per evaluation
         self.spawn_estimate = 0.5
+        self._pending: list[Event] = []  # events found outside poll, handed out by the next one
         self._digest = ""
         self._blob = b""
 
@@ -305,26 +306,34 @@ class ProcessPool:
         self._digest = hashlib.sha256(self._blob).hexdigest()
 
     def idle(self) -> int:
-        return self.slots - self.busy()
+        return self.slots - sum(1 for p in self.procs.values() if p.items)
 
     def busy(self) -> int:
-        return sum(1 for p in self.procs.values() if p.items)
+        return sum(1 for p in self.procs.values() if p.items) + len(self._pending)
 
     def submit(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
         self.warm()
         proc = next(p for p in self.procs.values() if not p.items)
         blob = None if self._digest in proc.digests else self._blob
+        try:
+            proc.conn.send_bytes(pickle.dumps(("run", self._digest, blob, list(items)), _PROTOCOL))
+        except OSError:  # it died while idle: nobody's fault; the points come back at once
+            proc.kill()
+            self.procs.pop(proc.slot, None)
+            self._pending.extend(Event("requeue", i, None, 0.0, proc.name) for i, _ in items)
+            return
         proc.items.extend(items)
         if proc.ready:
             proc.clock = time.perf_counter()
-        proc.conn.send_bytes(pickle.dumps(("run", self._digest, blob, list(items)), _PROTOCOL))
         proc.digests[self._digest] = None
         proc.digests.move_to_end(self._digest)
         while len(proc.digests) > _SimStore.SIZE:
             proc.digests.popitem(last=False)
 
     def poll(self, timeout: float | None, wait: float | None = None) -> list[Event]:
-        events: list[Event] = []
+        events, self._pending = self._pending, []
+        if events:
+            wait = 0.0
         now = time.perf_counter()
         busy = [p for p in self.procs.values() if p.items]
         if not busy:
@@ -386,6 +395,7 @@ class ProcessPool:
 
     def abandon(self) -> None:
         """Kill the workers that hold points (they are restarted on the next submit)."""
+        self._pending.clear()
         for proc in [p for p in self.procs.values() if p.items]:
             proc.kill()
             self.procs.pop(proc.slot, None)

@@ -111,6 +111,21 @@ def test_death_with_raise_is_a_simulation_error(tmp_path):
     assert info.value.index in (1, 4)
 
 
+def test_worker_killed_while_idle_is_replaced_without_blame():
+    import os
+    import signal
+
+    ev = Evaluator(n_jobs=2, timeout=60)
+    pids = {int(p) for p in ev.evaluate(hs.Pid(0.0), X).values[:, 0]}
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    batch = ev.evaluate(hs.Pid(0.0), X)
+    assert batch.ok.all() and ev.failures == []
+    assert not pids & {int(p) for p in batch.values[:, 0]}
+    assert "died" not in _status(ev)
+
+
 # -- time-outs -----------------------------------------------------------------------------------
 
 
