@@ -123,31 +123,26 @@ class Flaky(sd.Simulator):
 
 
 class RaiseAt(sd.Simulator):
-    """quad(x), but raises ValueError where x[0] > threshold."""
+    """quad(x), but where x[0] > threshold: raises ValueError (output="raise") or returns NaN
+    (output="nan")."""
 
     name = "raise_at"
 
-    def __init__(self, threshold: float) -> None:
+    def __init__(self, threshold: float, output: str = "raise") -> None:
         self.threshold = threshold
+        self.output = output
 
     def evaluate(self, x):
-        if x[0] > self.threshold:
-            raise ValueError(f"bad region x[0]={x[0]!r}")
-        return quad(x)
-
-
-class NaNAt(sd.Simulator):
-    """quad(x), but NaN where x[0] > threshold."""
-
-    name = "nan_at"
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-
-    def evaluate(self, x):
-        if x[0] > self.threshold:
+        if x[0] <= self.threshold:
+            return quad(x)
+        if self.output == "nan":
             return float("nan")
-        return quad(x)
+        raise ValueError(f"bad region x[0]={x[0]!r}")
+
+
+def NaNAt(threshold: float) -> RaiseAt:
+    """quad(x), but NaN where x[0] > threshold."""
+    return RaiseAt(threshold, output="nan")
 
 
 class DieAt(sd.Simulator):
