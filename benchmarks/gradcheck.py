@@ -23,7 +23,8 @@ the kink ("f is not smooth at x[j]") instead.
 Every checker sees the same f, the same (mutated) derivative and the same point x ~ N(0, 1)ⁿ:
 
 * simdiff: ``sd.check_gradient`` / ``sd.check_jacobian`` with defaults (tol 1e-5); detected =
-  ``not report.passed``; named = the report's worst entry is one of the planted faulty entries;
+  ``not report.passed`` (the contract: relative_error ≥ tol); "strict" = what ``strict=True``
+  would decide on the same report (the worse of relative_error and the worst entry's error); named = the report's worst entry is one of the planted faulty entries;
   hint = the first hint's kind is the planted kind (sign, factor, shifted, transposed, batch,
   confined-to-one-entry; "missing term" has no single right kind and is not scored).
 * scipy: ``scipy.optimize.check_grad`` (forward difference, step √ε) returns ‖A − N‖; detected =
@@ -278,7 +279,8 @@ def _torch(fn, A_bug, x):
 
 def run(seed: int = 0):
     rng = np.random.default_rng(seed)
-    rows = {k: {"cases": 0, "sd": 0, "named": 0, "hint": 0, "scipy": 0, "torch": 0, "nfev": 0} for k in ["correct"] + KINDS}
+    rows = {k: {"cases": 0, "sd": 0, "strict": 0, "named": 0, "hint": 0, "scipy": 0, "torch": 0,
+                "nfev": 0} for k in ["correct"] + KINDS}
     misses = []
     t0 = time.perf_counter()
     for fn in _functions():
@@ -291,7 +293,9 @@ def run(seed: int = 0):
             row["cases"] += 1
             r, worst = _simdiff(fn, A_bug, x)
             flagged = not r.passed
+            strict = max(r.relative_error, r.entry_error) >= r.tol
             row["sd"] += flagged
+            row["strict"] += strict
             row["nfev"] += r.nfev
             row["scipy"] += _scipy(fn, A_bug, x)
             row["torch"] += _torch(fn, A_bug, x)
@@ -304,16 +308,17 @@ def run(seed: int = 0):
             row["named"] += worst in faulty
             hint_ok = kind in EXPECTED_HINT and r.kinds[:1] == [EXPECTED_HINT[kind]]
             row["hint"] += hint_ok
-            if not flagged or worst not in faulty or (kind in EXPECTED_HINT and not hint_ok):
+            if not strict or worst not in faulty or (kind in EXPECTED_HINT and not hint_ok):
                 misses.append(f"{fn.name} / {kind}: passed={r.passed} worst={worst} "
                               f"hint={r.hint!r}")
-    kink = rows["correct at a kink"] = {"cases": 0, "sd": 0, "named": 0, "hint": 0, "scipy": 0,
-                                        "torch": 0, "nfev": 0}
+    kink = rows["correct at a kink"] = {"cases": 0, "sd": 0, "strict": 0, "named": 0, "hint": 0,
+                                        "scipy": 0, "torch": 0, "nfev": 0}
     for fn, x in _kinked():
         A = sum(fn.terms(x))
         r, _ = _simdiff(fn, A, x)
         kink["cases"] += 1
         kink["sd"] += not r.passed
+        kink["strict"] += max(r.relative_error, r.entry_error) >= r.tol
         kink["nfev"] += r.nfev
         kink["named"] += bool(r.nonsmooth)  # reported "f is not smooth at x[j]"
         kink["scipy"] += _scipy(fn, A, x)
@@ -325,28 +330,30 @@ def run(seed: int = 0):
 
 
 def table(rows) -> str:
-    head = ("planted bug", "cases", "simdiff detected", "worst entry named", "right hint",
+    head = ("planted bug", "cases", "simdiff detected", "simdiff strict", "worst entry named", "right hint",
             "scipy check_grad", "torch gradcheck", "simdiff nfev/check")
     out = [head]
-    tot = dict.fromkeys(("cases", "sd", "named", "hint", "hint_cases", "scipy", "torch"), 0)
+    tot = dict.fromkeys(("cases", "sd", "strict", "named", "hint", "hint_cases", "scipy", "torch"), 0)
     for kind, r in rows.items():
         c = r["cases"]
         if kind in ("correct", "correct at a kink"):
             label = "none (false alarms)" if kind == "correct" else "none, at a kink (false alarms)"
             named = "" if kind == "correct" else f"{r['named']}/{c} kinks named"
-            out.append((label, str(c), f"{r['sd']}/{c}", named, "", f"{r['scipy']}/{c}",
+            out.append((label, str(c), f"{r['sd']}/{c}", f"{r['strict']}/{c}", named, "", f"{r['scipy']}/{c}",
                         f"{r['torch']}/{c}", f"{r['nfev'] / c:.0f}"))
             continue
         hint = f"{r['hint']}/{c}" if kind in EXPECTED_HINT else "(not scored)"
-        out.append((kind, str(c), f"{r['sd']}/{c}", f"{r['named']}/{c}", hint, f"{r['scipy']}/{c}",
+        out.append((kind, str(c), f"{r['sd']}/{c}", f"{r['strict']}/{c}", f"{r['named']}/{c}", hint,
+                    f"{r['scipy']}/{c}",
                     f"{r['torch']}/{c}", f"{r['nfev'] / c:.0f}"))
-        for key in ("cases", "sd", "named", "scipy", "torch"):
+        for key in ("cases", "sd", "strict", "named", "scipy", "torch"):
             tot[key] += r[key]
         if kind in EXPECTED_HINT:
             tot["hint"] += r["hint"]
             tot["hint_cases"] += c
     c = tot["cases"]
     out.append(("all bugs", str(c), f"{tot['sd']}/{c} ({100 * tot['sd'] / c:.0f}%)",
+                f"{tot['strict']}/{c} ({100 * tot['strict'] / c:.0f}%)",
                 f"{tot['named']}/{c} ({100 * tot['named'] / c:.0f}%)",
                 f"{tot['hint']}/{tot['hint_cases']} ({100 * tot['hint'] / tot['hint_cases']:.0f}%)",
                 f"{tot['scipy']}/{c} ({100 * tot['scipy'] / c:.0f}%)",
