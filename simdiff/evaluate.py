@@ -269,6 +269,10 @@ def _effective_n_jobs(n_jobs: int | None) -> int:
     return n_jobs
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _is_dask_client(obj: Any) -> bool:
     return type(obj).__name__ == "Client" and hasattr(obj, "submit") and hasattr(obj, "scheduler")
 
@@ -332,8 +336,9 @@ class Evaluator:
         that its death is its failure, so a point that always kills its worker ends.
     timeout : float or None
         Seconds one evaluation may take. A late evaluation is stopped (its worker process is
-        killed and replaced; a dask worker is restarted; a thread is abandoned and its slot
-        refilled) and counts as a failure with cause ``EvaluationTimeout``.
+        killed and replaced; the dask worker holding it is ended and its nanny starts another;
+        a thread, which cannot be killed, is abandoned and its slot refilled) and counts as a
+        failure with cause ``EvaluationTimeout``.
     on_failure : "raise" or "skip"
         "raise": ``SimulationError`` naming point, index and cause once the batch has stopped.
         "skip": the Batch marks failed rows (``ok`` False, values NaN) and lists them.
@@ -363,7 +368,13 @@ class Evaluator:
     function therefore never pays for workers. While workers start (a cold pool), points keep
     being evaluated in-process. With a time-out nothing runs in-process: only a worker can be
     stopped. Workers are kept between calls (simdiff/workers.py). Vectorized simulators are
-    called once per batch, in-process.
+    called once per batch, in-process (their parallelism is their own; no time-out applies).
+
+    While a point runs in this process on behalf of a parallel Evaluator, ``os._exit``,
+    ``os.abort`` and ``os.kill`` of this process raise instead of ending it: a simulator written
+    to kill its worker does not take the caller along; that point then runs in a worker only.
+    A genuine segmentation fault cannot be intercepted: a simulator that may crash its process
+    should be given a ``timeout=`` (which keeps every point in workers).
 
     The values are those a serial loop computes, bit for bit: the same ``sim.evaluate`` on the
     same float64 (or complex128) rows, results returned by pickle.
@@ -380,7 +391,7 @@ class Evaluator:
         on_failure: str = "raise",
         progress: bool | None = None,
     ) -> None:
-        if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool)):
+        if n_jobs is not None and not _is_int(n_jobs):
             raise _ArgumentValueTypeError(
                 f"n_jobs must be None or an int (positive: that many, -1: all CPUs); "
                 f"got {type(n_jobs).__name__} {n_jobs!r}"
@@ -393,8 +404,7 @@ class Evaluator:
         self.n_jobs = None if n_jobs is None else int(n_jobs)
         self.backend = self._check_backend(backend)
         if not (batch_size == "auto" if isinstance(batch_size, str) else
-                isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-                and batch_size >= 1):
+                _is_int(batch_size) and batch_size >= 1):
             raise ArgumentError(f"batch_size must be 'auto' or an int >= 1; got {batch_size!r}")
         self.batch_size = batch_size if isinstance(batch_size, str) else int(batch_size)
         if cache is not None and not isinstance(cache, (str, os.PathLike, DiskCache)):
@@ -403,7 +413,7 @@ class Evaluator:
                 f"simdiff.cache.DiskCache; got {type(cache).__name__} {cache!r}"
             )
         self.cache = as_cache(cache)
-        if not isinstance(retries, (int, np.integer)) or isinstance(retries, bool) or retries < 0:
+        if not _is_int(retries) or retries < 0:
             raise ArgumentError(f"retries must be an int >= 0; got {retries!r}")
         self.retries = int(retries)
         if timeout is not None:
@@ -556,10 +566,11 @@ class Evaluator:
                 run.schedule(self._pool(sim) if run.queue else None)
         finally:
             run.progress.close()
-        for i, j in copies:
+        failed = {f.index: f for f in run.failures}
+        for i, j in copies:  # a repeated row shares the fate of its first occurrence
             run.outputs[i], run.ok[i] = run.outputs[j], run.ok[j]
-            run.failures.extend(Failure(i, X[i].copy(), f.cause, f.attempts)
-                                for f in run.failures if f.index == j)
+            if j in failed:
+                run.failures.append(Failure(i, X[i].copy(), failed[j].cause, failed[j].attempts))
         failures = sorted(run.failures, key=lambda f: f.index)
         self.failures.extend(failures)
         if failures and self.on_failure == "raise":
