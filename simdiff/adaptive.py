@@ -78,6 +78,12 @@ UNIT_STEP = 2.0**-6
 #: jumps down by JUMP.
 GARBAGE = 1e-2
 JUMP = 16
+#: A search whose last move did not halve the error stops, unless its relative error
+#: estimate is still above this (then the step jumps down by JUMP).
+STALLED = 1e-6
+#: One-sided windows are checked against both of their sub-windows one order lower: their
+#: orders climb by one per node, so a lucky agreement of two estimates is likelier.
+BOTH_ENDS = True
 #: Retries of a round whose batch raised SimulationError (see ``_evaluate_round``).
 RETRIES = 3
 #: Pairs of a central level (t = 1..4) and nodes of a one-sided level (t = 1..6).
@@ -221,23 +227,22 @@ def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None)
     vals, errs, truncs, rounds, wins = [], [], [], [], []
     if d.side != 0 and (center is None or not ok[center]):
         return vals, errs, truncs, rounds, wins
-    prev = {}
+    value = {}
     for i in range(len(ts)):
         for k in range(i, len(ts)):
             win = tuple(ts[i:k + 1])
-            D, R = _window_value(d, win, F, center, d.scale)
-            prev[win] = D
-            if k == i and d.side == 0:
-                continue  # a single pair is order 2, kept only as the reference of longer windows
-            ref = prev.get(win[:-1])
-            if ref is None:
-                continue
-            trunc = np.abs(D - ref)
-            vals.append(D)
-            truncs.append(trunc)
-            rounds.append(R)
-            errs.append(trunc + R)
-            wins.append(win)
+            value[win] = _window_value(d, win, F, center, d.scale)
+    for win, (D, R) in value.items():
+        if len(win) < 2:
+            continue  # a single pair (order 2) or node (order 1): only a reference
+        trunc = np.abs(D - value[win[:-1]][0])
+        if len(win) >= 3 and BOTH_ENDS and d.side != 0:  # one-sided: also against dropping the smallest
+            trunc = np.maximum(trunc, np.abs(D - value[win[1:]][0]))
+        vals.append(D)
+        truncs.append(trunc)
+        rounds.append(R)
+        errs.append(trunc + R)
+        wins.append(win)
     return vals, errs, truncs, rounds, wins
 
 
@@ -266,13 +271,16 @@ def _plan_move(d: _Direction, move: str) -> None:
     if move == "jump":
         d.level = ts[0] / JUMP
         d.pending = _level_nodes(d)
+    elif move == "shrink" and d.side != 0:  # one-sided orders climb slowly: a whole level
+        d.level = ts[0] / 2
+        d.pending = _level_nodes(d)
     elif move == "shrink":
         d.pending = [ts[0] / 2]
     else:
         d.pending = [ts[-1] * Fraction(3, 2)]
 
 
-def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi) -> str | None:
+def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = True) -> str | None:
     """The next move of a direction from its best window: "jump", "shrink", "grow" or None.
 
     ``ref`` (m,) is the size each output is judged against: max(|D|, the largest |D| of that
@@ -286,7 +294,9 @@ def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi) -> str | None:
         return None
     k = int(np.argmax(need))  # the output furthest from the target decides
     t, r = float(trunc[k]), float(rnd[k])
-    if t > r and win[0] == all_ts[0]:
+    if not improved:  # the last move did not pay: stop, unless the error is still gross
+        return "jump" if (t > r and need[k] > STALLED) else None
+    if t > r and (win[0] == all_ts[0] or d.side != 0):
         return "shrink"
     if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * Fraction(3, 2)], lo, hi):
         return "grow"
@@ -361,8 +371,9 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
             d.history.append(score)
             d.best = min(d.best, score)
             move = _move(d, wins[j], truncs[j], rounds[j], vals_i[j],
-                         np.maximum(np.abs(vals_i[j]), ref), t_lo[i], t_hi[i])
-            if rnd == MAX_ROUNDS - 1 or move is None or (rnd > 0 and not improved and move != "jump"):
+                         np.maximum(np.abs(vals_i[j]), ref), t_lo[i], t_hi[i],
+                         improved=improved or rnd == 0)
+            if rnd == MAX_ROUNDS - 1 or move is None:
                 d.done = True
                 continue
             _plan_move(d, move)
