@@ -34,8 +34,9 @@ output, each output measured against the largest |D| of that output over all dir
   smallest step is added (2 points);
 * rounding dominates and the window ends at the largest pair: one pair at 1.5× the largest
   is added if it fits the bounds (2 points);
-* otherwise, or when the error estimate did not fall by 2× over the round, or after
-  ``MAX_ROUNDS`` rounds: done.
+* the last move did not halve the error estimate: done, unless the estimate is still above
+  ``STALLED`` = 1e-6 relative and truncation dominates (then a level 16× smaller);
+* otherwise, or after ``MAX_ROUNDS`` rounds: done.
 
 Each round is one batch for the Evaluator, all directions together. A point whose
 evaluation raises (a singularity or the edge of f's domain inside the stencil, with
@@ -50,7 +51,10 @@ functions; ``benchmarks/accuracy.py``, table 2).
 
 Bounds: when the pairs do not fit inside the box, the direction uses one-sided nodes
 t = 1..6 towards the side with more room, plus f(x), with the same windows (f(x) always in);
-method "forward"/"backward" asks for them everywhere.
+method "forward"/"backward" asks for them everywhere. One-sided orders climb by one per node,
+so there a shrink adds a whole level at half the smallest step (3 new nodes), and a window's
+truncation is the larger of its differences to the two sub-windows one order lower (without
+its largest and without its smallest node), which keeps lucky agreements out.
 """
 
 from __future__ import annotations
