@@ -165,6 +165,7 @@ def serve(fd: int) -> None:
     """The loop of a worker process: receive tasks on socket ``fd``, stream results back."""
     conn = Connection(fd)
     os.environ["SIMDIFF_WORKER"] = "1"  # a simulator may ask where it runs
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the caller, which stops us
 
     def send(msg: tuple) -> None:
         try:
@@ -233,7 +234,6 @@ class _Proc:
         self.digests: OrderedDict[str, None] = OrderedDict()  # mirrors the worker's _SimStore
         self.items: deque = deque()  # (index, x) sent and not yet returned, in order
         self.clock = 0.0  # when the current point started (valid once ready)
-        self.spawn_seconds: float | None = None
 
     def kill(self) -> int | None:
         try:
@@ -389,6 +389,9 @@ class ProcessPool:
         (idx, _x), rest = items[0], items[1:]
         if how == "timeout":
             events.append(Event("timeout", idx, timeout, now - proc.clock, proc.name))
+        elif not proc.ready:
+            cause = _exit_text(code).replace("died", "failed to start") + " (its stderr says why)"
+            events.append(Event("died", idx, cause, now - proc.started, proc.name))
         else:
             events.append(Event("died", idx, _exit_text(code), now - proc.clock, proc.name))
         events.extend(Event("requeue", i, None, 0.0, proc.name) for i, _ in rest)

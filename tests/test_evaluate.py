@@ -123,6 +123,14 @@ def test_in_process_guard_survives_a_simulator_that_exits(tmp_path):
     np.testing.assert_array_equal(batch.values[[0, 2], 0], [hs.quad(Xd[0]), hs.quad(Xd[2])])
 
 
+def test_n_jobs_minus_one_uses_every_cpu_and_sequential_stays_here():
+    ev = Evaluator(n_jobs=-1, timeout=60)
+    batch = ev.evaluate(hs.Pid(0.05), X[: 2 * (os.cpu_count() or 1)])
+    assert len(set(batch.values[:, 0])) == (os.cpu_count() or 1)
+    ev = Evaluator(n_jobs=4, backend="sequential")
+    assert set(ev.evaluate(hs.Pid(0.0), X).values[:, 0]) == {float(os.getpid())}
+
+
 def test_one_job_runs_in_process_like_serial():
     ev = Evaluator()
     batch = ev.evaluate(hs.Pid(0.0), X)
