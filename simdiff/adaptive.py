@@ -91,8 +91,8 @@ BOTH_ENDS = True
 #: Retries of a round whose batch raised SimulationError (see ``_evaluate_round``).
 RETRIES = 3
 #: Pairs of a central level (t = 1..4) and nodes of a one-sided level (t = 1..6).
-CENTRAL_LEVEL = (1, 2, 3, 4)
-ONE_SIDED_LEVEL = (1, 2, 3, 4, 5, 6)
+CENTRAL_LEVEL = (1.0, 2.0, 3.0, 4.0)
+ONE_SIDED_LEVEL = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 
 
 @lru_cache(maxsize=4096)
@@ -105,11 +105,12 @@ def _weights(nodes: tuple, side: int) -> tuple:
     """
     from .stencils import _weights_exact
 
+    exact = [Fraction(t) for t in nodes]  # dyadic rationals: the floats are exact
     if side == 0:
-        full = tuple(v for t in nodes for v in (t, -t))
+        full = tuple(v for t in exact for v in (t, -t))
         w = _weights_exact(full, 1, Fraction(0))
         return tuple(float(w[2 * i]) for i in range(len(nodes)))
-    full = (Fraction(0),) + tuple(side * t for t in nodes)
+    full = (Fraction(0),) + tuple(side * t for t in exact)
     return tuple(float(v) for v in _weights_exact(full, 1, Fraction(0)))
 
 
@@ -120,8 +121,8 @@ class _Direction:
     side: int  # 0 central, +1 forward, -1 backward
     h: float  # unit step (a power of two unless shrunk to fit bounds)
     scale: float = 1.0  # s_r: the size of x along the direction, max(1, |x_j|)
-    level: Fraction = Fraction(1)  # the current stencil is level·h·(1..4)
-    nodes: dict = field(default_factory=dict)  # Fraction t -> (row+, row-) or (row,)
+    level: float = 1.0  # the current stencil is level·h·(1..4), a dyadic rational
+    nodes: dict = field(default_factory=dict)  # t (units of h) -> (row+, row-) or (row,)
     best: float = np.inf
     done: bool = False
     history: list = field(default_factory=list)
@@ -281,7 +282,7 @@ def _plan_move(d: _Direction, move: str) -> None:
     elif move == "shrink":
         d.pending = [ts[0] / 2]
     else:
-        d.pending = [ts[-1] * Fraction(3, 2)]
+        d.pending = [ts[-1] * 1.5]
 
 
 def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = True) -> str | None:
@@ -302,7 +303,7 @@ def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = Tru
         return "jump" if (t > r and need[k] > STALLED) else None
     if t > r and (win[0] == all_ts[0] or d.side != 0):
         return "shrink"
-    if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * Fraction(3, 2)], lo, hi):
+    if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * 1.5], lo, hi):
         return "grow"
     return None
 
