@@ -209,25 +209,31 @@ def call_vectorized(sim: Simulator, X: np.ndarray) -> list:
     return [arr[i] for i in range(len(X))]
 
 
-def resolve_evaluator(evaluator: Any = None, n_jobs: Any = None, backend: Any = None) -> Any:
+def resolve_evaluator(evaluator: Any = None, n_jobs: Any = None, backend: Any = None,
+                      **options: Any) -> Any:
     """The Evaluator a call uses: ``evaluator`` if given, else one built from the shorthands.
 
-    ``n_jobs``/``backend`` together with ``evaluator`` is ambiguous and refused.
+    ``options`` are further Evaluator keywords (``cache``, ``retries``, ``timeout``,
+    ``on_failure``, ``progress``, ``batch_size``); None means not given. Shorthands together
+    with ``evaluator`` are ambiguous and refused. With no shorthand and no enclosing
+    ``joblib.parallel_config``, the plain SerialEvaluator.
     """
+    given = {k: v for k, v in options.items() if v is not None}
     if evaluator is not None:
-        if n_jobs is not None or backend is not None:
+        if n_jobs is not None or backend is not None or given:
+            extra = "".join(f", {k}={v!r}" for k, v in given.items())
             raise ArgumentError(
-                f"give either evaluator= or the shorthands n_jobs=/backend=, not both "
-                f"(got evaluator={evaluator!r}, n_jobs={n_jobs!r}, backend={backend!r})"
+                f"give either evaluator= or the shorthands n_jobs=/backend=/..., not both "
+                f"(got evaluator={evaluator!r}, n_jobs={n_jobs!r}, backend={backend!r}{extra})"
             )
         if not hasattr(evaluator, "evaluate"):
             raise ArgumentTypeError(
                 f"evaluator must be a simdiff Evaluator (with an evaluate(sim, X) method); got {evaluator!r}"
             )
         return evaluator
-    if n_jobs in (None, 1) and backend is None and _joblib_context() == (None, None):
+    if n_jobs in (None, 1) and backend is None and not given and _joblib_context() == (None, None):
         return SerialEvaluator()
-    return Evaluator(n_jobs=n_jobs, backend=backend)
+    return Evaluator(n_jobs=n_jobs, backend=backend, **given)
 
 
 # ---------------------------------------------------------------------------------------------

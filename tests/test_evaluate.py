@@ -278,3 +278,11 @@ def test_ray_backend_where_installed():
         assert batch.values.tobytes() == serial.values.tobytes()
     finally:
         ray.shutdown()
+
+
+def test_resolve_evaluator_builds_from_shorthands(tmp_path):
+    ev = resolve_evaluator(None, None, None, cache=str(tmp_path), retries=2, timeout=None)
+    assert isinstance(ev, Evaluator) and ev.retries == 2 and ev.cache is not None
+    assert isinstance(resolve_evaluator(None, 1, None, cache=None), SerialEvaluator)
+    with pytest.raises(sd.ArgumentError, match="retries=2"):
+        resolve_evaluator(Evaluator(), None, None, retries=2)
