@@ -546,7 +546,9 @@ class Evaluator:
         if X.ndim != 2:
             raise ArgumentError(f"X must be a 2-D array (k, n) of points; got shape {X.shape}")
         k = len(X)
-        run = _Run(self, sim, X, fingerprint(sim))
+        # The cache needs the strict fingerprint (it hashes a lambda's captured values); timing
+        # memory makes do with the identity, which costs nothing.
+        run = _Run(self, sim, X, fingerprint(sim) if self.cache is not None else sim.identity())
         # Repeated rows are evaluated once; cached rows not at all.
         first: dict[bytes, int] = {}
         copies: list[tuple[int, int]] = []
