@@ -769,6 +769,8 @@ class _Run:
         prepared = False
         if pool is not None:
             self._use_pool_timings(pool)
+        if self.seconds is not None and self.progress.mode is None:  # a long batch: bar at once
+            self.progress.update(0, len(self.queue) * self.seconds / self.slots)
         try:
             while self.queue or (pool is not None and pool.busy()):
                 if self.stop:
