@@ -47,10 +47,11 @@ elif mode == "json":
     json.dump({"result": {"f1": f1, "f2": [f2]}}, open("out.json", "w"))
 elif mode == "one":
     print(f1)
-elif mode == "hang":
+elif mode == "hang":  # a child that ignores SIGTERM; "quiet": it does not hold stdout/stderr
     code = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "open('child.pid', 'w').write(str(os.getpid())); time.sleep(3600)")
-    subprocess.Popen([sys.executable, "-c", code])
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if "quiet" in sys.argv else {}
+    subprocess.Popen([sys.executable, "-c", code], **quiet)
     time.sleep(300)
 '''
 
@@ -149,8 +150,11 @@ def test_keep_never_and_always(legacy):
     assert len(rundirs(legacy.runs)) == 1
 
 
-def test_timeout_kills_the_whole_process_group_including_a_child_ignoring_sigterm(legacy):
-    sim = legacy("hang", timeout=2.0, grace=0.5)
+@pytest.mark.parametrize("quiet", [False, True], ids=["child-holds-stdout", "child-detached-from-stdout"])
+def test_timeout_kills_the_whole_process_group_including_a_child_ignoring_sigterm(legacy, quiet):
+    """Also a child that does not hold the output pipes: once SIGTERM has killed the program,
+    nothing keeps the call waiting, yet the child must still get its SIGKILL."""
+    sim = legacy("hang", *(["quiet"] if quiet else []), timeout=1.0, grace=0.3)
     outcome = {}
 
     def run():
@@ -161,8 +165,8 @@ def test_timeout_kills_the_whole_process_group_including_a_child_ignoring_sigter
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    # Liveness, not timing: a surviving child keeps the output pipe open and the call hangs
-    # (its sleep is an hour); 60 s is far beyond the 2.5 s the kill takes.
+    # Liveness, not timing: a surviving child can keep the call waiting (its sleep is an hour);
+    # 60 s is far beyond the 1.3 s the kill takes.
     worker.join(60)
     (wd,) = rundirs(legacy.runs)
     pid = int((wd / "child.pid").read_text())
@@ -170,7 +174,7 @@ def test_timeout_kills_the_whole_process_group_including_a_child_ignoring_sigter
         assert not worker.is_alive(), "the evaluation did not return: the child kept running"
         err = outcome["error"]
         assert isinstance(err, sd.EvaluationTimeout) and isinstance(err, sd.SimulationError)
-        assert "timed out after 2 s" in str(err) and err.workdir == str(wd)
+        assert "timed out after 1 s" in str(err) and err.workdir == str(wd)
         for _ in range(100):  # the kernel may take a moment to reap it
             if not _alive(pid):
                 break
@@ -192,10 +196,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("path", ["../escape.txt", "/tmp/abs.txt", "sub/../../escape.txt", ".."])
+@pytest.mark.parametrize("path", ["../escape.txt", "/tmp/abs.txt", "sub/../../escape.txt", "..",
+                                  "sub/..", ".", ""])
 def test_a_template_path_leaving_the_workdir_is_refused(legacy, path):
     with pytest.raises(sd.ConfigError, match="would leave the work directory"):
         legacy(files={"deck.inp": DECK, path: "x"})
+    with pytest.raises(sd.ConfigError, match="would leave the work directory"):
+        legacy(parse={"file": path})
 
 
 def test_a_path_that_stays_inside_is_fine(legacy):
@@ -215,17 +222,26 @@ def test_unparsable_output_is_a_simulation_failure(legacy):
 
 @pytest.mark.parametrize("cfg, match", [
     ({"command": "legacy --run"}, "argv list"),
+    ({"command": []}, "argv list"),
+    ({"command": {"prog": "x"}}, "argv list"),
+    ({"timeout": "abc"}, "timeout must be a positive number of seconds; got 'abc'"),
+    ({"timeout": float("nan")}, "timeout must be"),
+    ({"grace": -1}, "grace must be a non-negative number of seconds; got -1"),
+    ({"env": "SCALE=2"}, "env must be {variable: value}"),
+    ({"files": "deck.inp"}, "files must be {relative path: template text}"),
+    ({"outputs": ["f", "f"]}, "outputs must be distinct"),
     ({"parse": {"xml": "out.xml"}}, "not understood"),
     ({"parse": {"regex": r"F1 = (\S+)"}}, "yields 1 value"),
     ({"keep": "sometimes"}, "keep must be one of"),
     ({"timeout": 0}, "timeout must be"),
 ])
 def test_bad_configuration_is_refused(legacy, cfg, match):
-    with pytest.raises(sd.ConfigError, match=match):
+    with pytest.raises(sd.ConfigError) as err:
         if "command" in cfg:
             sd.load("subprocess", inputs=["a"], **cfg)
         else:
             legacy(**cfg)
+    assert match in str(err.value)
 
 
 def test_pickles_and_prefers_threads(legacy):
@@ -247,3 +263,119 @@ def test_env_entries_are_added_to_the_inherited_environment(tmp_path, monkeypatc
     sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=["a"], files={"d": "{a}"},
                   env={"SCALE": 2.5}, workdir=str(tmp_path))
     assert sim(np.array([3.0])).tolist() == [30.0]
+
+
+# -- a legacy program in bash, as a user would have it --------------------------------------------
+
+SOLVER_SH = r"""#!/bin/bash
+# reads the namelist deck, prints two results; refuses a negative a like a 1990s code would
+a=$(sed -n 's/^ *a *= *\([^,]*\),.*/\1/p' params.nml)
+b=$(sed -n 's/^ *b *= *\([^ ]*\) *\/.*/\1/p' params.nml)
+awk -v a="$a" -v b="$b" 'BEGIN { if (a < 0) { print "negative a" > "/dev/stderr"; exit 7 }
+                              printf "RESULT f1=%.17g f2=%.17g\n", a*a + 3*b, b*sin(a) }'
+"""
+NAMELIST = "&params\n  a = {a},\n  b = {b} /\n! braces that are no inputs stay: {c} {{a}} }}{\n"
+
+
+@pytest.fixture
+def bash_solver(tmp_path, monkeypatch):
+    """./solver.sh in the current directory, as a user runs it from their project dir."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "solver.sh").write_text(SOLVER_SH)
+    (project / "solver.sh").chmod(0o755)
+    monkeypatch.chdir(project)
+    return project
+
+
+def test_a_bash_program_given_by_a_relative_path_runs_in_each_work_dir(bash_solver):
+    """The program is './solver.sh' from where the user configured it; the run's own cwd is its
+    fresh work dir (where './solver.sh' does not exist), so the path is resolved at
+    configuration, and the simulator still works in a worker started elsewhere."""
+    sim = sd.load("subprocess", command=["./solver.sh"], inputs=["a", "b"],
+                  files={"params.nml": NAMELIST}, outputs=["f1", "f2"], workdir="runs",
+                  parse={"regex": r"f1=(\S+) f2=(\S+)"})
+    assert sim.workdir == str(bash_solver / "runs"), "a relative workdir is fixed at configuration"
+    J = sd.jacobian(sim, [0.7, 2.0])
+    np.testing.assert_allclose(J, truth_jac([0.7, 2.0]), rtol=1e-6)
+    os.chdir("/")
+    clone = pickle.loads(pickle.dumps(sim))
+    np.testing.assert_allclose(clone(np.array([0.7, 2.0])), truth([0.7, 2.0]), rtol=1e-15)
+    assert rundirs(bash_solver / "runs") == []
+    with pytest.raises(sd.SimulationError) as err:
+        clone(np.array([-1.0, 2.0]))
+    assert err.value.returncode == 7 and "negative a" in err.value.stderr_tail
+
+
+def test_a_kept_work_dir_holds_the_programs_output(bash_solver):
+    sim = sd.load("subprocess", command=["./solver.sh"], inputs=["a", "b"],
+                  files={"params.nml": NAMELIST}, workdir="runs")
+    with pytest.raises(sd.SimulationError):
+        sim(np.array([-1.0, 2.0]))
+    (wd,) = rundirs(bash_solver / "runs")
+    assert (wd / "simdiff-stderr.txt").read_text() == "negative a\n"
+    assert (wd / "simdiff-stdout.txt").read_text() == ""
+    assert (wd / "params.nml").read_text() == (
+        "&params\n  a = -1.0,\n  b = 2.0 /\n! braces that are no inputs stay: {c} {{a}} }}{\n"
+    ).replace("{{a}}", "{-1.0}"), "{{a}} holds the placeholder {a}: filled, the outer braces stay"
+
+
+def test_a_program_killed_by_a_signal_names_it():
+    sim = sd.load("subprocess", command=["bash", "-c", "echo dumping core >&2; kill -SEGV $$"], inputs=["a"])
+    with pytest.raises(sd.SimulationError) as err:
+        sim(np.array([1.0]))
+    assert err.value.returncode == -signal.SIGSEGV
+    assert "killed by SIGSEGV (exited with code -11)" in str(err.value)
+    assert "dumping core" in err.value.stderr_tail
+    import shutil
+
+    shutil.rmtree(err.value.workdir)
+
+
+def test_output_that_is_not_utf8_is_still_parsed():
+    sim = sd.load("subprocess", command=["bash", "-c", r"printf 'T = 21.5 \xb0C\n'; printf '\xff\n' >&2"],
+                  inputs=["a"], outputs=["T"], keep="never")
+    assert sim(np.array([1.0])).tolist() == [21.5]
+
+
+def test_a_child_left_running_does_not_hold_the_call_and_is_stopped(tmp_path):
+    """The program exits but leaves a background child holding stdout: the call returns the
+    program's result (with output pipes it would wait for the child, here past the time-out)
+    and the child does not outlive the evaluation."""
+    script = f"sleep 300 & echo $! > {tmp_path / 'bg.pid'}; echo 2.5"
+    sim = sd.load("subprocess", command=["bash", "-c", script], inputs=["a"], timeout=30,
+                  workdir=str(tmp_path / "runs"))
+    assert sim(np.array([1.0])).tolist() == [2.5]
+    pid = int((tmp_path / "bg.pid").read_text())
+    try:
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        assert not _alive(pid), "the background child survived its evaluation"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_fortran_d_exponents_and_json_keys_that_are_missing(tmp_path):
+    fortran = sd.load("subprocess", command=["bash", "-c", "echo '  F =  1.5D+03   G = -2.0d-01'"],
+                      inputs=["a"], outputs=["F", "G"], keep="never")
+    assert fortran(np.array([1.0])).tolist() == [1500.0, -0.2]
+    regex = sd.load("subprocess", command=["bash", "-c", "echo 'F = 1.5D+03'"], inputs=["a"],
+                    parse={"regex": r"F = (\S+)"}, keep="never")
+    assert regex(np.array([1.0])).tolist() == [1500.0]
+    assert sd.load("subprocess", command=["true"], inputs=["a"], outputs="F").outputs == ["F"]
+    sim = sd.load("subprocess", command=["bash", "-c", """echo '{"result": {"f": 1}}' > o.json"""],
+                  inputs=["a"], parse={"json": "o.json", "keys": ["result.g"]}, keep="never")
+    with pytest.raises(sd.SimulationError, match=r"o.json has no key 'result.g' \(at 'g'"):
+        sim(np.array([1.0]))
+
+
+def test_extreme_values_reach_the_program_bit_for_bit(tmp_path):
+    prog = "print(*(repr(float(v)) for v in open('deck').read().split()))"
+    sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=list("abcdef"),
+                  files={"deck": "{a} {b} {c} {d} {e} {f}"}, workdir=str(tmp_path))
+    x = np.array([1e308, 5e-324, -0.0, 2.2250738585072014e-308, -1.7976931348623157e308, 0.1 + 0.2])
+    y = sim(x)
+    assert y.tobytes() == x.tobytes(), "repr round-trips every float64, -0.0 and subnormals included"

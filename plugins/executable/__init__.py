@@ -4,27 +4,37 @@ For each evaluation the adapter
 
 1. makes a fresh work directory under ``workdir`` (default: the system temp dir);
 2. writes each of ``files`` ({relative path: template text}) into it, with every ``{name}`` of
-   an input replaced by ``repr(float(value))`` (17 significant digits: the value round-trips
-   exactly); only the names in ``inputs`` are replaced, so other braces in a template (JSON,
-   Fortran namelists, C) stay as they are. The same substitution applies to ``command``;
+   an input replaced by ``repr(float(value))`` (the shortest text that round-trips: the program
+   reads back exactly the float64 simdiff planned, 1e-300 and 5e-324 included); only
+   ``{name}`` with a name of ``inputs`` is replaced, so every other brace in a template (JSON,
+   Fortran namelists, C initialisers, ``{{`` and unknown ``{names}``) is written as it
+   stands. The same substitution applies to the arguments of ``command``;
 3. runs ``command`` (an argv list, never through a shell) in that directory, in a new process
-   session; on ``timeout`` the whole process group gets SIGTERM, and SIGKILL after ``grace``
-   seconds, so children that ignore SIGTERM die too;
-4. parses the outputs (``parse``) and removes the directory (``keep``).
+   session (its own process group), with stdout and stderr captured in files (so a child left
+   holding them cannot stall the call); the program, ``command[0]``, when given as a relative
+   path that exists (``./solver``), is made absolute where the adapter is configured; the other
+   arguments are read in the work dir (give files outside it by absolute path);
+4. when the program has exited (or on ``timeout``), stops what is left of its process group:
+   SIGTERM, then SIGKILL after ``grace`` seconds, so children that ignore SIGTERM die too;
+5. parses the outputs (``parse``) and removes the directory (``keep``); a kept directory also
+   holds the program's output as ``simdiff-stdout.txt`` and ``simdiff-stderr.txt``.
 
-A non-zero exit, a time-out or unparsable output raises ``SimulationError`` carrying the exit
-code, the last lines of stderr and the path of the kept work directory.
+A non-zero exit (or death by a signal), a time-out or unparsable output raises
+``SimulationError`` carrying the exit code (``returncode``), the last lines of stderr
+(``stderr_tail``) and the path of the kept work directory (``workdir``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
@@ -41,10 +51,12 @@ KEEP = ("failed", "always", "never")
 STDERR_TAIL_LINES = 20
 
 # A number standing on its own: not glued to a word ("step2", "x1y") nor inside another number.
+# Fortran's double-precision exponent letter D (1.5D+03) counts as E.
 _NUMBER = re.compile(
-    r"(?<![\w.+-])[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)(?!\w)(?!\.\d)",
+    r"(?<![\w.+-])[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eEdD][-+]?\d+)?|nan|inf(?:inity)?)(?!\w)(?!\.\d)",
     re.IGNORECASE,
 )
+_FORTRAN_EXPONENT = re.compile(r"(?<=[\d.])[dD](?=[-+]?\d)")
 
 _PARSE_HELP = (
     'allowed: None (the numbers on stdout), {"file": path}, '
@@ -52,9 +64,17 @@ _PARSE_HELP = (
 )
 
 
+def to_float(text: str) -> float:
+    """``float(text)``, also for Fortran's D exponent (``"1.5D+03"`` -> 1500.0)."""
+    try:
+        return float(text)
+    except ValueError:
+        return float(_FORTRAN_EXPONENT.sub("e", text.strip()))
+
+
 def parse_numbers(text: str) -> list[float]:
     """Every number that stands on its own in ``text``, in order (``"x = -1.5e3, 2"`` -> [-1500.0, 2.0])."""
-    return [float(m) for m in _NUMBER.findall(text)]
+    return [to_float(m) for m in _NUMBER.findall(text)]
 
 
 def _relative_path(path: Any, key: str) -> str:
@@ -65,12 +85,86 @@ def _relative_path(path: Any, key: str) -> str:
         depth += -1 if part == ".." else (0 if part == "." else 1)
         if depth < 0:
             break
-    if p.is_absolute() or depth < 0 or not p.parts or str(path).startswith(("/", "\\")):
+    if p.is_absolute() or depth <= 0 or str(path).startswith(("/", "\\")):  # 0: the dir itself
         raise ConfigError(
-            f"{key}: path {str(path)!r} would leave the work directory; allowed: a relative "
-            "path inside it, such as 'input.dat' or 'deck/run.inp'"
+            f"{key}: path {str(path)!r} would leave the work directory or name the directory "
+            "itself; allowed: a relative path of a file inside it, such as 'input.dat' or "
+            "'deck/run.inp'"
         )
     return str(path)
+
+
+def _names(value: Any, key: str, example: str) -> list[str]:
+    """A list of names from a list (or one name given as a string); ConfigError otherwise."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, Mapping) or not isinstance(value, Sequence) or not value:
+        raise ConfigError(f"{key} must be a non-empty list of names such as {example}; got {value!r}")
+    names = [str(n) for n in value]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key} must be distinct names; got {names!r}")
+    return names
+
+
+def _seconds(value: Any, key: str, allow_zero: bool) -> float:
+    """A finite number of seconds, > 0 (or >= 0); ConfigError otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ConfigError(
+            f"{key} must be a {'non-negative' if allow_zero else 'positive'} number of seconds; "
+            f"got {value!r}"
+        )
+    return v
+
+
+def _program(arg: str) -> str:
+    """``./solver`` made absolute when it exists here (the run's cwd is its own work dir)."""
+    if os.sep in arg and not os.path.isabs(arg) and os.path.exists(arg):
+        return os.path.abspath(arg)
+    return arg
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process that is not a zombie is left in process group ``pgid``.
+
+    ``killpg(pgid, 0)`` also succeeds for zombies (an orphan whose reaper, such as a container's
+    PID 1, never reaps), so on Linux the members are looked up in /proc.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member changed its user id
+        return True
+    if not os.path.isdir("/proc/self"):  # pragma: no cover - not Linux
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(os.path.join(entry.path, "stat"), "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read(f: Any) -> str:
+    f.seek(0)
+    return f.read().decode("utf-8", errors="replace")  # a stray byte must not fail the run
 
 
 class Executable(Simulator):
@@ -97,7 +191,9 @@ class Executable(Simulator):
         """
         Parameters
         ----------
-        command : argv list, e.g. ``["./solver", "deck.inp"]``; ``{input}`` placeholders filled.
+        command : argv list, e.g. ``["./solver", "deck.inp"]``; ``{input}`` placeholders filled;
+            a relative program path that exists is made absolute; the arguments are read in
+            the work dir.
         inputs : names of the parameters, in the order of x.
         outputs : names of the outputs; None accepts however many values ``parse`` finds.
         files : {relative path: template text}, written into each fresh work dir.
@@ -106,38 +202,37 @@ class Executable(Simulator):
             output; a pattern without groups gives its whole match); ``{"json": path,
             "keys": [...]}`` (dotted keys such as ``"result.f.0"``; default: ``outputs``).
         timeout : seconds before the process group is killed (SIGTERM, SIGKILL after ``grace``).
-        env : variables added to the inherited environment.
+        env : variables added to the inherited environment ({name: value}).
         workdir : the root under which each evaluation gets its own directory (default: the
-            system temp dir).
+            system temp dir); a relative one is taken from the current directory.
         keep : "failed" (default: keep the work dir of failed runs), "always" or "never".
         bounds : (lower, upper) for the derivative calls.
         """
-        if isinstance(command, (str, bytes)) or not command:
+        if isinstance(command, (str, bytes, Mapping)) or not isinstance(command, Sequence) or not command:
             raise ConfigError(
                 f"command must be a non-empty argv list such as ['./solver', 'deck.inp'] (it is "
                 f"never run through a shell); got {command!r}"
             )
         self.command = [str(a) for a in command]
-        if isinstance(inputs, str) or not inputs:
-            raise ConfigError(f"inputs must be a non-empty list of parameter names; got {inputs!r}")
-        self.inputs = [str(n) for n in inputs]
-        if len(set(self.inputs)) != len(self.inputs):
-            raise ConfigError(f"inputs must be distinct names; got {self.inputs!r}")
+        self.command[0] = _program(self.command[0])
+        self.inputs = _names(inputs, "inputs", "['a', 'b']")
         bad = [n for n in self.inputs if not n or "{" in n or "}" in n]
         if bad:
             raise ConfigError(f"inputs: names may not be empty or hold braces; got {bad!r}")
-        self.outputs = [str(n) for n in outputs] if outputs is not None else None
+        self.outputs = None if outputs is None else _names(outputs, "outputs", "['f1', 'f2']")
+        if files is not None and not isinstance(files, Mapping):
+            raise ConfigError(f"files must be {{relative path: template text}}; got {files!r}")
         self.files = {_relative_path(k, "files"): str(v) for k, v in (files or {}).items()}
         self.parse = self._check_parse(parse)
-        if timeout is not None and not float(timeout) > 0:
-            raise ConfigError(f"timeout must be None or a positive number of seconds; got {timeout!r}")
-        self.timeout = None if timeout is None else float(timeout)
+        self.timeout = None if timeout is None else _seconds(timeout, "timeout", allow_zero=False)
+        if env is not None and not isinstance(env, Mapping):
+            raise ConfigError(f"env must be {{variable: value}} added to the environment; got {env!r}")
         self.env = {str(k): str(v) for k, v in (env or {}).items()} or None
-        self.workdir = None if workdir is None else str(workdir)
+        self.workdir = None if workdir is None else os.path.abspath(os.fspath(workdir))
         if keep not in KEEP:
             raise ConfigError(f"keep must be one of {KEEP}; got {keep!r}")
         self.keep = keep
-        self.grace = float(grace)
+        self.grace = _seconds(grace, "grace", allow_zero=True)
         self.bounds = bounds
         # Longest names first, so that {ab} is not read as {a} followed by 'b}'.
         names = sorted(self.inputs, key=len, reverse=True)
@@ -199,15 +294,18 @@ class Executable(Simulator):
         root = self.workdir or tempfile.gettempdir()
         os.makedirs(root, exist_ok=True)
         wd = Path(tempfile.mkdtemp(prefix="simdiff-run-", dir=root))
-        ok = False
+        ok, output = False, None
         try:
             self._write_files(wd, x)
             argv = [self.fill(a, x) for a in self.command]
-            stdout, stderr, code = self._run(argv, wd, x)
-            if code != 0:
+            stdout, stderr, code = output = self._run(argv, wd, x)
+            if code is None:
                 raise self._failure(
-                    f"exited with code {code}", x, wd, stderr, code=code, cls=SimulationError
+                    f"timed out after {self.timeout:g} s (its process group was killed)",
+                    x, wd, stderr, cls=EvaluationTimeout,
                 )
+            if code != 0:
+                raise self._failure(_exit_text(code), x, wd, stderr, code=code)
             try:
                 values = self._parse(wd, stdout)
             except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
@@ -217,6 +315,8 @@ class Executable(Simulator):
         finally:
             if self.keep == "never" or (self.keep == "failed" and ok):
                 shutil.rmtree(wd, ignore_errors=True)
+            elif output is not None:
+                _save_output(wd, output[:2])
 
     def _write_files(self, wd: Path, x: np.ndarray) -> None:
         real = os.path.realpath(wd)
@@ -227,41 +327,44 @@ class Executable(Simulator):
                 raise ConfigError(f"files: path {rel!r} leads out of the work directory {wd}")
             target.write_text(self.fill(template, x))
 
-    def _run(self, argv: list[str], wd: Path, x: np.ndarray) -> tuple[str, str, int]:
+    def _run(self, argv: list[str], wd: Path, x: np.ndarray) -> tuple[str, str, int | None]:
+        """Run argv in wd; (stdout, stderr, exit code or None after a time-out). Output goes to
+        files, not pipes: a child that outlives the program cannot hold the call open."""
         env = None if self.env is None else {**os.environ, **self.env}
-        try:
-            proc = subprocess.Popen(
-                argv, cwd=wd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, start_new_session=True,
-            )
-        except OSError as exc:
-            raise self._failure(f"could not be started: {exc}", x, wd, "") from exc
-        try:
-            stdout, stderr = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            stdout, stderr = self._kill_group(proc)
-            raise self._failure(
-                f"timed out after {self.timeout:g} s (its process group was killed)",
-                x, wd, stderr, cls=EvaluationTimeout,
-            ) from None
-        except BaseException:
-            self._kill_group(proc)
-            raise
-        return stdout, stderr, proc.returncode
-
-    def _kill_group(self, proc: subprocess.Popen) -> tuple[str, str]:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; the captured output."""
-        for sig, wait in ((signal.SIGTERM, self.grace), (signal.SIGKILL, None)):
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
-                os.killpg(proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+                proc = subprocess.Popen(
+                    argv, cwd=wd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise self._failure(f"could not be started: {exc}", x, wd, "") from exc
             try:
-                # returns when every holder of the pipes (children too) has exited
-                return proc.communicate(timeout=wait)
+                code = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                continue
-        return "", ""  # pragma: no cover - communicate(timeout=None) returns
+                code = None
+            except BaseException:
+                self._stop_group(proc)
+                raise
+            if code is None or _group_alive(proc.pid):  # timed out, or children left behind
+                self._stop_group(proc)
+            return _read(out), _read(err), code
+
+    def _stop_group(self, proc: subprocess.Popen) -> None:
+        """SIGTERM the process group; SIGKILL it if anything is left after ``grace`` seconds."""
+        pgid = proc.pid
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        while True:
+            proc.poll()  # reap the program as soon as it dies: a zombie still counts in killpg
+            if not _group_alive(pgid):
+                break
+            if time.monotonic() >= deadline:
+                _signal_group(pgid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        proc.wait()
+
 
     def _parse(self, wd: Path, stdout: str) -> np.ndarray:
         p = self.parse
@@ -278,10 +381,10 @@ class Executable(Simulator):
                 m = re.search(pat, source, re.MULTILINE)
                 if m is None:
                     raise ValueError(f"pattern {pat!r} does not match")
-                values.extend(float(g) for g in (m.groups() or (m.group(0),)))
+                values.extend(to_float(g) for g in (m.groups() or (m.group(0),)))
         else:
             data = json.loads((wd / p["json"]).read_text())
-            values = [float(_lookup(data, k)) for k in p["keys"]]
+            values = [float(_lookup(data, k, p["json"])) for k in p["keys"]]
         if self.outputs is not None and len(values) != len(self.outputs):
             raise ValueError(f"found {len(values)} value(s) {values!r} but outputs has {len(self.outputs)}: {self.outputs!r}")
         return np.asarray(values, dtype=float)
@@ -298,13 +401,40 @@ class Executable(Simulator):
         return err
 
 
-def _lookup(data: Any, key: str) -> Any:
+def _lookup(data: Any, key: str, where: str) -> Any:
     """``data["a"]["b"][0]`` for the key ``"a.b.0"`` (a key present as a whole wins)."""
     if isinstance(data, Mapping) and key in data:
         return data[key]
+    node = data
     for part in key.split("."):
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    return data
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            top = list(data)[:10] if isinstance(data, Mapping) else type(data).__name__
+            raise ValueError(f"{where} has no key {key!r} (at {part!r}; its top level: {top})") from None
+    return node
+
+
+def _save_output(wd: Path, output: Sequence[str]) -> None:
+    """Leave the program's stdout and stderr in its kept work dir (never over its own files)."""
+    for name, text in zip(("simdiff-stdout.txt", "simdiff-stderr.txt"), output):
+        path = wd / name
+        if not path.exists():
+            try:
+                path.write_text(text)
+            except OSError:  # pragma: no cover - the program removed its directory
+                pass
+
+
+def _exit_text(code: int) -> str:
+    """``exited with code 3``; for a death by a signal, its name too."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name} (exited with code {code})"
+    return f"exited with code {code}"
 
 
 @hookimpl
