@@ -2,7 +2,7 @@
 
 Exit status: 0 success; 1 a simulation failed (``SimulationError``, ``OutputError``); 2 bad
 usage (an unknown adapter, option, configuration key or value): a one-line reason on stderr,
-never a traceback.
+never a traceback; 141 when the reader of stdout went away (``| head``); 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import inspect
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -50,6 +51,8 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
+        if "expected one argument" in message:  # "--at -1,2": argparse takes -1,2 for an option
+            message += "; a value that starts with '-' goes after '=', such as --at=-1,2"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -198,7 +201,7 @@ def _cmd_derivative(args: argparse.Namespace) -> int:
             "failures": [_failure_json(f) for f in info.failures],
         }, indent=2))
         return 0
-    at = ", ".join(f"{n}={v:g}" for n, v in zip(names, x))
+    at = ", ".join(f"{n}={v!r}" for n, v in zip(names, x.tolist()))  # exact: repr round-trips
     print(f"{args.kind} of {args.adapter} at {at}")
     print(f"method {info.method}, {int(info.nfev)} evaluations"
           + (f", {len(info.failures)} failed" if info.failures else ""))
@@ -254,7 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = show
         try:
             args = build_parser().parse_args(argv)
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # here, so that a closed pipe is seen inside the try
+            return status
+        except BrokenPipeError:  # `simdiff adapters | head -1`: the reader has gone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, as a C tool killed by it
         except UsageError as exc:
             return _fail(2, str(exc))
         except (SimulationError, OutputError) as exc:

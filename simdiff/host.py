@@ -11,10 +11,13 @@ piece of module-level state in simdiff (``reset()`` drops it). While it is built
 
 1. names listed in ``SIMDIFF_DISABLE_PLUGINS`` (comma separated entry-point names) are blocked
    before their module is imported;
-2. every other entry point is imported; one that fails is skipped with a ``PluginLoadWarning``
-   naming the plugin and its error, and the others still load;
+2. every other entry point is imported; one that fails (any exception, ``sys.exit`` too) is
+   skipped with a ``PluginLoadWarning`` naming the plugin and its error, and the others still
+   load;
 3. each plugin's ``simdiff_adapters()`` hook returns its adapter classes; two adapters with one
-   name raise ``DuplicateAdapterError`` naming both plugins.
+   name raise ``DuplicateAdapterError`` naming both plugins. A name in
+   ``SIMDIFF_DISABLE_PLUGINS`` that is an adapter's rather than a plugin's (``projectile`` of
+   the plugin ``physics``) leaves out that adapter alone.
 """
 
 from __future__ import annotations
@@ -113,13 +116,16 @@ class _Host:
                 )
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure isolates the plugin
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure isolates the plugin
                 self._skip(ep.name, f"{ep.value} failed to import: {type(exc).__name__}: {exc}")
                 continue
             try:
                 self.register(module, ep.name, dist.version if dist else "", origin)
             except pluggy.PluginValidationError as exc:  # a hook whose signature is wrong
                 self._skip(ep.name, f"its hooks do not match the specification: {exc}")
+            except ValueError:  # pluggy: this module is registered under another name
+                other = self.pm.get_name(module)
+                self._skip(ep.name, f"{ep.value} is already loaded as the plugin {other!r}")
         self._warn_unknown_hooks()
 
     def _skip(self, plugin: str, why: str) -> None:
@@ -159,12 +165,13 @@ class _Host:
         if self._adapters is not None:
             return self._adapters
         found: dict[str, AdapterInfo] = {}
+        disabled = _disabled_names()
         # Called impl by impl (not through the joined hook) to know which plugin gave what.
         for impl in self.pm.hook.simdiff_adapters.get_hookimpls():
             plugin = impl.plugin_name
             try:
                 classes = list(impl.function() or [])
-            except Exception as exc:  # noqa: BLE001 - a failing hook isolates its plugin
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a failing hook isolates its plugin
                 self._skip(plugin, f"simdiff_adapters() raised {type(exc).__name__}: {exc}")
                 continue
             for cls in classes:
@@ -181,8 +188,13 @@ class _Host:
                         "`name`; skipped"
                     )
                     continue
+                if name in disabled:
+                    self.blocked.append(name)
+                    continue
                 if name in found:
                     other = found[name]
+                    if other.cls is cls:  # the same class listed twice
+                        continue
                     raise DuplicateAdapterError(
                         f"adapter name {name!r} is registered twice: by plugin {other.plugin!r} "
                         f"({other.cls.__module__}.{other.cls.__qualname__}) and by plugin "

@@ -154,3 +154,37 @@ def test_help_has_examples():
         run = simdiff(*args)
         assert run.returncode == 0
         assert "examples:" in run.stdout and "simdiff jacobian projectile --at" in run.stdout
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    """`simdiff adapters | head -1`: stdout closed before simdiff writes; exit 141 (128 + SIGPIPE)."""
+    env = {k: v for k, v in os.environ.items() if k != "SIMDIFF_DISABLE_PLUGINS"}
+    proc = subprocess.Popen([sys.executable, "-m", "simdiff", "adapters"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_negative_values_and_the_exact_point_in_the_header():
+    run = simdiff("gradient", "python", "--set", "function=numpy:sum", "--at", "-1,2")
+    assert run.returncode == 2 and "such as --at=-1,2" in run.stderr
+    run = simdiff("gradient", "python", "--set", "function=numpy:sum", "--at=-1,0.30000000000000004")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == "gradient of python at x0=-1.0, x1=0.30000000000000004"
+
+
+def test_a_legacy_program_writing_json_from_the_command_line(tmp_path):
+    prog = tmp_path / "legacy_json.py"
+    prog.write_text("import json\na, b = (float(v) for v in open('in.txt').read().split())\n"
+                    "json.dump({'out': {'p': a * b, 'q': a - b}}, open('res.json', 'w'))\n")
+    args = ["--set", "command=" + json.dumps([sys.executable, str(prog)]), "--set", 'inputs=["a", "b"]',
+            "--set", 'files={"in.txt": "{a} {b}"}', "--set", 'outputs=["p", "q"]',
+            "--set", 'parse={"json": "res.json", "keys": ["out.p", "out.q"]}', "--set", f"workdir={tmp_path}"]
+    run = simdiff("jacobian", "subprocess", *args, "--at", "a=3,b=-2", "--jobs", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["outputs"] == ["p", "q"] and out["inputs"] == ["a", "b"]
+    np.testing.assert_allclose(out["jacobian"], [[-2.0, 3.0], [1.0, -1.0]], rtol=1e-8)
+    assert [p.name for p in tmp_path.iterdir()] == ["legacy_json.py"], "work dirs removed after success"

@@ -232,3 +232,34 @@ def test_the_plugin_template_installs_and_its_own_tests_pass(tmp_path, monkeypat
                          cwd=template, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 passed" in run.stdout
+
+
+def test_a_plugin_that_exits_on_import_or_is_listed_twice_is_skipped(tmp_path, monkeypatch):
+    """sys.exit() at import (SystemExit is no Exception) and one module behind two entry-point
+    names (pluggy refuses the second) are reported like any other broken plugin."""
+    fake_install(tmp_path, "odd-plugins", "1.0",
+                 {"brokenexit": "broken_exit", "thirdparty": "thirdparty_once", "thirdparty2": "thirdparty_once"},
+                 {"broken_exit.py": "import sys\nsys.exit('needs a licence server')\n",
+                  "thirdparty_once.py": CUBIC}, monkeypatch)
+    with pytest.warns(host.PluginLoadWarning) as caught:
+        names = set(sd.available())
+    text = " ".join(str(w.message) for w in caught)
+    assert "'brokenexit' is skipped: broken_exit failed to import: SystemExit: needs a licence server" in text
+    assert "'thirdparty2' is skipped: thirdparty_once is already loaded as the plugin 'thirdparty'" in text
+    assert {"cubic"} | BUILTIN <= names
+
+
+def test_an_adapter_listed_twice_by_its_own_plugin_is_no_duplicate(tmp_path, monkeypatch):
+    fake_install(tmp_path, "thirdparty-sim", "1.0", {"thirdparty": "thirdparty_twice"},
+                 {"thirdparty_twice.py": CUBIC.replace("return [Cubic]", "return [Cubic, Cubic]")}, monkeypatch)
+    assert sd.load("cubic", c=1.0)(np.array([2.0, 1.0])) == 9.0
+
+
+def test_the_disable_list_also_takes_an_adapter_name(monkeypatch):
+    """'projectile' is an adapter of the plugin 'physics': naming it leaves out that adapter and
+    keeps its sibling 'pendulum'."""
+    monkeypatch.setenv(host.DISABLE_ENV, "projectile")
+    names = set(sd.available())
+    assert "projectile" not in names and BUILTIN - {"projectile"} <= names
+    with pytest.raises(sd.UnknownAdapterError, match="blocked by SIMDIFF_DISABLE_PLUGINS: projectile"):
+        sd.load("projectile")
