@@ -72,10 +72,27 @@ def test_projectile_configuration():
     assert sd.load("projectile", outputs=["flight_time", "range"])([20.0, 0.6, 0.0]).shape == (2,)
     with pytest.raises(sd.ConfigError, match="'distance'.*allowed"):
         sd.load("projectile", outputs=["distance"])
-    with pytest.raises(sd.ConfigError, match="height must be >= 0"):
+    with pytest.raises(sd.ConfigError, match="height must be a finite number >= 0"):
         sd.load("projectile", height=-1.0)
     with pytest.raises(sd.SimulationError, match="speed must be > 0"):
         sd.load("projectile")([0.0, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("adapter, cfg, message", [
+    ("projectile", {"g": "abc"}, "g must be a finite number > 0 (m/s^2); got 'abc'"),
+    ("projectile", {"g": float("inf")}, "g must be a finite number > 0 (m/s^2); got inf"),
+    ("projectile", {"height": None}, "height must be a finite number >= 0 (m); got None"),
+    ("projectile", {"rtol": -1e-9}, "rtol must be a finite number > 0; got -1e-09"),
+    ("pendulum", {"T": "x"}, "T must be a finite number > 0 (s); got 'x'"),
+    ("pendulum", {"frequency": "fast"}, "frequency must be a finite number (rad/s); got 'fast'"),
+    ("pendulum", {"omega0": [1.0]}, "omega0 must be a finite number (rad/s); got [1.0]"),
+])
+def test_configuration_values_of_the_wrong_kind_are_config_errors(adapter, cfg, message):
+    """From the CLI, --set g=abc arrives as the string 'abc': a ConfigError naming the key, the
+    value and what is allowed, not a TypeError from deep inside."""
+    with pytest.raises(sd.ConfigError) as err:
+        sd.load(adapter, **cfg)
+    assert str(err.value) == message
 
 
 def linear_pendulum(x, T=10.0, g=G, W=1.0, omega0=0.0):

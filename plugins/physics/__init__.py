@@ -36,6 +36,21 @@ def _select_outputs(outputs: Sequence[str] | str | None, allowed: Sequence[str])
     return chosen
 
 
+def _number(value: object, key: str, rule: str = "finite", unit: str = "") -> float:
+    """``value`` as a finite float obeying ``rule`` ("finite", "> 0" or ">= 0"); ConfigError
+    naming the key, the value and what is allowed otherwise."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        v = math.nan
+    ok = math.isfinite(v) and not isinstance(value, bool)
+    ok = ok and (rule == "finite" or (v > 0 if rule == "> 0" else v >= 0))
+    if not ok:
+        what = "a finite number" if rule == "finite" else f"a finite number {rule}"
+        raise ConfigError(f"{key} must be {what}{f' ({unit})' if unit else ''}; got {value!r}")
+    return v
+
+
 class _ODEModel(Simulator):
     """Shared configuration of the solve_ivp models (not registered itself)."""
 
@@ -84,11 +99,9 @@ class Projectile(_ODEModel):
         and from the ground, range = v^2 sin(2θ)/g, max_height = (v sin θ)^2/(2g) and
         flight_time = 2 v sin θ / g.
         """
-        if not g > 0:
-            raise ConfigError(f"g must be > 0 (m/s^2); got {g!r}")
-        if not height >= 0:
-            raise ConfigError(f"height must be >= 0 (m); got {height!r}")
-        self.g, self.height, self.rtol, self.atol = float(g), float(height), float(rtol), float(atol)
+        self.g = _number(g, "g", "> 0", "m/s^2")
+        self.height = _number(height, "height", ">= 0", "m")
+        self.rtol, self.atol = _number(rtol, "rtol", "> 0"), _number(atol, "atol", "> 0")
         self.outputs = _select_outputs(outputs, self.all_outputs)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
@@ -153,10 +166,11 @@ class Pendulum(_ODEModel):
         Inputs x = (length L [m], damping c [1/s], drive amplitude A [rad/s^2], theta0 [rad]).
         For small angles, θ'' + c θ' + (g/L) θ = A cos(Ω t) has a closed-form solution.
         """
-        if not T > 0:
-            raise ConfigError(f"T must be > 0 (s); got {T!r}")
-        self.T, self.g, self.frequency, self.omega0 = float(T), float(g), float(frequency), float(omega0)
-        self.rtol, self.atol = float(rtol), float(atol)
+        self.T = _number(T, "T", "> 0", "s")
+        self.g = _number(g, "g", unit="m/s^2")
+        self.frequency = _number(frequency, "frequency", unit="rad/s")
+        self.omega0 = _number(omega0, "omega0", unit="rad/s")
+        self.rtol, self.atol = _number(rtol, "rtol", "> 0"), _number(atol, "atol", "> 0")
         self.outputs = _select_outputs(outputs, self.all_outputs)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
