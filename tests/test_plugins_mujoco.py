@@ -114,6 +114,16 @@ def test_model_from_a_path_and_pickling_leaves_the_compiled_model_behind(ball, t
     assert clone(x).tolist() == sim(x).tolist()
 
 
+def test_a_relative_model_path_still_loads_after_a_change_of_directory(ball, tmp_path, monkeypatch):
+    """A worker process may start elsewhere: the path is made absolute at configuration."""
+    (tmp_path / "ball.xml").write_text(BALL)
+    monkeypatch.chdir(tmp_path)
+    sim = sd.load("mujoco", path="ball.xml", inputs=FALL_INPUTS, outputs=["data.qpos[2]"], steps=50)
+    monkeypatch.chdir("/")
+    x = np.array([1.0, 2.0, -9.81, 2.0])
+    assert pickle.loads(pickle.dumps(sim))(x).tolist() == ball(x)[:1].tolist()
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"inputs": ["data.qpos[99]"]}, "does not name one number"),
     ({"inputs": ["model.no_such_field[0]"]}, "does not name one number"),
@@ -122,6 +132,11 @@ def test_model_from_a_path_and_pickling_leaves_the_compiled_model_behind(ball, t
     ({"outputs": ["data.qpos[1]"], "cost": cost_height_squared}, "exactly one of outputs"),
     ({"xml": "<mujoco><worldbody><bogus/></worldbody></mujoco>"}, "could not compile"),
     ({"path": "ball.xml"}, "exactly one of xml"),
+    ({"steps": "abc"}, "steps must be an integer >= 0; got 'abc'"),
+    ({"steps": 2.5}, "steps must be an integer >= 0; got 2.5"),
+    ({"keyframe": "a"}, "keyframe must be an integer >= 0; got 'a'"),
+    ({"nthread": 0}, "nthread must be an integer >= 1; got 0"),
+    ({"inputs": ["data.qpos[2]", "data.qpos[ 2 ]"]}, r"inputs must name distinct numbers; \['data.qpos\[ 2 \]'\]"),
 ])
 def test_bad_configuration_is_refused(cfg, match):
     base = {"xml": BALL, "inputs": ["data.qpos[2]"], "outputs": ["data.qpos[2]"]}

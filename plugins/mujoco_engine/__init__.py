@@ -93,6 +93,17 @@ class StatePath:
             ) from None
 
 
+def _count(value: Any, key: str, least: int) -> int:
+    """``value`` as an int >= ``least``; ConfigError naming key, value and rule otherwise."""
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= least
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{key} must be an integer >= {least}; got {value!r}")
+    return int(value)
+
+
 class MuJoCo(Simulator):
     """A MuJoCo model rolled out for a number of steps from a reset state."""
 
@@ -115,11 +126,16 @@ class MuJoCo(Simulator):
     ) -> None:
         if (xml is None) == (path is None):
             raise ConfigError(f"give exactly one of xml= (the MJCF text) or path= (a file); got xml={'...' if xml else xml!r}, path={path!r}")
-        self.xml, self.path = xml, None if path is None else str(path)
+        # absolute: a worker process, or the caller after a chdir, finds the same file
+        self.xml, self.path = xml, None if path is None else os.path.abspath(os.fspath(path))
         if isinstance(inputs, str) or not inputs:
             raise ConfigError(f"inputs must be a non-empty list of paths such as ['data.qpos[0]']; got {inputs!r}")
         self.inputs = [str(p) for p in inputs]
         self._in = [StatePath(p, "inputs") for p in self.inputs]
+        where = [(p.root, tuple(p.attrs), p.index) for p in self._in]
+        twice = [p.text for k, p in enumerate(self._in) if where[k] in where[:k]]
+        if twice:  # the second write would hide the first: a column of zeros in the Jacobian
+            raise ConfigError(f"inputs must name distinct numbers; {twice!r} given twice in {self.inputs!r}")
         if (outputs is None) == (cost is None):
             raise ConfigError("give exactly one of outputs= (paths into data) or cost= (a callable cost(model, data))")
         self.outputs = None if outputs is None else [str(p) for p in ([outputs] if isinstance(outputs, str) else outputs)]
@@ -129,13 +145,11 @@ class MuJoCo(Simulator):
         elif cost is not None and not callable(cost):
             raise ConfigError(f"cost must be a callable cost(model, data) or an import string; got {cost!r}")
         self.cost = cost
-        if int(steps) != steps or steps < 0:
-            raise ConfigError(f"steps must be a non-negative integer; got {steps!r}")
-        self.steps = int(steps)
-        self.keyframe = None if keyframe is None else int(keyframe)
+        self.steps = _count(steps, "steps", 0)
+        self.keyframe = None if keyframe is None else _count(keyframe, "keyframe", 0)
         self.bounds = bounds
         self.vectorized = bool(vectorized)
-        self.nthread = None if nthread is None else int(nthread)
+        self.nthread = None if nthread is None else _count(nthread, "nthread", 1)
         if self.vectorized:
             self._check_rollout_paths()
         self._local = threading.local()
