@@ -176,3 +176,16 @@ def test_vectorized_refuses_what_rollout_does_not_carry(cfg, bad):
     with pytest.raises(sd.ConfigError, match="mujoco.rollout") as err:
         sd.load("mujoco", **{**base, **cfg})
     assert bad in str(err.value)
+
+
+def test_the_mujoco_rollout_example_runs_and_matches_the_closed_form():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "mujoco_rollout.py"
+    run = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert float(re.search(r"max rel. difference (\S+)", run.stdout).group(1)) < 1e-7
+    assert float(re.search(r"rollout call: max \|difference\| (\S+)", run.stdout).group(1)) < 1e-9

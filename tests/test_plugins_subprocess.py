@@ -379,3 +379,15 @@ def test_extreme_values_reach_the_program_bit_for_bit(tmp_path):
     x = np.array([1e308, 5e-324, -0.0, 2.2250738585072014e-308, -1.7976931348623157e308, 0.1 + 0.2])
     y = sim(x)
     assert y.tobytes() == x.tobytes(), "repr round-trips every float64, -0.0 and subnormals included"
+
+
+def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
+    import re
+    import subprocess
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "legacy_executable.py"
+    run = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rel = float(re.search(r"analytic Jacobian: (\S+)", run.stdout).group(1))
+    assert rel < 1e-6 and "work dirs left after success: 0" in run.stdout
+    assert "exit code 1, stderr 'HEATX-E-017" in run.stdout
