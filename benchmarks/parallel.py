@@ -81,6 +81,11 @@ def best_per_call(fn, number: int = 200, repeat: int = 5) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
+def _speedup(serial: float, parallel: float) -> tuple[float, float]:
+    """(speed-up, fraction of the ideal 2.0)"""
+    return serial / parallel, serial / parallel / 2
+
+
 def expensive_rows(x: np.ndarray) -> list[tuple]:
     sim = calibrate()
     per_eval = median_time(lambda: sim.evaluate(x), repeat=7)
@@ -109,11 +114,11 @@ def expensive_rows(x: np.ndarray) -> list[tuple]:
     return [
         (head, None, None, None),
         ("simdiff serial", serial, 1.0, None),
-        ("simdiff n_jobs=2 cold (starts workers)", cold, serial / cold, serial / cold / 2),
-        ("simdiff n_jobs=2 warm (kept workers)", warm, serial / warm, serial / warm / 2),
+        ("simdiff n_jobs=2 cold (starts workers)", cold, *_speedup(serial, cold)),
+        ("simdiff n_jobs=2 warm (kept workers)", warm, *_speedup(serial, warm)),
         ("scipy approx_derivative serial", scipy_serial, 1.0, None),
-        ("scipy approx_derivative(workers=2)", scipy_w2, scipy_serial / scipy_w2, scipy_serial / scipy_w2 / 2),
-        ("scipy workers=Pool(2).map, kept", scipy_kept, scipy_serial / scipy_kept, scipy_serial / scipy_kept / 2),
+        ("scipy approx_derivative(workers=2)", scipy_w2, *_speedup(scipy_serial, scipy_w2)),
+        ("scipy workers=Pool(2).map, kept", scipy_kept, *_speedup(scipy_serial, scipy_kept)),
     ]
 
 

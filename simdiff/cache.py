@@ -34,7 +34,7 @@ import numpy as np
 from .errors import ArgumentTypeError
 from .simulator import CallableSimulator, Simulator
 
-__all__ = ["DiskCache", "fingerprint", "as_cache"]
+__all__ = ["DiskCache", "as_cache", "fingerprint"]
 
 
 def fingerprint(sim: Simulator) -> str:

@@ -23,9 +23,10 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from .cache import DiskCache, as_cache, fingerprint
 from .errors import (
     ArgumentError,
     ArgumentTypeError,
+    EvaluationTimeout,
     MissingDependencyError,
     OutputError,
     SimulationError,
@@ -44,14 +46,14 @@ from .simulator import Simulator, as_simulator
 from .workers import Event, timeout_error
 
 __all__ = [
-    "Batch",
-    "Failure",
-    "EvaluatorProtocol",
-    "SerialEvaluator",
-    "Evaluator",
-    "stack_outputs",
-    "resolve_evaluator",
     "ON_FAILURE",
+    "Batch",
+    "Evaluator",
+    "EvaluatorProtocol",
+    "Failure",
+    "SerialEvaluator",
+    "resolve_evaluator",
+    "stack_outputs",
 ]
 
 ON_FAILURE = ("raise", "skip")
@@ -67,7 +69,8 @@ class Failure:
     attempts: int = 1
 
     def as_dict(self) -> dict:
-        return {"index": self.index, "point": self.point, "cause": self.cause, "attempts": self.attempts}
+        return {"index": self.index, "point": self.point, "cause": self.cause,
+                "attempts": self.attempts}
 
     def __str__(self) -> str:
         return f"point {self.index} x={_fmt_point(self.point)}: {_fmt_cause(self.cause)}"
@@ -114,7 +117,7 @@ def raise_failures(failures: Sequence[Failure], sim: Simulator) -> None:
     first = failures[0]
     more = f" ({len(failures) - 1} more point(s) failed too)" if len(failures) > 1 else ""
     exc_cls = SimulationError
-    if type(first.cause).__name__ == "EvaluationTimeout" and isinstance(first.cause, SimulationError):
+    if isinstance(first.cause, EvaluationTimeout):
         exc_cls = type(first.cause)
     err = exc_cls(
         f"simulator {sim!r} failed at {first}{more}",
@@ -132,7 +135,7 @@ def check_output(value: Any, index: int, point: np.ndarray) -> np.ndarray:
     """One raw output as a numeric array of ndim ≤ 1; OutputError otherwise."""
     try:
         arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's output
+    except Exception as exc:
         raise OutputError(
             f"f returned output that is not numeric at point {index} x={_fmt_point(point)}: "
             f"{type(value).__name__} ({exc}); allowed: a float or a 1-D array of floats"
@@ -228,7 +231,8 @@ def resolve_evaluator(evaluator: Any = None, n_jobs: Any = None, backend: Any = 
             )
         if not hasattr(evaluator, "evaluate"):
             raise ArgumentTypeError(
-                f"evaluator must be a simdiff Evaluator (with an evaluate(sim, X) method); got {evaluator!r}"
+                "evaluator must be a simdiff Evaluator (with an evaluate(sim, X) method); "
+                f"got {evaluator!r}"
             )
         return evaluator
     if n_jobs in (None, 1) and backend is None and not given and _joblib_context() == (None, None):
@@ -423,8 +427,9 @@ class Evaluator:
             raise ArgumentError(f"retries must be an int >= 0; got {retries!r}")
         self.retries = int(retries)
         if timeout is not None:
-            ok = isinstance(timeout, (int, float, np.integer, np.floating)) and not isinstance(timeout, bool)
-            if not ok or not (math.isfinite(timeout) and timeout > 0):
+            number = isinstance(timeout, (int, float, np.integer, np.floating))
+            number = number and not isinstance(timeout, bool)
+            if not number or not (math.isfinite(timeout) and timeout > 0):
                 raise ArgumentError(
                     f"timeout must be None or a finite number of seconds > 0; got {timeout!r}"
                 )
@@ -640,7 +645,8 @@ class _Run:
         for memory in self.timings:
             memory[self.ident] = new
 
-    def _logged(self, i: int, status: str, value: Any, seconds: float, worker: str, error: Any = None) -> None:
+    def _logged(self, i: int, status: str, value: Any, seconds: float, worker: str,
+                error: Any = None) -> None:
         self.nfev += 1
         self.ev.nfev += 1
         self.ev.log.append({
@@ -749,11 +755,13 @@ class _Run:
                 try:
                     raw = sim.evaluate(X[i])
                 except _ExitIntercepted as exc:
-                    self._logged(i, "exit-intercepted", None, time.perf_counter() - t0, "main", str(exc))
+                    dt = time.perf_counter() - t0
+                    self._logged(i, "exit-intercepted", None, dt, "main", str(exc))
                     self.attempts[i] -= 1
                     self.queue.appendleft(i)
                     return False
-                except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError, ArgumentTypeError):
+                except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError,
+                        ArgumentTypeError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
                     self.raised(i, exc, time.perf_counter() - t0, "main")

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import require
 
-__all__ = ["Progress", "SHOW_AFTER", "PROGRESS"]
+__all__ = ["PROGRESS", "SHOW_AFTER", "Progress"]
 
 SHOW_AFTER = 2.0  # seconds
 PROGRESS = (None, True, False)

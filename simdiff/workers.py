@@ -43,6 +43,7 @@ Pools
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import pickle
@@ -55,21 +56,23 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait as wait_connections
-from typing import Any, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_connections
+from typing import Any
 
 import numpy as np
 
 from .errors import EvaluationTimeout
 
 __all__ = [
-    "Event",
-    "ProcessPool",
-    "ThreadPool",
     "DaskPool",
+    "Event",
     "JoblibPool",
+    "ProcessPool",
     "RemoteError",
+    "ThreadPool",
     "shared_pool",
     "shutdown_pools",
 ]
@@ -426,18 +429,18 @@ class ProcessPool:
 
 
 class _Slot:
-    def __init__(self, pool: "ThreadPool", slot: int) -> None:
+    def __init__(self, pool: ThreadPool, slot: int) -> None:
         import queue
 
         self.slot = slot
         self.generation = 0
-        self.inbox: "queue.Queue" = queue.Queue()
+        self.inbox: queue.Queue = queue.Queue()
         self.items: deque = deque()
         self.clock = 0.0
         self.name = f"thread-{slot}"
         self._start(pool)
 
-    def _start(self, pool: "ThreadPool") -> None:
+    def _start(self, pool: ThreadPool) -> None:
         import queue
 
         self.inbox = queue.Queue()
@@ -448,7 +451,7 @@ class _Slot:
         )
         t.start()
 
-    def retire(self, pool: "ThreadPool") -> None:
+    def retire(self, pool: ThreadPool) -> None:
         """Abandon the running thread (it finishes alone, unheard) and start a fresh one."""
         self.inbox.put(None)
         self.generation += 1
@@ -466,7 +469,7 @@ class ThreadPool:
         import queue
 
         self.slots = int(slots)
-        self.events: "queue.Queue" = queue.Queue()
+        self.events: queue.Queue = queue.Queue()
         self._slots: list[_Slot] = []
         self._sim: Any = None
         self.timings: dict[str, float] = {}
@@ -570,7 +573,8 @@ class ThreadPool:
 
 def _is_worker_death(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker", "WorkerCrashedError"})
+    deaths = {"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker", "WorkerCrashedError"}
+    return bool(names & deaths)
 
 
 class JoblibPool(ThreadPool):
@@ -697,10 +701,8 @@ class DaskPool:
 
     def _members(self) -> dict[str, int]:
         self._checked = time.perf_counter()
-        try:
+        with contextlib.suppress(Exception):  # the scheduler did not answer: keep the last view
             self.threads = dict(self.client.nthreads())
-        except Exception:  # noqa: BLE001 - the scheduler did not answer: keep the last view
-            pass
         return self.threads
 
     @property
@@ -857,10 +859,8 @@ class DaskPool:
         """
         holders = sorted({self.futures[f][2] for f in futures})
         self.client.cancel(futures, force=True)
-        try:
+        with contextlib.suppress(Exception):  # best effort: the time-out is already recorded
             self.client.run(_end_process, workers=holders, wait=False)
-        except Exception:  # noqa: BLE001 - best effort: the time-out is already recorded
-            pass
         for w in holders:
             self.threads.pop(w, None)
 
@@ -903,10 +903,8 @@ def shutdown_pools() -> None:
         pools = list(_POOLS.values())
         _POOLS.clear()
     for pool in pools:
-        try:
+        with contextlib.suppress(Exception):  # best effort at exit
             pool.close()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
 
 
 atexit.register(shutdown_pools)

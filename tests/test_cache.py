@@ -7,14 +7,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import helpers_sims as hs
 import numpy as np
 import pytest
 
 import simdiff as sd
 from simdiff.cache import DiskCache
 from simdiff.evaluate import Evaluator
-
-import helpers_sims as hs
 
 X = np.random.default_rng(3).normal(size=(6, 3))
 TESTS = Path(__file__).parent
@@ -123,8 +122,9 @@ def _run(tmp_path, k, how="self", n_jobs=1, sleep=0.0, timeout=None):
     script = SCRIPT.format(tests=str(TESTS), work=str(work), k=k, how=how, n_jobs=n_jobs,
                            cache=str(tmp_path / "cache"), out=str(tmp_path / "J.npy"), sleep=sleep,
                            timeout=timeout)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, cwd=TESTS.parent), work
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=TESTS.parent, check=False)
+    return done, work
 
 
 @pytest.mark.parametrize("k", [1, 4, 8])
@@ -145,7 +145,7 @@ def test_run_killed_while_workers_compute_resumes(tmp_path):
     # the k-th evaluation, in a worker (timeout= keeps every point in workers), kills the main
     # process; the points finished before it survive in the cache
     total = 2 * 4
-    killed, work = _run(tmp_path, k=5, how="parent", n_jobs=2, sleep=0.05, timeout=60)
+    killed, _work = _run(tmp_path, k=5, how="parent", n_jobs=2, sleep=0.05, timeout=60)
     assert killed.returncode == -9
     done = len(DiskCache(tmp_path / "cache"))
     assert 3 <= done <= 4

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 
+import helpers_sims as hs
 import joblib
 import numpy as np
 import pytest
 
 import simdiff as sd
 from simdiff.evaluate import Evaluator, SerialEvaluator
-
-import helpers_sims as hs
 
 distributed = pytest.importorskip("distributed")
 

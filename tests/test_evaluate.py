@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 
+import helpers_sims as hs
 import joblib
 import numpy as np
 import pytest
 
 import simdiff as sd
 from simdiff.evaluate import Evaluator, SerialEvaluator, resolve_evaluator
-
-import helpers_sims as hs
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(12, 4))
@@ -50,7 +49,8 @@ def test_complex_points_travel_to_workers():
     ev = Evaluator(n_jobs=2, timeout=60)
     batch = ev.evaluate(hs.quad_c, Z)
     assert batch.values.dtype == complex
-    assert batch.values.tobytes() == SerialEvaluator().evaluate(sd.as_simulator(hs.quad_c), Z).values.tobytes()
+    serial = SerialEvaluator().evaluate(sd.as_simulator(hs.quad_c), Z)
+    assert batch.values.tobytes() == serial.values.tobytes()
     d = sd.derivative(np.sin, 0.5, method="complex", evaluator=Evaluator(n_jobs=2, timeout=60))
     assert d == pytest.approx(np.cos(0.5), rel=1e-15)
 

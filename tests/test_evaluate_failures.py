@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 
+import helpers_sims as hs
 import numpy as np
 import pytest
 
 import simdiff as sd
 from simdiff.evaluate import Evaluator
-
-import helpers_sims as hs
 
 X = np.array([[0.0, 1.0], [2.0, 0.5], [0.5, 0.5], [-1.0, 0.0], [3.0, -1.0], [0.25, 2.0]])
 BAD = X[:, 0] > 1.0  # rows 1 and 4
