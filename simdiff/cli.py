@@ -253,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"simdiff: warning: {message}", file=sys.stderr)
 
+    # As under `python -m simdiff`: modules beside the user (--set function=mysim:f) import.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:

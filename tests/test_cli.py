@@ -188,3 +188,19 @@ def test_a_legacy_program_writing_json_from_the_command_line(tmp_path):
     assert out["outputs"] == ["p", "q"] and out["inputs"] == ["a", "b"]
     np.testing.assert_allclose(out["jacobian"], [[-2.0, 3.0], [1.0, -1.0]], rtol=1e-8)
     assert [p.name for p in tmp_path.iterdir()] == ["legacy_json.py"], "work dirs removed after success"
+
+
+def test_the_console_script_imports_a_users_module_from_the_current_directory(tmp_path):
+    """`simdiff` as installed (a script in bin/, whose own directory heads sys.path) finds
+    mysim.py beside the user, as `python -m simdiff` does; in worker processes too."""
+    bindir, project = tmp_path / "bin", tmp_path / "project"
+    bindir.mkdir()
+    project.mkdir()
+    (bindir / "simdiff").write_text("import sys\nfrom simdiff.cli import main\nsys.exit(main())\n")
+    (project / "mysim.py").write_text("def f(x):\n    return float(x[0] ** 2 * x[1])\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("SIMDIFF_DISABLE_PLUGINS", "PYTHONPATH")}
+    run = subprocess.run([sys.executable, str(bindir / "simdiff"), "gradient", "python", "--set",
+                          "function=mysim:f", "--at", "2,3", "--jobs", "2", "--json"],
+                         capture_output=True, text=True, env=env, cwd=project, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(json.loads(run.stdout)["gradient"], [12.0, 4.0], rtol=1e-8)

@@ -98,3 +98,20 @@ def test_a_worker_process_reimports_the_function_by_name(simfuncs):
 def test_a_bad_import_string_is_refused_at_configuration(simfuncs, function, match):
     with pytest.raises(sd.ConfigError, match=match):
         sd.load("python", function=function)
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"kwargs": "b=1"}, "kwargs must be {name: value} passed to the function; got 'b=1'"),
+    ({"vectorized": "no"}, "vectorized must be true or false; got 'no'"),
+    ({"complex_safe": 1.0}, "complex_safe must be true or false; got 1.0"),
+    ({"inputs": 3}, "inputs must be a list of names such as ['x', 'y']; got 3"),
+])
+def test_configuration_values_of_the_wrong_kind_are_refused(simfuncs, cfg, message):
+    with pytest.raises(sd.ConfigError) as err:
+        sd.load("python", function="simfuncs:rosen", **cfg)
+    assert str(err.value) == message
+
+
+def test_one_name_given_as_a_string_is_one_name(simfuncs):
+    sim = sd.load("python", function="simfuncs:rosen", inputs=["x", "y"], outputs="energy")
+    assert sim.outputs == ["energy"], "not ['e', 'n', 'e', ...]"

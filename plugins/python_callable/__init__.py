@@ -7,8 +7,10 @@ name, so a simulator built from the CLI or a config file pickles to any worker.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from simdiff.errors import ConfigError
 from simdiff.host import hookimpl
@@ -40,6 +42,17 @@ def resolve_import_string(target: str, key: str = "function") -> Any:
     return obj
 
 
+def _names(value: Any, key: str) -> list[str] | None:
+    """None, or a list of names (one name may come as a plain string)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping) or not isinstance(value, Sequence):
+        raise ConfigError(f"{key} must be a list of names such as ['x', 'y']; got {value!r}")
+    return [str(v) for v in value]
+
+
 class PythonCallable(Simulator):
     """A Python function named by an import string 'package.module:function'."""
 
@@ -56,10 +69,15 @@ class PythonCallable(Simulator):
         complex_safe: bool | None = None,
     ) -> None:
         self.function = function
+        for key, flag in (("vectorized", vectorized), ("complex_safe", complex_safe)):
+            if not (isinstance(flag, (bool, np.bool_)) or (flag is None and key == "complex_safe")):
+                raise ConfigError(f"{key} must be true or false; got {flag!r}")
         self.vectorized = bool(vectorized)
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise ConfigError(f"kwargs must be {{name: value}} passed to the function; got {kwargs!r}")
         self.kwargs = dict(kwargs or {})
-        self.inputs = list(inputs) if inputs is not None else None
-        self.outputs = list(outputs) if outputs is not None else None
+        self.inputs = _names(inputs, "inputs")
+        self.outputs = _names(outputs, "outputs")
         self.bounds = bounds
         self.complex_safe = complex_safe
         self._fun = resolve_import_string(function)  # fail at configuration, not in a worker
