@@ -128,7 +128,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Kink:
-    """A non-smooth entry: the derivatives from the right and the left differ."""
+    """A non-smooth entry: the derivatives from the right and the left differ (``near`` False), or
+    they agree while the central difference, whose stencil straddles a kink within its step,
+    does not (``near`` True: the one-sided mean replaces the central value)."""
 
     index: Any
     label: str
@@ -136,9 +138,17 @@ class Kink:
     left: float
     analytical: float
     excused: bool  # analytical lies between them: kept out of the verdict
+    near: bool = False
+    central: float = float("nan")
+    step: float = float("nan")
 
     @property
     def message(self) -> str:
+        if self.near:
+            return (f"f is not smooth near {self.label}, within the central difference's step "
+                    f"{self.step:.1e}: the central estimate {self.central:.6g} straddles the kink, "
+                    f"while the derivatives from the right ({self.right:.6g}) and the left "
+                    f"({self.left:.6g}) agree; their mean is compared instead")
         head = (f"f is not smooth at {self.label}: its derivative is {self.right:.6g} from the "
                 f"right and {self.left:.6g} from the left")
         if self.excused:
@@ -319,11 +329,15 @@ def _check(kind, f, deriv, x, *, tol, points, seed, spread, nonsmooth, inputs, o
            strict, opts):
     x = _d.as_point(x)
     arg = "grad" if kind == "gradient" else "jac"
-    _check_options(tol, nonsmooth, max_rows, opts)
+    _check_options(kind, tol, nonsmooth, max_rows, opts)
     if not callable(deriv):
         if points is not None:
             raise ArgumentTypeError(f"{arg} must be a callable x -> ndarray when points= is given "
                                     f"(it is evaluated at every point); got {type(deriv).__name__}")
+        if deriv is None or isinstance(deriv, (str, bytes)):
+            raise ArgumentTypeError(f"{arg} must be a callable x -> ndarray (the analytical "
+                                    f"derivative) or an array of floats; got {type(deriv).__name__} "
+                                    f"{deriv!r}")
         fixed = deriv
         deriv = lambda _x: fixed
     inputs = _names(inputs if inputs is not None else getattr(f, "inputs", None), x.size, "inputs")
@@ -349,24 +363,34 @@ def _check(kind, f, deriv, x, *, tol, points, seed, spread, nonsmooth, inputs, o
     return report
 
 
-def _check_options(tol, nonsmooth, max_rows, opts):
-    if not isinstance(tol, (int, float)) or not (0 < tol < 1):
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_options(kind, tol, nonsmooth, max_rows, opts):
+    if not _is_real(tol) or not (0 < tol < 1):
         raise ArgumentError(f"tol must be a float in (0, 1); got {tol!r}")
     if nonsmooth not in NONSMOOTH:
         raise ArgumentError(f"nonsmooth must be one of {', '.join(map(repr, NONSMOOTH))}; got {nonsmooth!r}")
-    if not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+    if not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, (bool, np.bool_)) or max_rows < 1:
         raise ArgumentError(f"max_rows must be a positive int; got {max_rows!r}")
     allowed = [p for p in inspect.signature(_d.jacobian).parameters if p not in ("f", "x", "full_output")]
+    own = "tol, strict, points, seed, spread, nonsmooth, inputs, " + (
+        "max_rows" if kind == "gradient" else "outputs, max_rows")
     for key in opts:
         if key not in allowed:
-            raise ArgumentError(f"unknown option {key}={opts[key]!r}; allowed: tol, strict, points, "
-                                f"seed, spread, nonsmooth, inputs, outputs, max_rows, and the options of "
-                                f"simdiff.jacobian: {', '.join(allowed)}")
+            extra = (" (check_gradient's f has one output; outputs= is for check_jacobian)"
+                     if key == "outputs" and kind == "gradient" else "")
+            raise ArgumentError(f"unknown option {key}={opts[key]!r}{extra}; allowed: {own}, and the "
+                                f"options of simdiff.jacobian: {', '.join(allowed)}")
 
 
 def _names(names, size, what):
     if names is None:
         return None
+    if isinstance(names, (str, bytes)) or not np.iterable(names):
+        raise ArgumentError(f"{what} must be a sequence of {size} names, one per entry; got "
+                            f"{type(names).__name__} {names!r}")
     names = [str(s) for s in names]
     if len(names) != size:
         raise ArgumentError(f"{what} must name every entry: {size} names needed; got {len(names)} ({names!r})")
@@ -376,8 +400,8 @@ def _names(names, size, what):
 def _random_points(x, points, seed, spread, bounds):
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
         raise ArgumentError(f"points must be a positive int (how many random points to check); got {points!r}")
-    if not isinstance(spread, (int, float)) or not spread > 0:
-        raise ArgumentError(f"spread must be a positive float; got {spread!r}")
+    if not _is_real(spread) or not 0 < spread < np.inf:
+        raise ArgumentError(f"spread must be a positive finite float; got {spread!r}")
     try:
         rng = np.random.default_rng(seed)
     except (TypeError, ValueError):
@@ -420,7 +444,16 @@ def _numerical(kind, f, x, opts, side=None, columns=None):
 
 
 def _analytical(deriv, x, arg, kind, m, n):
+    """The analytical derivative as (m, n), and whether it came back transposed, (n, m).
+
+    A Jacobian returned as its (n, m) transpose (m ≠ n, both ≥ 2) is compared as returned, read
+    in (m, n) order, so that the check fails and says why (``_transposed_hint``); a vector-shaped
+    derivative (m = 1 or n = 1) in either orientation holds its entries in the right order.
+    """
     out = deriv(x.copy())
+    if out is None:
+        raise ArgumentTypeError(f"{arg} returned None at x = {_fmt_x(x)}; allowed: an array of floats "
+                                f"of shape {(n,) if kind == 'gradient' else (m, n)} (a missing return?)")
     if np.iscomplexobj(out):
         raise ArgumentTypeError(f"{arg} must return real values; got a complex array at x = {_fmt_x(x)}")
     try:
@@ -429,17 +462,32 @@ def _analytical(deriv, x, arg, kind, m, n):
         raise ArgumentTypeError(f"{arg} must return an array of floats; got {type(out).__name__} {out!r}") from None
     if kind == "gradient":
         if A.shape == (n,) or (A.size == n and A.ndim <= 2 and max(A.shape, default=1) == n):
-            return A.reshape(1, n)
+            return A.reshape(1, n), False
         raise ArgumentError(f"{arg} returned an array of shape {A.shape} at x = {_fmt_x(x)}; allowed: "
                             f"shape ({n},), one entry per input")
-    if A.shape == (m, n) or (A.ndim <= 1 and A.size == m * n and 1 in (m, n)):
-        return A.reshape(m, n)
+    if A.shape == (m, n) or (A.ndim <= 2 and A.size == m * n and 1 in (m, n)
+                             and max(A.shape, default=1) == m * n):
+        return A.reshape(m, n), False
     if A.shape == (n, m):
-        raise ArgumentError(f"{arg} returned an array of shape {A.shape} at x = {_fmt_x(x)}; allowed: "
-                            f"shape ({m}, {n}) (outputs × inputs) — it looks transposed: return "
-                            f"J[i, j] = ∂f_i/∂x_j, not its transpose")
+        return A.reshape(m, n), True
     raise ArgumentError(f"{arg} returned an array of shape {A.shape} at x = {_fmt_x(x)}; allowed: "
                         f"shape ({m}, {n}) (f has {m} outputs and {n} inputs)")
+
+
+def _transposed_hint(A_returned, N, E, arg, x):
+    """The hint for a Jacobian returned as its (n, m) transpose, or the shape error when even its
+    transpose does not match."""
+    m, n = N.shape
+    T = float(np.sqrt(np.mean((np.abs(A_returned.T) + np.abs(N)) ** 2)))
+    close = np.abs(A_returned.T - N) <= 1e-4 * (np.abs(A_returned.T) + np.abs(N)) + 10 * E + 1e-9 * T
+    if not close.all():
+        raise ArgumentError(f"{arg} returned an array of shape {A_returned.shape} at x = {_fmt_x(x)}; allowed: "
+                            f"shape ({m}, {n}) (outputs × inputs) — it looks transposed: return "
+                            f"J[i, j] = ∂f_i/∂x_j, not its transpose")
+    return Hint("transposed", f"transposed: {arg} returned shape ({n}, {m}) (inputs × outputs) for "
+                f"f with {m} outputs and {n} inputs, and its transpose equals the numerical Jacobian: "
+                f"return J[i, j] = ∂f_i/∂x_j, shape ({m}, {n}) (the table reads the array as returned, "
+                f"in ({m}, {n}) order)", tuple((i, j) for i in range(m) for j in range(n)))
 
 
 def _scores(A, N, E, use, tol):
@@ -458,7 +506,8 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
     N, E, info = _numerical(kind, f, x, opts)
     m, n = N.shape
     out_names = None if kind == "gradient" else _names(outputs, m, "outputs")
-    A = _analytical(deriv, x, arg, kind, m, n)
+    A, transposed = _analytical(deriv, x, arg, kind, m, n)
+    layout_hint = _transposed_hint(A.reshape(n, m), N, E, arg, x) if transposed else None
     steps = np.broadcast_to(np.asarray(info.step, dtype=float), (n,))
     nfev = int(info.nfev)
 
@@ -496,12 +545,20 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         slack = KAPPA * (Ep + Em) + tol * size + 1e-9 * T
         between = (A >= lo - slack) & (A <= hi + slack)
         excused = kink & between
-        for i, j in np.argwhere(kink):
+        # A kink within the central step but not at x: D⁺ and D⁻ agree, the central value not.
+        mid, e_mid = 0.5 * (Fp + Fm), np.maximum(Ep, Em) + 0.5 * jump
+        off = np.abs(N - mid) > KAPPA * (E + e_mid) + 1e-6 * (np.abs(N) + np.abs(mid)) + 1e-9 * T
+        near = computed & mism & ~kink & off & np.isfinite(mid)
+        central = N.copy()
+        if near.any():
+            N, E = np.where(near, mid, N), np.where(near, e_mid, E)
+        for i, j in np.argwhere(kink | near):
             label = in_label(j) + ("" if kind == "gradient" else f" (output {out_label(i)})")
             kinks.append(Kink(index=int(j) if kind == "gradient" else (int(i), int(j)), label=label,
                               right=float(Fp[i, j]), left=float(Fm[i, j]), analytical=float(A[i, j]),
-                              excused=bool(excused[i, j])))
-        if excused.any():
+                              excused=bool(excused[i, j]), near=bool(near[i, j]),
+                              central=float(central[i, j]), step=float(steps[j])))
+        if excused.any() or near.any():
             use = computed & ~excused
             score, T = _scores(A, N, E, use, tol)
             mism = score >= tol
@@ -511,7 +568,18 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.where(np.abs(A) + np.abs(N) < 1e-10, 0.0, d / (np.abs(A) + np.abs(N)))
     hints = diagnose(A, N, E, mism, use, entry_label, in_label, out_label, kind == "gradient") if mism.any() else []
-    hints += [Hint("nonsmooth", k.message, (k.index,)) for k in kinks if not k.excused]
+    if layout_hint is not None:  # the layout explains it all; what diagnose sees in it is noise
+        hints = [layout_hint]
+    counted = [k for k in kinks if not (k.excused or k.near)]
+    kinked = {k.index if kind == "jacobian" else (0, k.index) for k in counted}
+    smooth_hints = [Hint("nonsmooth", k.message, (k.index,)) for k in counted]
+    if kinked and {tuple(map(int, ij)) for ij in np.argwhere(mism)} <= kinked:
+        hints = smooth_hints + hints  # every mismatch sits on a kink: say that first
+    else:
+        hints += smooth_hints
+    tiny = _tiny_hint(A, N, E, use, tol, entry_label)
+    if tiny is not None:
+        hints.append(tiny)
     entries = _entries(A, N, d, rel, E, steps, score, mism, excused, computed, entry_label, kind)
     shape = (n,) if kind == "gradient" else (m, n)
     method = _describe_method(info, opts)
@@ -521,6 +589,27 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         step=steps.copy(), mismatched=mism.reshape(shape), relative_error=float(rel_err_total),
         entry_error=entry_error, tol=tol, entries=entries, hints=hints, nonsmooth=kinks,
         method=method, nfev=nfev, max_rows=max_rows)
+
+
+def _tiny_hint(A, N, E, use, tol, entry_label):
+    """Both derivatives below 1e-10 in norm, where relative_error is 0 by definition, yet
+    different relative to their own size: say so rather than pass in silence."""
+    na, nn = np.linalg.norm(A[use]), np.linalg.norm(N[use])
+    if not (na < 1e-10 and nn < 1e-10) or not np.isfinite(A[use]).all():
+        return None
+    scale = np.abs(A) + np.abs(N)
+    T = float(np.sqrt(np.mean(scale[use] ** 2))) if use.any() else 0.0
+    if T == 0.0:
+        return None
+    score = np.where(use, np.maximum(np.abs(A - N) - KAPPA * E, 0.0) / np.maximum(scale, FLOOR * T), 0.0)
+    if score.max() < tol:
+        return None
+    worst = np.unravel_index(int(np.argmax(score)), score.shape)
+    return Hint("tiny", f"both derivatives are below 1e-10 in norm (analytical {na:.2e}, numerical "
+                f"{nn:.2e}), where relative_error is 0 by definition and the check cannot fail; "
+                f"relative to their own size they differ by up to {score.max():.2g} (worst "
+                f"{entry_label(tuple(map(int, worst)))}): rescale f to check them",
+                tuple(map(tuple, np.argwhere(score >= tol).tolist())))
 
 
 def _describe_method(info, opts):

@@ -25,7 +25,9 @@ kind                  A ≈ T(N) for the transform T
 
 A transform *explains* the mismatch when it reproduces A, to a relative 1e-4 plus ten times the
 largest finite-difference error estimate, on at least 90 % of S and 95 % of all significant
-entries where it is defined, and is defined on at least half of each. These tolerances are loose
+entries where it is defined, and is defined on at least half of each. Within a family
+(transposed, shifted, batch) the transform that reproduces the most mismatched entries wins, then
+the one wrong on the fewest significant entries, then the first listed. These tolerances are loose
 on purpose: the numerical side is accurate to ~1e-9 while a planted transform is exact, so the
 gap between "explains" and "does not" is several orders of magnitude wide.
 
@@ -62,7 +64,7 @@ class Hint:
 def format_factor(c: float) -> str:
     """``×2``, ``×1/2 (0.5)``, ``×-3`` or ``×1.37``: the ratio analytical / numerical."""
     frac = Fraction(c).limit_denominator(8)
-    if frac != 0 and abs(float(frac) - c) <= 1e-3 * abs(c):
+    if frac != 0 and abs(float(frac) - c) <= 1e-6 * abs(c):  # 1.001 is ×1.001, not ×1
         if frac.denominator == 1:
             return f"×{frac.numerator}"
         return f"×{frac.numerator}/{frac.denominator} ({c:.4g})"
@@ -91,7 +93,13 @@ class _Ctx:
         return np.abs(X - Y) <= MATCH_RTOL * (np.abs(X) + np.abs(Y)) + self.atol
 
     def explains(self, at: Candidate) -> bool:
-        """Does A ≈ TN = at(I, J) (NaN where undefined) account for the mismatch?
+        """Does A ≈ TN = at(I, J) (NaN where undefined) account for the mismatch?"""
+        return self.fit(at) is not None
+
+    def fit(self, at: Candidate) -> tuple | None:
+        """None unless ``at`` explains the mismatch; then how well, as a sortable tuple: the
+        share of the mismatched entries it reproduces, then minus the share of the significant
+        entries where it is defined and wrong.
 
         A sample of at most 64 mismatched entries is tried first, so that the many candidates
         that fail cost almost nothing; the survivors are checked on every entry.
@@ -100,17 +108,27 @@ class _Ctx:
         v = at(Si[self.sample], Sj[self.sample])
         ok = ~np.isnan(v)
         if ok.mean() < 0.3 or self.close(self.A[Si[self.sample][ok], Sj[self.sample][ok]], v[ok]).mean() < 0.7:
-            return False
+            return None
         TN = at(self.I, self.J)
         defined = ~np.isnan(TN) & self.use
         S, sig = self.S, self.sig
         nS = int(S.sum())
         Sd, sigd = S & defined, sig & defined
         if nS == 0 or Sd.sum() < 0.5 * nS or sigd.sum() < 0.5 * sig.sum():
-            return False
+            return None
         good = np.zeros_like(S)
         good[defined] = self.close(self.A[defined], TN[defined])
-        return good[Sd].mean() >= 0.9 and good[sigd].mean() >= 0.95
+        if good[Sd].mean() < 0.9 or good[sigd].mean() < 0.95:
+            return None
+        return (float(good[S].mean()), -float((sigd & ~good).sum()) / max(int(sig.sum()), 1))
+
+    def best(self, candidates: Iterator[tuple[Candidate, str]]) -> str | None:
+        """The message of the candidate that explains the mismatch best (the first on a tie),
+        so that a flat shift by 2 is not reported as a row shift by 1 of some reshape that
+        reproduces all but the entries at its edges."""
+        found = [(score, -k, msg) for k, (at, msg) in enumerate(candidates)
+                 if (score := self.fit(at)) is not None]
+        return max(found)[2] if found else None
 
     # -- describing a set of entries -------------------------------------------------------
     def describe(self, mask: np.ndarray) -> str:
@@ -200,32 +218,38 @@ def _transposes(ctx: _Ctx) -> Iterator[tuple[Candidate, str]]:
 
 
 def _shifts(ctx: _Ctx) -> Iterator[tuple[Candidate, str]]:
+    """Flat shifts first (every s), then the shifts within or between the rows of a reshape, so
+    that a tie between equivalent readings goes to the plain one."""
     N, m, n = ctx.N, ctx.m, ctx.n
     axes = [(1, "inputs", "x", n)] + ([] if ctx.gradient else [(0, "outputs", "f", m)])
-    for s in SHIFTS:
-        word = f"shifted by {abs(s)}"
-        side = "right" if s > 0 else "left"
-        for axis, what, sym, L in axes:
-            if abs(s) >= L:
-                continue
-            k = "j" if axis == 1 else "i"
-            for circ in (True, False):
-                rel = f"{sym}[{k}{'+' if s > 0 else '-'}{abs(s)}]"
-                yield _remap(N, axis, _flat_shift(s, L, circ)), (
-                    f"{word}: the analytical entry for {sym}[{k}] equals the numerical one for "
-                    f"{rel}{' (wrapping around)' if circ else ''}: an off-by-one index over the {what}")
-            for p, q in _factor_pairs(L):
-                for circ in (True, False):
-                    if abs(s) < q:
-                        yield _remap(N, axis, _row_shift(s, q, circ)), (
-                            f"{word}: with {sym} seen as a {p}×{q} array, each row's analytical "
-                            f"entries are the numerical ones {abs(s)} place(s) to the {side}"
-                            f"{' (wrapping)' if circ else ''}: an off-by-one index within each row")
-                if abs(s) < p:
-                    yield _remap(N, axis, _col_shift(s, p, q)), (
-                        f"{word}: with {sym} seen as a {p}×{q} array, the analytical rows are "
-                        f"the numerical rows {abs(s)} further {'down' if s > 0 else 'up'}: "
-                        "an off-by-one row index")
+    for reshaped in (False, True):
+        for s in SHIFTS:
+            word = f"shifted by {abs(s)}"
+            off = "an off-by-one index" if abs(s) == 1 else f"an index off by {abs(s)}"
+            side = "right" if s > 0 else "left"
+            for axis, what, sym, L in axes:
+                if abs(s) >= L:
+                    continue
+                k = "j" if axis == 1 else "i"
+                if not reshaped:
+                    for circ in (True, False):
+                        rel = f"{sym}[{k}{'+' if s > 0 else '-'}{abs(s)}]"
+                        yield _remap(N, axis, _flat_shift(s, L, circ)), (
+                            f"{word}: the analytical entry for {sym}[{k}] equals the numerical one for "
+                            f"{rel}{' (wrapping around)' if circ else ''}: {off} over the {what}")
+                    continue
+                for p, q in _factor_pairs(L):
+                    for circ in (True, False):
+                        if abs(s) < q:
+                            yield _remap(N, axis, _row_shift(s, q, circ)), (
+                                f"{word}: with {sym} seen as a {p}×{q} array, each row's analytical "
+                                f"entries are the numerical ones {abs(s)} place(s) to the {side}"
+                                f"{' (wrapping)' if circ else ''}: {off} within each row")
+                    if abs(s) < p:
+                        yield _remap(N, axis, _col_shift(s, p, q)), (
+                            f"{word}: with {sym} seen as a {p}×{q} array, the analytical rows are "
+                            f"the numerical rows {abs(s)} further {'down' if s > 0 else 'up'}: "
+                            f"{off.replace('index', 'row index')}")
 
 
 def _block_structures(ctx: _Ctx) -> Iterator[tuple[int, int, int]]:
@@ -337,8 +361,9 @@ def diagnose(A: np.ndarray, N: np.ndarray, E: np.ndarray, mism: np.ndarray, use:
         hints.append(Hint("zero", f"analytical is 0 {ctx.describe(S)} where f does depend on x "
                           "(numerical ≠ 0): a missing term, or an input not propagated", ents))
     elif ctx.close(N_S, 0.0).all():
-        hints.append(Hint("spurious", f"analytical is non-zero {ctx.describe(S)} although f does "
-                          "not depend on x there (numerical is 0 within its error)", ents))
+        hints.append(Hint("spurious", f"analytical is non-zero {ctx.describe(S)} where the numerical "
+                          "derivative is 0 within its error: a dependence f does not have, or a "
+                          "term that should vanish at this x", ents))
     elif len(A_S) >= 2 or A.size == 1:
         c = float(A_S @ N_S / (N_S @ N_S))
         if ctx.close(A_S, c * N_S).all():
@@ -352,9 +377,9 @@ def diagnose(A: np.ndarray, N: np.ndarray, E: np.ndarray, mism: np.ndarray, use:
     if hints and everywhere:
         return hints
     for kind, gen in (("transposed", _transposes), ("shifted", _shifts), ("batch", _batch)):
-        for at, msg in gen(ctx):
-            if ctx.explains(at):
-                return [Hint(kind, msg, ents)] + hints
+        msg = ctx.best(gen(ctx))
+        if msg:
+            return [Hint(kind, msg, ents)] + hints
     for axis in (1, 0) if not gradient else (1,):
         msg = _permutation(ctx, axis)
         if msg:

@@ -87,7 +87,8 @@ def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
         return np.hstack([J.reshape(m, -1).detach().numpy() for J in Js])
 
     out0 = fn(*args_at(x0))
-    names_in = _input_names(fn, diff, shapes)
+    _flat(torch, out0)  # refuses outputs that are not floating-point tensors, before naming them
+    names_in = _input_names(torch, fn, diff, shapes)
     names_out = _output_names(torch, out0)
     if len(names_out) == 1:
         return check_gradient(lambda x: float(f(x)[0]), lambda x: jac(x)[0], x0,
@@ -111,12 +112,25 @@ def _element_names(name: str, shape: tuple) -> list[str]:
     return [f"{name}[{','.join(map(str, ix))}]" for ix in np.ndindex(*shape)]
 
 
-def _input_names(fn, diff, shapes) -> list[str]:
+def _parameters(torch, fn) -> list[str]:
+    """fn's positional parameter names; for ``SomeFunction.apply`` those of its ``forward``
+    (without ``ctx``, unless the Function defines ``setup_context`` and forward takes no ctx)."""
+    owner = getattr(fn, "__self__", None)
+    skip = 0
+    if isinstance(owner, type) and issubclass(owner, torch.autograd.Function):
+        own_setup = getattr(owner, "setup_context", None) is not getattr(
+            torch.autograd.Function, "setup_context", None)
+        fn, skip = owner.forward, 0 if own_setup else 1
     try:
         params = [p.name for p in inspect.signature(fn).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
-        params = []
+        return []
+    return params[skip:]
+
+
+def _input_names(torch, fn, diff, shapes) -> list[str]:
+    params = _parameters(torch, fn)
     names = []
     for k, i in enumerate(diff):
         base = params[i] if i < len(params) else f"input{i}"

@@ -285,11 +285,16 @@ def test_grad_returning_the_wrong_shape_is_refused():
         sd.check_gradient(f, lambda x: grad(x)[:2], x)
 
 
-def test_jac_returning_the_transpose_shape_is_refused_with_a_hint():
+def test_jac_returning_the_transpose_shape_fails_with_the_transposed_hint():
     f = lambda x: np.array([x[0] * x[1], x[1]])
     jac = lambda x: np.array([[x[1], x[0], 0], [0, 1, 0]]).T
+    r = sd.check_jacobian(f, jac, np.array([1.0, 2.0, 3.0]))
+    assert not r.passed and r.verdict == "bug" and r.kinds == ["transposed"]
+    assert "returned shape (3, 2)" in r.hint and "shape (2, 3)" in r.hint
+    # transposed and wrong besides: refused, with the shape named
+    bad = lambda x: 2 * jac(x)
     with pytest.raises(sd.ArgumentError, match=r"shape \(3, 2\).*\(2, 3\).*transposed"):
-        sd.check_jacobian(f, jac, np.array([1.0, 2.0, 3.0]))
+        sd.check_jacobian(f, bad, np.array([1.0, 2.0, 3.0]))
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -68,7 +68,7 @@ def test_the_forgotten_term_is_located():
     assert r.kinds[0] == "rank-1" and "2 independent samples" in r.hint
     worst = r.worst[0]
     assert worst.label.startswith(f"J[{worst.index[0]},{worst.index[1]}] ∂out[")
-    assert "∂input0[" in worst.label
+    assert "∂x[" in worst.label  # named after the parameter of ForgetfulSoftmax.forward
     # s·(g − g·s) differs from s·g by −s sᵀ: every entry of each 3×3 sample block, none outside
     bad = r.mismatched
     assert bad.shape == (6, 6)
@@ -120,3 +120,36 @@ def test_relu_at_zero_is_named_not_smooth_where_gradcheck_fails():
         r = check_autograd(torch.relu, x)
     assert r.passed  # torch's derivative 0 at the kink lies between the one-sided 0 and 1
     assert sorted(k.index for k in r.nonsmooth) == [(1, 1), (3, 3)]
+
+
+def test_a_non_tensor_output_is_refused_by_name():
+    # was: AttributeError 'float' object has no attribute 'shape'
+    with pytest.raises(sd.ArgumentTypeError, match="fn must return floating-point tensors; output 0 is float"):
+        check_autograd(lambda t: 3.0, _x())
+
+
+class Scale(torch.autograd.Function):
+    """x·w in the setup_context style (forward without ctx), with w's gradient forgotten."""
+
+    @staticmethod
+    def forward(x, w):
+        return x * w
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g * w, torch.zeros_like(w)
+
+
+def test_entries_are_named_after_the_parameters_of_the_functions_forward():
+    # was: "input0[...]" for every custom autograd.Function (apply takes *args)
+    gen = torch.Generator().manual_seed(3)
+    x, w = (torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    assert not torch.autograd.gradcheck(Scale.apply, (x, w), raise_exception=False)
+    r = check_autograd(Scale.apply, x, w)
+    assert not r.passed and r.kinds[0] == "zero" and "for inputs x[3] 'w[0]'" in r.hint
+    assert "∂out[" in r.worst[0].label and "/∂w[" in r.worst[0].label
