@@ -30,18 +30,27 @@ output, each output measured against the largest |D| of that output over all dir
   far too large; a new level 16× smaller is evaluated (8 points);
 * error estimate below ``TARGET`` = 3e-13 relative (the estimate runs ≈ 5× above the true
   error, so that is ≈ 1e-13 of accuracy): done;
-* truncation dominates and the window starts at the smallest pair: one pair at half the
-  smallest step is added (2 points);
-* rounding dominates and the window ends at the largest pair: one pair at 1.5× the largest
-  is added if it fits the bounds (2 points);
 * the last move did not halve the error estimate: done, unless the estimate is still above
   ``STALLED`` = 1e-6 relative and truncation dominates (then a level 16× smaller);
+* truncation dominates and the window starts at the smallest pair: one pair at half the
+  smallest step is added (2 points). For central pairs "dominates" is judged on the
+  window's own predicted truncation — the Richardson difference (which measures the error of
+  the window one order lower) times the convergence ratio of the last two differences — and
+  must exceed ``NOISE`` = 2 × the rounding: a difference of two noisy estimates is noise up
+  to about twice their rounding;
+* rounding dominates (central): the level of twice the largest unit, 2k·h·(1, 2, 3, 4), is
+  completed (2 new pairs; its nodes 2k, 4k are there already): its own window has half the
+  rounding, and it is judged both on its Richardson difference and against the level it
+  doubled (same order, ≥ 256× less truncation at the smaller step while truncation rules);
+  where that level does not fit the bounds, one pair at 1.5× the largest (2 points);
 * otherwise, or after ``MAX_ROUNDS`` rounds: done.
 
-Each round is one batch for the Evaluator, all directions together. A point whose
-evaluation raises (a singularity or the edge of f's domain inside the stencil, with
-on_failure="raise") makes its direction jump 16× closer to x and the round retry, up to
-``RETRIES`` times; with on_failure="skip" failed nodes are left out of the windows.
+Windows are the runs of consecutive nodes and, for central pairs, the runs inside one
+level's progression k·(1, 2, 3, 4). Each round is one batch for the Evaluator, all directions
+together. A point whose evaluation raises (a singularity or the edge of f's domain inside
+the stencil, with on_failure="raise") makes its direction jump 16× closer to x, then 256×,
+4096×, … and the round retry, up to ``RETRIES`` times (a log singularity at distance 0.1 from
+x = 1e5 is found); with on_failure="skip" failed nodes are left out of the windows.
 
 This is Richardson extrapolation on nested stencils, as numdifftools (P. A. Brodtkorb) and
 scipy.differentiate do it, with equally spaced nodes at a large step instead of a long
@@ -88,8 +97,13 @@ STALLED = 1e-6
 #: One-sided windows are checked against both of their sub-windows one order lower: their
 #: orders climb by one per node, so a lucky agreement of two estimates is likelier.
 BOTH_ENDS = True
+#: A Richardson difference below NOISE × the rounding term is taken for noise: the two
+#: estimates it compares carry that rounding each, so truncation is not known to dominate.
+NOISE = 2.0
+#: Safety factor on the convergence ratio (0: the plain Richardson difference).
+RATIO = 4.0
 #: Retries of a round whose batch raised SimulationError (see ``_evaluate_round``).
-RETRIES = 3
+RETRIES = 4
 #: Pairs of a central level (t = 1..4) and nodes of a one-sided level (t = 1..6).
 CENTRAL_LEVEL = (1.0, 2.0, 3.0, 4.0)
 ONE_SIDED_LEVEL = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
@@ -122,6 +136,7 @@ class _Direction:
     h: float  # unit step (a power of two unless shrunk to fit bounds)
     scale: float = 1.0  # s_r: the size of x along the direction, max(1, |x_j|)
     level: float = 1.0  # the current stencil is level·h·(1..4), a dyadic rational
+    levels: list = field(default_factory=lambda: [1.0])  # every level k evaluated: k·h·(1..4)
     nodes: dict = field(default_factory=dict)  # t (units of h) -> (row+, row-) or (row,)
     best: float = np.inf
     done: bool = False
@@ -131,6 +146,8 @@ class _Direction:
 
 def _level_nodes(d: _Direction) -> list:
     base = CENTRAL_LEVEL if d.side == 0 else ONE_SIDED_LEVEL
+    if d.level not in d.levels:
+        d.levels.append(d.level)
     return [d.level * t for t in base]
 
 
@@ -207,9 +224,9 @@ def _evaluate_round(sim, x, U, dirs, pts: PointSet, evaluator, need_center: bool
             owners = {i for i, t, refs in marks if idx is not None and -1 - idx in refs}
             if attempt == RETRIES or not owners:
                 raise
-            for i in owners:
+            for i in owners:  # 16x, then 256x, 4096x, ... closer: a far edge is found fast
                 d = dirs[i]
-                d.level = min(list(d.nodes) + list(d.pending)) / JUMP
+                d.level = min(list(d.nodes) + list(d.pending)) / JUMP ** (attempt + 1)
                 d.pending = _level_nodes(d)
             continue
         base = len(pts.array())
@@ -223,32 +240,70 @@ def _evaluate_round(sim, x, U, dirs, pts: PointSet, evaluator, need_center: bool
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _windows(d: _Direction, ts: list) -> list:
+    """The candidate windows of direction d on its good nodes ``ts`` (sorted): every run of
+    consecutive nodes and, for central pairs, every run inside one level's progression
+    k·(1, 2, 3, 4) (a doubled level k·(2, 4, 6, 8) has half the rounding of k·(1, 2, 3, 4))."""
+    wins = {tuple(ts[i:k + 1]) for i in range(len(ts)) for k in range(i, len(ts))}
+    if d.side == 0:
+        have = set(ts)
+        for k in d.levels:
+            prog = [k * t for t in CENTRAL_LEVEL]
+            for i in range(len(prog)):
+                for j in range(i + 1, len(prog)):
+                    if all(t in have for t in prog[i:j + 1]):
+                        wins.add(tuple(prog[i:j + 1]))
+    return sorted(wins)
+
+
 def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None):
     """Every window's value, error and parts for direction d: lists over windows.
 
-    Returns (values (W, m), errors (W, m), truncation (W, m), rounding (W, m), windows).
+    Returns (values (W, m), errors (W, m), truncation (W, m), rounding (W, m), windows,
+    predicted truncation of each window itself (W, m)).
     """
     ts = sorted(t for t, rows in d.nodes.items() if ok[list(rows)].all())
-    vals, errs, truncs, rounds, wins = [], [], [], [], []
+    vals, errs, truncs, rounds, wins, preds = [], [], [], [], [], []
     if d.side != 0 and (center is None or not ok[center]):
-        return vals, errs, truncs, rounds, wins
+        return vals, errs, truncs, rounds, wins, preds
     value = {}
-    for i in range(len(ts)):
-        for k in range(i, len(ts)):
-            win = tuple(ts[i:k + 1])
+
+    def val(win):
+        if win not in value:
             value[win] = _window_value(d, win, F, center, d.scale)
-    for win, (D, R) in value.items():
+        return value[win]
+
+    for win in _windows(d, ts):
         if len(win) < 2:
             continue  # a single pair (order 2) or node (order 1): only a reference
-        trunc = np.abs(D - value[win[:-1]][0])
+        D, R = val(win)
+        trunc = np.abs(D - val(win[:-1])[0])
         if len(win) >= 3 and BOTH_ENDS and d.side != 0:  # one-sided: also against dropping the smallest
-            trunc = np.maximum(trunc, np.abs(D - value[win[1:]][0]))
+            trunc = np.maximum(trunc, np.abs(D - val(win[1:])[0]))
+        full = d.side == 0 and len(win) == 4 and win[0] / 2 in d.levels and \
+            win == tuple(win[0] * t for t in CENTRAL_LEVEL)
+        if full and all(win[0] / 2 * t in ts for t in CENTRAL_LEVEL):
+            # a doubled level against the level it doubled: both of order 8, the smaller step
+            # 256x more accurate while truncation rules, equally noisy (its rounding added)
+            lower = tuple(win[0] / 2 * t for t in CENTRAL_LEVEL)
+            D_lo, R_lo = val(lower)
+            trunc = np.minimum(trunc, np.abs(D - D_lo) + R_lo)
+        pred = trunc
+        if len(win) >= 3:
+            # the difference measures the error of W' = W without its largest pair; carried to
+            # W with the convergence ratio of the last two differences (capped at 1), it says
+            # whether truncation still matters for W (used to choose the move, never reported)
+            prev = np.abs(val(win[:-1])[0] - val(win[:-2])[0])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = np.where(prev > 0, np.minimum(1.0, RATIO * trunc / prev), 1.0)
+            pred = trunc * rho
+        preds.append(pred)
         vals.append(D)
         truncs.append(trunc)
         rounds.append(R)
         errs.append(trunc + R)
         wins.append(win)
-    return vals, errs, truncs, rounds, wins
+    return vals, errs, truncs, rounds, wins, preds
 
 
 def _window_value(d: _Direction, win: tuple, F: np.ndarray, center: int | None, s: float):
@@ -281,11 +336,15 @@ def _plan_move(d: _Direction, move: str) -> None:
         d.pending = _level_nodes(d)
     elif move == "shrink":
         d.pending = [ts[0] / 2]
+    elif move == "double":  # the level 2k·(1, 2, 3, 4) of the largest k: two new pairs
+        d.level = 2 * max(d.levels)
+        d.pending = _level_nodes(d)
     else:
         d.pending = [ts[-1] * 1.5]
 
 
-def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = True) -> str | None:
+def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = True,
+          pred=None) -> str | None:
     """The next move of a direction from its best window: "jump", "shrink", "grow" or None.
 
     ``ref`` (m,) is the size each output is judged against: max(|D|, the largest |D| of that
@@ -299,10 +358,14 @@ def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = Tru
         return None
     k = int(np.argmax(need))  # the output furthest from the target decides
     t, r = float(trunc[k]), float(rnd[k])
+    tp = t if pred is None or d.side != 0 else float(pred[k])  # one-sided: as measured
+    noise = NOISE if d.side == 0 else 1.0
     if not improved:  # the last move did not pay: stop, unless the error is still gross
         return "jump" if (t > r and need[k] > STALLED) else None
-    if t > r and (win[0] == all_ts[0] or d.side != 0):
+    if tp > noise * r and (win[0] == all_ts[0] or d.side != 0):
         return "shrink"
+    if tp <= noise * r and d.side == 0 and _fits(d, [8 * max(d.levels)], lo, hi):
+        return "double"
     if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * 1.5], lo, hi):
         return "grow"
     return None
@@ -354,14 +417,14 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
             if d.done:
                 continue
             current[i] = _estimates(d, F, ok, center)
-            vals_i, errs, truncs, rounds, wins = current[i]
+            vals_i, errs, truncs, rounds, wins, _ = current[i]
             if wins:
                 errs_a = np.array(errs)
                 j = int(np.argmin(errs_a.max(axis=1)))  # the direction's choice: worst output
                 best[i] = (np.array(vals_i), errs_a, j, wins[j])
         ref = np.max([np.abs(b[0][b[2]]) for b in best if b is not None], axis=0) \
             if any(b is not None for b in best) else None
-        for i, (vals_i, errs, truncs, rounds, wins) in current.items():
+        for i, (vals_i, errs, truncs, rounds, wins, preds) in current.items():
             d = dirs[i]
             if not wins:
                 if rnd < MAX_ROUNDS - 1 and d.nodes and not ok[[r_ for rows in d.nodes.values() for r_ in rows]].all():
@@ -377,7 +440,7 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
             d.best = min(d.best, score)
             move = _move(d, wins[j], truncs[j], rounds[j], vals_i[j],
                          np.maximum(np.abs(vals_i[j]), ref), t_lo[i], t_hi[i],
-                         improved=improved or rnd == 0)
+                         improved=improved or rnd == 0, pred=preds[j])
             if rnd == MAX_ROUNDS - 1 or move is None:
                 d.done = True
                 continue

@@ -190,3 +190,32 @@ def test_direction_without_room_is_fixed():
     out, info = sd.jvp(np.sin, np.array([0.5, 1.0]), np.array([1.0, 2.0]), step="adaptive",
                        bounds=([0.5, 0.0], [1.0, 1.0]), full_output=True)
     assert np.all(out == 0) and info.schemes == ["fixed"] and info.fixed == [0]
+
+
+def test_domain_edge_far_inside_the_scaled_stencil():
+    # log(x - c) with the singularity 0.3 from x = 1e5: the first stencil (h ~ 2^-6·x) reaches
+    # 200 000× past it; the retries jump 16×, 256×, ... closer and find the domain.
+    c = 1e5 - 0.3
+
+    def f(v):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(v - c)
+
+    v, info = sd.derivative(f, 1e5, step="adaptive", full_output=True)
+    t = 1 / (1e5 - c)
+    assert abs(v - t) <= 1e-9 * abs(t)
+    assert abs(v - t) <= info.error
+
+
+def test_rounding_bound_sum_doubles_its_level():
+    # A 32-term sum: |f| ≈ 40 against partials ≈ 2, so the first level's rounding is
+    # ≈ 3e-13 relative; completing the level of twice the step halves it.
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-4, 4, 32)
+    f = lambda v: np.sum(np.exp(np.sin(v)))  # noqa: E731
+    t = np.cos(x) * np.exp(np.sin(x))
+    g, info = sd.gradient(f, x, step="adaptive", full_output=True)
+    assert np.max(np.abs(g - t)) <= 3e-13 * np.max(np.abs(t))
+    assert np.all(np.abs(g - t) <= info.error + 2 * np.finfo(float).eps * np.max(np.abs(t)))
+    assert any("6.0" in s or "order 12" in s for s in info.schemes)  # some level was doubled
+    assert info.nfev <= 15 * len(x)  # 8, + 4 to double, + 2 per further move
