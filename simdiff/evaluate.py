@@ -576,7 +576,12 @@ class Evaluator:
             if sim.vectorized:
                 run.vectorized()
             else:
-                run.schedule(self._pool(sim) if run.queue else None)
+                pool = self._pool(sim) if run.queue else None
+                if pool is None:
+                    run.schedule(None)
+                else:
+                    with workers.claimed(pool) as mine:
+                        run.schedule(mine)
         finally:
             run.progress.close()
         failed = {f.index: f for f in run.failures}

@@ -177,12 +177,19 @@ def serve(fd: int) -> None:
             blob = dumps(msg)
         conn.send_bytes(blob)
 
-    send(("hello", os.getpid()))
+    try:
+        send(("hello", os.getpid()))
+        _serve_tasks(conn, send)
+    except OSError:  # the caller is gone (it closed the socket or died): so are we
+        return
+
+
+def _serve_tasks(conn: Connection, send) -> None:
     store = _SimStore()
     while True:
         try:
             msg = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
+        except EOFError:
             return
         if msg[0] == "stop":
             return
@@ -265,6 +272,7 @@ class ProcessPool:
         self.slots = int(slots)
         self.procs: dict[int, _Proc] = {}
         self.timings: dict[str, float] = {}  # simulator fingerprint -> seconds per evaluation
+        self.lock = threading.Lock()  # held by the batch using the pool (see claimed)
         self.spawn_estimate = 0.5
         self._pending: list[Event] = []  # events found outside poll, handed out by the next one
         self._digest = ""
@@ -272,6 +280,9 @@ class ProcessPool:
 
     def __repr__(self) -> str:
         return f"ProcessPool(slots={self.slots}, alive={len(self.procs)})"
+
+    def twin(self) -> ProcessPool:
+        return ProcessPool(self.slots)
 
     def startup_cost(self) -> float:
         """Seconds until all slots could be working (0 when the workers are up)."""
@@ -473,9 +484,13 @@ class ThreadPool:
         self._slots: list[_Slot] = []
         self._sim: Any = None
         self.timings: dict[str, float] = {}
+        self.lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(slots={self.slots})"
+
+    def twin(self) -> ThreadPool:
+        return ThreadPool(self.slots)
 
     def startup_cost(self) -> float:
         return 0.0
@@ -594,6 +609,9 @@ class JoblibPool(ThreadPool):
         self.backend = backend
         self.solo = False
 
+    def twin(self) -> JoblibPool:
+        return JoblibPool(self.slots, self.backend)
+
     def prepare(self, sim: Any) -> None:
         super().prepare(sim)
         self.solo = False
@@ -691,6 +709,7 @@ class DaskPool:
         self._slots = slots
         self.futures: dict[Any, tuple[list, float, str]] = {}
         self.timings: dict[str, float] = {}
+        self.lock = threading.Lock()
         self.threads: dict[str, int] = {}
         self._checked = 0.0
         self._digest = ""
@@ -698,6 +717,9 @@ class DaskPool:
 
     def __repr__(self) -> str:
         return f"DaskPool({self.client!r}, slots={self._slots})"
+
+    def twin(self) -> DaskPool:
+        return DaskPool(self.client, self._slots)
 
     def _members(self) -> dict[str, int]:
         self._checked = time.perf_counter()
@@ -895,6 +917,28 @@ def shared_pool(kind: str, slots: int, backend: str | None = None) -> Any:
                 pool = JoblibPool(slots, backend or "")
             _POOLS[key] = pool
         return pool
+
+
+@contextlib.contextmanager
+def claimed(pool: Any):
+    """Use ``pool`` for one batch; if another thread's batch holds it, a private twin instead.
+
+    A pool serves one batch at a time (its events belong to that batch). Two threads that
+    differentiate at once therefore do not share workers: the second gets a pool of its own,
+    closed when its batch ends (it still learns from and adds to the shared timings).
+    """
+    if pool.lock.acquire(blocking=False):
+        try:
+            yield pool
+        finally:
+            pool.lock.release()
+        return
+    twin = pool.twin()
+    twin.timings = pool.timings
+    try:
+        yield twin
+    finally:
+        twin.close()
 
 
 def shutdown_pools() -> None:

@@ -286,3 +286,22 @@ def test_resolve_evaluator_builds_from_shorthands(tmp_path):
     assert isinstance(resolve_evaluator(None, 1, None, cache=None), SerialEvaluator)
     with pytest.raises(sd.ArgumentError, match="retries=2"):
         resolve_evaluator(Evaluator(), None, None, retries=2)
+
+
+def test_two_threads_evaluating_at_once_get_their_own_answers():
+    import threading
+
+    results = {}
+
+    def work(shift):
+        ev = Evaluator(n_jobs=2, timeout=60)
+        results[shift] = ev.evaluate(hs.Pid(0.02), X + shift).values[:, 1]
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (0.0, 10.0, 20.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for shift, sums in results.items():
+        np.testing.assert_array_equal(sums, (X + shift).sum(axis=1))
+    assert len(results) == 3
