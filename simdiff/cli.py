@@ -106,9 +106,21 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     return config
 
 
+def _split_commas(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets: ``"a=1,model.geom_friction[0,0]=2"``
+    gives two items (MuJoCo input names hold commas)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "[({") - (ch in "])}")
+        if ch == "," and depth <= 0:
+            parts.append(text[start:i])
+            start, depth = i + 1, 0
+    return parts + [text[start:]]
+
+
 def parse_at(items: Sequence[str], inputs: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
     """The point x from ``--at`` texts, ordered as ``inputs``; also the names used."""
-    tokens = [t.strip() for item in items for t in item.split(",") if t.strip()]
+    tokens = [t.strip() for item in items for t in _split_commas(item) if t.strip()]
     if not tokens:
         raise UsageError("--at: no values given; expected NAME=VALUE,... such as --at speed=20,angle=0.6")
     named = ["=" in t for t in tokens]
@@ -130,10 +142,11 @@ def parse_at(items: Sequence[str], inputs: Sequence[str] | None) -> tuple[np.nda
     if inputs is None:
         raise UsageError("--at: this adapter does not name its inputs; give bare values in order, such as --at 1.0,2.5")
     given: dict[str, float] = {}
-    for (name, _), v in zip(pairs, values):
-        name = name.strip()
-        if name not in inputs:
-            raise UsageError(f"--at: unknown input {name!r}; the inputs are {', '.join(inputs)}")
+    by_text = {"".join(n.split()): n for n in inputs}  # "data.qpos[ 2 ]" is "data.qpos[2]"
+    for (text, _), v in zip(pairs, values):
+        name = by_text.get("".join(text.split()))
+        if name is None:
+            raise UsageError(f"--at: unknown input {text.strip()!r}; the inputs are {', '.join(inputs)}")
         if name in given:
             raise UsageError(f"--at: input {name!r} given twice")
         given[name] = v

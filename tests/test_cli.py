@@ -204,3 +204,19 @@ def test_the_console_script_imports_a_users_module_from_the_current_directory(tm
                          capture_output=True, text=True, env=env, cwd=project, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     np.testing.assert_allclose(json.loads(run.stdout)["gradient"], [12.0, 4.0], rtol=1e-8)
+
+
+def test_input_names_holding_commas_and_spaces_mujoco_paths(tmp_path):
+    pytest.importorskip("mujoco")
+    (tmp_path / "cart.xml").write_text("""<mujoco><option timestep="0.01"/><worldbody><body>
+        <joint name="s" type="slide" axis="1 0 0"/><geom type="box" size=".1 .1 .1" mass="2"/>
+        </body></worldbody><actuator><motor joint="s"/></actuator></mujoco>""")
+    inputs = ["model.body_mass[1]", "data.ctrl[0]", "model.geom_friction[0,0]"]
+    run = simdiff("jacobian", "mujoco", "--set", "path=cart.xml", "--set", "inputs=" + json.dumps(inputs),
+                  "--set", 'outputs=["data.qpos[0]"]', "--set", "steps=20", "--json",
+                  "--at", "model.body_mass[1]=3,data.ctrl[0]=1.5,model.geom_friction[0, 0]=0.5", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["at"] == {"model.body_mass[1]": 3.0, "data.ctrl[0]": 1.5, "model.geom_friction[0,0]": 0.5}
+    c = 0.01 ** 2 * 20 * 21 / 2  # x_N = (u/m) h^2 N(N+1)/2; friction plays no part in free sliding
+    np.testing.assert_allclose(out["jacobian"], [[-1.5 / 9 * c, c / 3, 0.0]], rtol=1e-7, atol=1e-12)
