@@ -174,6 +174,7 @@ def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, tr
             D, _, _ = assemble(p, F[start:stop], ok[start:stop])
             values[k] = D[0, 0]
             start = stop
+    ref_error = 0.0  # errors at or below the reference's own uncertainty measure nothing
     if true is not None:
         ref, kind = float(true), "true"
     else:
@@ -185,14 +186,15 @@ def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, tr
             out, info = jvp(sim, xa, u, step="adaptive", evaluator=ev, full_output=True)
             ref = float(out[0])
         ref, kind = float(ref), "adaptive"
+        ref_error = float(np.max(info.error))
         nfev += info.nfev
     errors = np.abs(values - ref)
     p = 2 if st is None else st.order
-    a, b = _fit_v(hs, errors, abs(ref), p, rounding=st is not None)
+    a, b = _fit_v(hs, errors, abs(ref), p, rounding=st is not None, floor=ref_error)
     if st is not None and a > 0 and b > 0:
         best = float((a / (p * b)) ** (1.0 / (p + 1)))
     else:
-        finite = np.where(np.isfinite(errors), errors, np.inf)
+        finite = np.where(np.isfinite(errors), np.maximum(errors, ref_error), np.inf)
         floor = float(np.min(finite))
         best = float(np.max(hs[finite <= 2 * floor])) if np.isfinite(floor) else float(hs[0])
     h_opt = (optimal_factor(st) if st is not None else 2.0**-60) * scale
@@ -201,14 +203,15 @@ def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, tr
                        degenerate=degenerate, rounding_coef=a, truncation_coef=b)
 
 
-def _fit_v(hs, errors, size, p, rounding=True):
+def _fit_v(hs, errors, size, p, rounding=True, floor=0.0):
     """Fit E(h) = a/h + b·h^p to the measured errors, robustly.
 
-    Over the steps where the estimate is not saturated (0 < error < |f'|/2): split the grid at
+    Over the steps where the estimate is not saturated (floor < error < |f'|/2; ``floor`` is
+    the reference's own error estimate, below which a difference measures nothing): split the grid at
     the minimum of the running median of log error, take a = median(e·h) left of it and
     b = median(e/h^p) right of it, split again at the new optimum and refit once. Medians
     ignore the lucky dips of the rounding branch, which a least-squares fit would follow."""
-    use = np.isfinite(errors) & (errors > 0) & (errors < 0.5 * max(size, np.finfo(float).tiny))
+    use = np.isfinite(errors) & (errors > max(floor, 0.0)) & (errors < 0.5 * max(size, np.finfo(float).tiny))
     if use.sum() < 3:
         return 0.0, 0.0
     h, e = hs[use], errors[use]

@@ -148,3 +148,25 @@ def test_bounds_with_groups():
 def test_bad_pattern(S, match):
     with pytest.raises(sd.ArgumentError, match=match):
         sd.jacobian(banded, np.linspace(0, 1, 5), sparsity=S)
+
+
+@pytest.mark.parametrize("m, n", [(7, 5), (3, 9), (1, 6)])
+@pytest.mark.parametrize("fmt", ["dense", "csr_matrix", "csc_matrix", "coo_matrix", "csr_array",
+                                 "coo_array"])
+def test_rectangular_patterns_in_every_format(m, n, fmt):
+    rng = np.random.default_rng(m * n)
+    S = rng.random((m, n)) < 0.4
+    S[0, :] |= rng.random(n) < 0.3
+    S[:, 2] = False  # an empty column: no group, derivative 0 by the pattern
+    A = np.where(S, rng.normal(size=(m, n)), 0.0)
+    x = rng.uniform(-1, 1, n)
+    c = Counter(lambda v: A @ np.sin(v))
+    Sf = S if fmt == "dense" else getattr(sp, fmt)(S)
+    J, info = sd.jacobian(c, x, sparsity=Sf, full_output=True)
+    assert sp.issparse(J) == (fmt != "dense") and J.shape == (m, n)
+    if fmt.endswith("_array"):
+        assert isinstance(J, sp.sparray)
+    Jd = J.toarray() if sp.issparse(J) else J
+    assert np.max(np.abs(Jd - A * np.cos(x))) <= 1e-9
+    assert np.all(Jd[:, 2] == 0) and 2 not in np.concatenate(info.groups)
+    assert c.n == info.nfev == 2 * info.n_groups

@@ -96,3 +96,13 @@ def test_bad_arguments(kw, match):
     x = 1.0 if "direction" not in kw else np.array([1.0, 2.0])
     with pytest.raises(sd.ArgumentError, match=match):
         sd.step_sweep(np.sum if "direction" in kw else np.exp, x, **kw)
+
+
+@pytest.mark.parametrize("method", ["central", "forward"])
+def test_optimum_without_true_when_rounding_is_absent(method):
+    # sqrt near 4 rounds so well that the small steps agree with f' to the last bit: the
+    # errors there only measure the adaptive reference's own error (1.7e-15) and must not be
+    # fitted as a rounding branch (that put the optimum 2 and 4 decades too small).
+    r = sd.step_sweep(np.sqrt, 4.0, method=method)
+    assert r.reference_kind == "adaptive"
+    assert abs(np.log10(r.best_step / theory(method, 2.0, -1 / 32, 3 / 256))) <= 1.0
