@@ -244,6 +244,12 @@ def test_bad_configuration_is_refused(legacy, cfg, match):
     assert match in str(err.value)
 
 
+def test_a_workdir_that_cannot_hold_the_runs_is_refused_at_configuration(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(sd.ConfigError, match="workdir=.*afile/runs.* cannot be created"):
+        sd.load("subprocess", command=["true"], inputs=["a"], workdir=str(tmp_path / "afile" / "runs"))
+
+
 def test_pickles_and_prefers_threads(legacy):
     sim = legacy("stdout")
     assert sim.prefer == "threads" and sim.complex_safe is False

@@ -199,7 +199,8 @@ class Executable(Simulator):
         files : {relative path: template text}, written into each fresh work dir.
         parse : None (every number on stdout, in order); ``{"file": path}`` (every number in
             that file); ``{"regex": pattern or [patterns], "file": optional}`` (one group per
-            output; a pattern without groups gives its whole match); ``{"json": path,
+            output, from each pattern's first match, re.MULTILINE; a pattern without groups
+            gives its whole match); ``{"json": path,
             "keys": [...]}`` (dotted keys such as ``"result.f.0"``; default: ``outputs``).
         timeout : seconds before the process group is killed (SIGTERM, SIGKILL after ``grace``).
         env : variables added to the inherited environment ({name: value}).
@@ -229,6 +230,13 @@ class Executable(Simulator):
             raise ConfigError(f"env must be {{variable: value}} added to the environment; got {env!r}")
         self.env = {str(k): str(v) for k, v in (env or {}).items()} or None
         self.workdir = None if workdir is None else os.path.abspath(os.fspath(workdir))
+        if self.workdir is not None:
+            try:
+                os.makedirs(self.workdir, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"workdir={workdir!r} cannot be created: {exc}") from None
+            if not os.access(self.workdir, os.W_OK | os.X_OK):
+                raise ConfigError(f"workdir={workdir!r} is not writable: the work dirs of the runs go there")
         if keep not in KEEP:
             raise ConfigError(f"keep must be one of {KEEP}; got {keep!r}")
         self.keep = keep
