@@ -14,7 +14,7 @@ kind                  A ≈ T(N) for the transform T
                       not), flat or within the rows/columns of a p×q reshape: an off-by-one index
 ``batch``             x seen as B samples: each sample receives the batch sum (or mean) of the
                       numerical gradients; for a Jacobian that is block-diagonal in B samples,
-                      the analytical one fills (sums into) the blocks between samples ("summed"),
+                      the analytical one fills (sums or averages into) the blocks between samples ("summed"),
                       or has mismatches between the blocks ("mixed": two or more, ≥ 10 % of S)
 ``permuted``          the columns (inputs) or rows (outputs) of N in another order
 ``zero``              0 on S where N is not: a missing term or an input not propagated
@@ -27,7 +27,7 @@ A transform *explains* the mismatch when it reproduces A, to a relative 1e-4 plu
 largest finite-difference error estimate, on at least 90 % of S and 95 % of all significant
 entries where it is defined, and is defined on at least half of each. Within a family
 (transposed, shifted, batch) the transform that reproduces the most mismatched entries wins, then
-the one wrong on the fewest significant entries, then the first listed. These tolerances are loose
+the one wrong on the fewest entries, then the first listed. These tolerances are loose
 on purpose: the numerical side is accurate to ~1e-9 while a planted transform is exact, so the
 gap between "explains" and "does not" is several orders of magnitude wide.
 
@@ -98,8 +98,9 @@ class _Ctx:
 
     def fit(self, at: Candidate) -> tuple | None:
         """None unless ``at`` explains the mismatch; then how well, as a sortable tuple: the
-        share of the mismatched entries it reproduces, then minus the share of the significant
-        entries where it is defined and wrong.
+        share of the mismatched entries it reproduces, then minus the share of the entries where
+        it is defined and wrong (zeros included: a block-diagonal reading beats a full one that
+        also fills the zero blocks).
 
         A sample of at most 64 mismatched entries is tried first, so that the many candidates
         that fail cost almost nothing; the survivors are checked on every entry.
@@ -120,7 +121,7 @@ class _Ctx:
         good[defined] = self.close(self.A[defined], TN[defined])
         if good[Sd].mean() < 0.9 or good[sigd].mean() < 0.95:
             return None
-        return (float(good[S].mean()), -float((sigd & ~good).sum()) / max(int(sig.sum()), 1))
+        return (float(good[S].mean()), -float((defined & ~good).sum()) / max(int(self.use.sum()), 1))
 
     def best(self, candidates: Iterator[tuple[Candidate, str]]) -> str | None:
         """The message of the candidate that explains the mismatch best (the first on a tie),
@@ -285,6 +286,10 @@ def _batch(ctx: _Ctx) -> Iterator[tuple[Candidate, str]]:
              "every block is the sum of the per-sample blocks"),
             (lambda I, J, k=k, d=d, t=total: np.where(I // k == J // d, t[I % k, J % d], 0.0),
              "each sample's block is the sum of the per-sample blocks"),
+            (lambda I, J, k=k, d=d, t=total / B: t[I % k, J % d],
+             "every block is the mean of the per-sample blocks"),
+            (lambda I, J, k=k, d=d, t=total / B: np.where(I // k == J // d, t[I % k, J % d], 0.0),
+             "each sample's block is the mean of the per-sample blocks"),
         ]
         for at, what in cands:
             yield at, (f"batch dimension summed: f treats x as {B} independent samples (its Jacobian "

@@ -247,3 +247,33 @@ def test_a_grad_that_is_not_a_derivative_is_refused_by_name(grad, match):
     # were: "grad returned an array of shape ()" for None, and for a function returning None
     with pytest.raises(sd.ArgumentTypeError, match=match):
         sd.check_gradient(F, grad, X)
+
+
+def test_a_jacobian_whose_blocks_are_the_batch_mean_is_named_batch():
+    # was: "48 of 48 significant entries mismatch, with no simple pattern"
+    B, d = 3, 4
+    W = RNG.normal(size=(d, d)) / 2
+
+    def f(x):
+        return (np.sin(x.reshape(B, d) @ W) + x.reshape(B, d) ** 2).ravel()
+
+    def J(x):
+        X = x.reshape(B, d)
+        return _blockdiag([np.cos(X[b] @ W)[:, None] * W.T + np.diag(2 * X[b])
+                           for b in range(B)])
+
+    x = RNG.normal(size=B * d)
+    J0 = J(x)
+    mean = sum(J0[b * d:(b + 1) * d, b * d:(b + 1) * d] for b in range(B)) / B
+    for bug, text in ((np.kron(np.eye(B), mean), "each sample's block is the mean"),
+                      (np.kron(np.ones((B, B)), mean), "every block is the mean")):
+        r = sd.check_jacobian(f, lambda _x, bug=bug: bug, x)
+        assert not r.passed and r.kinds[0] == "batch" and text in r.hint, r.hints
+
+
+def _blockdiag(blocks):
+    k, d = blocks[0].shape
+    out = np.zeros((len(blocks) * k, len(blocks) * d))
+    for b, blk in enumerate(blocks):
+        out[b * k:(b + 1) * k, b * d:(b + 1) * d] = blk
+    return out
