@@ -153,3 +153,39 @@ def test_entries_are_named_after_the_parameters_of_the_functions_forward():
     r = check_autograd(Scale.apply, x, w)
     assert not r.passed and r.kinds[0] == "zero" and "for inputs x[3] 'w[0]'" in r.hint
     assert "∂out[" in r.worst[0].label and "/∂w[" in r.worst[0].label
+
+
+def _one_entry_off(m, n, i, j, pct, seed):
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(m, n, generator=gen, dtype=torch.float64)
+    M = torch.ones(m, n, dtype=torch.float64)
+    M[i, j] += pct
+
+    class TanhLayer(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.tanh(W @ x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return ((1 - torch.tanh(W @ x) ** 2)[:, None] * W * M).T @ g
+
+    return TanhLayer.apply, torch.randn(n, generator=gen, dtype=torch.float64).mul(0.5).requires_grad_(True)
+
+
+def test_strict_fails_wherever_gradcheck_does_and_the_default_still_names_the_entry():
+    # a 0.5 % error in one of 400 entries: gradcheck (per entry, rtol 1e-3) fails; the contract's
+    # norm rule averages it to 4e-6 and passes, but marks the entry and says strict would fail it
+    fn, x = _one_entry_off(40, 10, 17, 4, 0.005, seed=5)
+    assert not torch.autograd.gradcheck(fn, (x,), raise_exception=False)
+    strict = check_autograd(fn, x, strict=True)
+    assert not strict.passed and strict.worst[0].index == (17, 4) and "one entry, J[17,4]" in strict.hint
+    default = check_autograd(fn, x)
+    assert default.passed and default.relative_error < 1e-5
+    assert default.worst[0].index == (17, 4) and default.mismatched.sum() == 1
+    assert "strict=True would fail them" in str(default) and "one entry, J[17,4]" in str(default)
+    ok_fn, x = _one_entry_off(40, 10, 17, 4, 0.0, seed=5)
+    assert torch.autograd.gradcheck(ok_fn, (x,), raise_exception=False)
+    assert check_autograd(ok_fn, x, strict=True).passed
