@@ -157,7 +157,7 @@ def overhead_rows() -> list[tuple]:
         rows.append(("dask: not installed (pip install 'simdiff[dask]')", None, None, None))
         return rows
     with LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         ev = sd.Evaluator(backend=client, timeout=600)
         ev.evaluate(noop, X[:4])  # warm
         rows.append(("dask LocalCluster, per eval in a batch",

@@ -55,7 +55,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -696,7 +696,9 @@ class DaskPool:
     its clock starts when it is submitted), and when a worker dies or is ended for a time-out,
     no other point is blamed. A worker that leaves the cluster while it holds a point (it died;
     its nanny starts a new one under a new address) is noticed by the membership check each
-    poll makes, and its point is reported ``died``.
+    poll makes, and its point is reported ``died``. A worker with several threads that dies
+    while it holds several points does not say which one killed it: those points go back to the
+    queue unblamed, and for the rest of the batch each worker holds one point at a time.
     """
 
     kind = "dask"
@@ -711,6 +713,7 @@ class DaskPool:
         self.timings: dict[str, float] = {}
         self.lock = threading.Lock()
         self.threads: dict[str, int] = {}
+        self.cap: int | None = None  # points per worker at once; None: one per thread
         self._checked = 0.0
         self._digest = ""
         self._blob = b""
@@ -745,6 +748,7 @@ class DaskPool:
     def prepare(self, sim: Any) -> None:
         self._blob = dumps(sim)
         self._digest = hashlib.sha256(self._blob).hexdigest()
+        self.cap = None
         self._members()
 
     def _free_worker(self) -> str | None:
@@ -752,7 +756,7 @@ class DaskPool:
         for _items, _t0, w in self.futures.values():
             used[w] = used.get(w, 0) + 1
         for w, n in sorted(self.threads.items()):
-            if used.get(w, 0) < n:
+            if used.get(w, 0) < (n if self.cap is None else min(n, self.cap)):
                 return w
         return None
 
@@ -789,6 +793,7 @@ class DaskPool:
             done, _ = dask_wait(list(self.futures), timeout=limit, return_when="FIRST_COMPLETED")
         except Exception:  # noqa: BLE001 - distributed raises its TimeoutError on expiry
             done = [f for f in self.futures if f.done()]
+        sharers = Counter(w for _it, _t0, w in self.futures.values())  # points held per worker
         finished = [f for f in done if f.status == "finished"]
         results: dict = {}
         if finished:
@@ -801,7 +806,7 @@ class DaskPool:
             if fut in results:
                 events.extend(Event(k, i, p, s, w) for k, i, p, s, w in results[fut])
             else:
-                events.extend(self._collect(fut, items, time.perf_counter() - t0, worker))
+                events.extend(self._collect(fut, items, t0, worker, sharers[worker]))
         if not self.futures or time.perf_counter() - self._checked < self.CHECK_EVERY:
             return self._expire(events, timeout)
         members = self._members()
@@ -810,11 +815,19 @@ class DaskPool:
             self.client.cancel(gone, force=True)
         for fut in gone:
             items, t0, worker = self.futures.pop(fut)
-            self.threads.pop(worker, None)
             cause = f"dask worker {worker} left the cluster while evaluating this point (it died)"
-            events.append(Event("died", items[0][0], cause, time.perf_counter() - t0, worker))
-            events.extend(Event("requeue", i, None, 0.0, worker) for i, _ in items[1:])
+            events.extend(self._died(items, t0, worker, cause, sharers[worker]))
         return self._expire(events, timeout)
+
+    def _died(self, items: list, t0: float, worker: str, cause: str, sharers: int) -> list[Event]:
+        """The worker of this task died: blame its point if it held no other."""
+        self.threads.pop(worker, None)  # not to be given another point: it is gone
+        if sharers > 1:
+            self.cap = 1  # from now on a death names its point
+            return [Event("requeue", i, None, 0.0, worker) for i, _ in items]
+        return [Event("died", items[0][0], cause, time.perf_counter() - t0, worker)] + [
+            Event("requeue", i, None, 0.0, worker) for i, _ in items[1:]
+        ]
 
     def _expire(self, events: list[Event], timeout: float | None) -> list[Event]:
         """Add a 'timeout' event for each task running longer than ``timeout``."""
@@ -823,14 +836,22 @@ class DaskPool:
             late = [f for f, (it, t0, _w) in self.futures.items() if now - t0 > timeout * len(it)]
             late = self._really_late(late, timeout)
             if late:
-                self._end_holders(late)
+                holders = self._end_holders(late)
+                others = [f for f, (_it, _t0, w) in self.futures.items()
+                          if w in holders and f not in late]
+                if others:  # ended with the hung point's worker, through no fault of theirs
+                    self.client.cancel(others, force=True)
+                for fut in others:
+                    items, _t0, worker = self.futures.pop(fut)
+                    events.extend(Event("requeue", i, None, 0.0, worker) for i, _ in items)
             for fut in late:
                 items, t0, worker = self.futures.pop(fut)
                 events.append(Event("timeout", items[0][0], timeout, now - t0, worker))
                 events.extend(Event("requeue", i, None, 0.0, worker) for i, _ in items[1:])
         return events
 
-    def _collect(self, fut: Any, items: list, seconds: float, worker: str) -> list[Event]:
+    def _collect(self, fut: Any, items: list, t0: float, worker: str,
+                 sharers: int) -> list[Event]:
         if fut.status == "finished":
             return [Event(k, i, p, s, w) for k, i, p, s, w in fut.result()]
         if fut.status == "cancelled":
@@ -840,11 +861,9 @@ class DaskPool:
         except Exception as e:  # noqa: BLE001 - e.g. the future was lost with the cluster
             exc = e
         if _is_worker_death(exc):
-            self.threads.pop(worker, None)  # not to be given another point: it is gone
             cause = f"dask worker {worker} died while evaluating this point ({type(exc).__name__})"
-            return [Event("died", items[0][0], cause, seconds, worker)] + [
-                Event("requeue", i) for i, _ in items[1:]
-            ]
+            return self._died(items, t0, worker, cause, sharers)
+        seconds = time.perf_counter() - t0
         return [Event("error", i, exc, seconds, worker) for i, _ in items]
 
     def _really_late(self, late: list, timeout: float) -> list:
@@ -871,7 +890,7 @@ class DaskPool:
                 self.futures[fut] = (items, now - elapsed.get(fut.key, 0.0), worker)
         return really
 
-    def _end_holders(self, futures: list) -> None:
+    def _end_holders(self, futures: list) -> set[str]:
         """End the dask worker processes that run ``futures`` (hung evaluations).
 
         The futures are cancelled first; then each holder ends itself (``os._exit`` through
@@ -885,6 +904,7 @@ class DaskPool:
             self.client.run(_end_process, workers=holders, wait=False)
         for w in holders:
             self.threads.pop(w, None)
+        return set(holders)
 
     def abandon(self) -> None:
         if self.futures:

@@ -23,7 +23,7 @@ EXPECTED = np.array([hs.quad(x) for x in X])
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
     )
     c = distributed.Client(cluster)
     try:
@@ -88,3 +88,32 @@ def test_timeout_stops_only_the_hung_point(client):
     assert isinstance(batch.failures[0].cause, sd.EvaluationTimeout)
     again = Evaluator(backend=client, timeout=60).evaluate(hs.vec3, X)  # the cluster recovered
     assert again.ok.all()
+
+
+@pytest.fixture(scope="module")
+def two_thread_client():
+    cluster = distributed.LocalCluster(
+        processes=True, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+    )
+    c = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def test_a_worker_holding_two_points_blames_neither_when_it_dies(two_thread_client, tmp_path):
+    X4 = X[:4]  # one deadly point, row 1, next to others on the same two-thread worker
+    ev = Evaluator(backend=two_thread_client, timeout=60, on_failure="skip")
+    batch = ev.evaluate(hs.DieAt(1.0, str(tmp_path), times=None, sleep=0.2), X4)
+    assert batch.ok.tolist() == [True, False, True, True]
+    np.testing.assert_array_equal(batch.values[[0, 2, 3], 0], EXPECTED[[0, 2, 3]])
+    assert [f.index for f in batch.failures] == [1]
+
+
+def test_timeout_on_a_two_thread_worker_spares_its_other_point(two_thread_client):
+    ev = Evaluator(backend=two_thread_client, timeout=0.5, on_failure="skip")
+    batch = ev.evaluate(hs.SleepAt(2.5, hang=30.0, base=0.3), X)
+    assert batch.ok.tolist() == [True, True, True, True, False, True]
+    assert [f.index for f in batch.failures] == [4]
