@@ -220,3 +220,45 @@ def test_input_names_holding_commas_and_spaces_mujoco_paths(tmp_path):
     assert out["at"] == {"model.body_mass[1]": 3.0, "data.ctrl[0]": 1.5, "model.geom_friction[0,0]": 0.5}
     c = 0.01 ** 2 * 20 * 21 / 2  # x_N = (u/m) h^2 N(N+1)/2; friction plays no part in free sliding
     np.testing.assert_allclose(out["jacobian"], [[-1.5 / 9 * c, c / 3, 0.0]], rtol=1e-7, atol=1e-12)
+
+
+def test_ctrl_c_stops_the_legacy_programs_that_worker_threads_wait_on(tmp_path):
+    """Ctrl-C while --jobs 4 threads wait on running programs: simdiff exits 130 and the
+    programs (in sessions of their own, out of reach of the terminal's SIGINT) are stopped."""
+    import signal
+    import time
+
+    pids, first = tmp_path / "pids", tmp_path / "first"
+    script = (f"echo $$ >> {pids}; if [ -e {first} ]; then sleep 300; else touch {first}; fi; echo 1")
+    env = {k: v for k, v in os.environ.items() if k != "SIMDIFF_DISABLE_PLUGINS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simdiff", "jacobian", "subprocess", "--set",
+         "command=" + json.dumps(["bash", "-c", script]), "--set", 'inputs=["a", "b"]',
+         "--at", "a=1,b=2", "--jobs", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for _ in range(600):  # until two of the sleeping runs have started (liveness, not timing)
+            if pids.exists() and len(pids.read_text().split()) >= 3:
+                break
+            time.sleep(0.05)
+        running = [int(p) for p in pids.read_text().split()[1:]]
+        assert len(running) >= 2, "the parallel runs did not start"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+        assert "Traceback" not in proc.stderr.read()
+        for _ in range(100):
+            if not any(_running(p) for p in running):
+                break
+            time.sleep(0.05)
+        assert [p for p in running if _running(p)] == [], "programs outlived simdiff"
+    finally:
+        proc.kill()
+        for p in pids.read_text().split() if pids.exists() else []:
+            if _running(int(p)):
+                os.killpg(int(p), signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False

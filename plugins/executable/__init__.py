@@ -14,8 +14,10 @@ For each evaluation the adapter
    holding them cannot stall the call); the program, ``command[0]``, when given as a relative
    path that exists (``./solver``), is made absolute where the adapter is configured; the other
    arguments are read in the work dir (give files outside it by absolute path);
-4. when the program has exited (or on ``timeout``), stops what is left of its process group:
-   SIGTERM, then SIGKILL after ``grace`` seconds, so children that ignore SIGTERM die too;
+4. when the program has exited (or on ``timeout``, or an interrupt), stops what is left of its
+   process group: SIGTERM, then SIGKILL after ``grace`` seconds, so children that ignore
+   SIGTERM die too. Programs still running when Python exits (Ctrl-C in ``simdiff`` while
+   worker threads wait on them) are stopped the same way, at exit;
 5. parses the outputs (``parse``) and removes the directory (``keep``); a kept directory also
    holds the program's output as ``simdiff-stdout.txt`` and ``simdiff-stderr.txt``.
 
@@ -34,7 +36,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
@@ -155,6 +159,32 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _stop_groups(procs: Sequence[subprocess.Popen], grace: float) -> None:
+    """SIGTERM the process groups of ``procs``; SIGKILL those with anything left after ``grace``
+    seconds (a process that ignores SIGTERM, or is too slow to end)."""
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    pending = list(procs)
+    while pending:
+        for proc in pending:
+            proc.poll()  # reap the program as soon as it dies: a zombie still counts in killpg
+        pending = [proc for proc in pending if _group_alive(proc.pid)]
+        if pending and time.monotonic() >= deadline:
+            for proc in pending:
+                _signal_group(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    for proc in procs:
+        proc.wait()
+
+
+def _stop_live(live: set, lock: threading.Lock, grace: float) -> None:
+    with lock:
+        procs = list(live)
+    _stop_groups(procs, grace)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -245,6 +275,23 @@ class Executable(Simulator):
         # Longest names first, so that {ab} is not read as {a} followed by 'b}'.
         names = sorted(self.inputs, key=len, reverse=True)
         self._placeholder = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")\}")
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        """The programs running now (per process, never pickled), stopped at exit if need be."""
+        self._live: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        # runs at exit while this simulator lives; forgotten with it (no reference to self)
+        weakref.finalize(self, _stop_live, self._live, self._lock, self.grace)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_live"], state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_runtime()
 
     def _check_parse(self, parse: Any) -> dict | None:
         if parse is None or parse == "stdout":
@@ -347,31 +394,22 @@ class Executable(Simulator):
                 )
             except OSError as exc:
                 raise self._failure(f"could not be started: {exc}", x, wd, "") from exc
+            with self._lock:
+                self._live.add(proc)
             try:
-                code = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                code = None
-            except BaseException:
-                self._stop_group(proc)
-                raise
-            if code is None or _group_alive(proc.pid):  # timed out, or children left behind
-                self._stop_group(proc)
+                try:
+                    code = proc.wait(timeout=self.timeout)
+                except subprocess.TimeoutExpired:
+                    code = None
+                except BaseException:
+                    _stop_groups([proc], self.grace)
+                    raise
+                if code is None or _group_alive(proc.pid):  # timed out, or children left behind
+                    _stop_groups([proc], self.grace)
+            finally:
+                with self._lock:
+                    self._live.discard(proc)
             return _read(out), _read(err), code
-
-    def _stop_group(self, proc: subprocess.Popen) -> None:
-        """SIGTERM the process group; SIGKILL it if anything is left after ``grace`` seconds."""
-        pgid = proc.pid
-        _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + self.grace
-        while True:
-            proc.poll()  # reap the program as soon as it dies: a zombie still counts in killpg
-            if not _group_alive(pgid):
-                break
-            if time.monotonic() >= deadline:
-                _signal_group(pgid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        proc.wait()
 
 
     def _parse(self, wd: Path, stdout: str) -> np.ndarray:
