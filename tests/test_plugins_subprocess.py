@@ -342,6 +342,9 @@ def test_output_that_is_not_utf8_is_still_parsed():
     sim = sd.load("subprocess", command=["bash", "-c", r"printf 'T = 21.5 \xb0C\n'; printf '\xff\n' >&2"],
                   inputs=["a"], outputs=["T"], keep="never")
     assert sim(np.array([1.0])).tolist() == [21.5]
+    in_file = sd.load("subprocess", command=["bash", "-c", r"printf 'T = 21.5 \xb0C\n' > out.txt"],
+                      inputs=["a"], outputs=["T"], parse={"file": "out.txt"}, keep="never")
+    assert in_file(np.array([1.0])).tolist() == [21.5]
 
 
 def test_a_child_left_running_does_not_hold_the_call_and_is_stopped(tmp_path):

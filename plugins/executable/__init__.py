@@ -7,8 +7,9 @@ For each evaluation the adapter
    an input replaced by ``repr(float(value))`` (the shortest text that round-trips: the program
    reads back exactly the float64 simdiff planned, 1e-300 and 5e-324 included); only
    ``{name}`` with a name of ``inputs`` is replaced, so every other brace in a template (JSON,
-   Fortran namelists, C initialisers, ``{{`` and unknown ``{names}``) is written as it
-   stands. The same substitution applies to the arguments of ``command``;
+   Fortran namelists, C initialisers, unknown ``{names}``) is written as it stands. There is
+   no escape: ``{{a}}`` is written as ``{`` + a's value + ``}``. The same substitution applies
+   to the arguments of ``command``;
 3. runs ``command`` (an argv list, never through a shell) in that directory, in a new process
    session (its own process group), with stdout and stderr captured in files (so a child left
    holding them cannot stall the call); the program, ``command[0]``, when given as a relative
@@ -195,6 +196,10 @@ def _signal_group(pgid: int, sig: int) -> None:
 def _read(f: Any) -> str:
     f.seek(0)
     return f.read().decode("utf-8", errors="replace")  # a stray byte must not fail the run
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 class Executable(Simulator):
@@ -411,17 +416,16 @@ class Executable(Simulator):
                     self._live.discard(proc)
             return _read(out), _read(err), code
 
-
     def _parse(self, wd: Path, stdout: str) -> np.ndarray:
         p = self.parse
         if p is None or ("regex" not in p and "json" not in p):
-            source = stdout if p is None else (wd / p["file"]).read_text()
+            source = stdout if p is None else _text(wd / p["file"])
             values = parse_numbers(source)
             where = "stdout" if p is None else p["file"]
             if not values:
                 raise ValueError(f"no numbers found in {where}")
         elif "regex" in p:
-            source = (wd / p["file"]).read_text() if "file" in p else stdout
+            source = _text(wd / p["file"]) if "file" in p else stdout
             values = []
             for pat in p["regex"]:
                 m = re.search(pat, source, re.MULTILINE)
@@ -429,7 +433,7 @@ class Executable(Simulator):
                     raise ValueError(f"pattern {pat!r} does not match")
                 values.extend(to_float(g) for g in (m.groups() or (m.group(0),)))
         else:
-            data = json.loads((wd / p["json"]).read_text())
+            data = json.loads(_text(wd / p["json"]))
             values = [float(_lookup(data, k, p["json"])) for k in p["keys"]]
         if self.outputs is not None and len(values) != len(self.outputs):
             raise ValueError(f"found {len(values)} value(s) {values!r} but outputs has {len(self.outputs)}: {self.outputs!r}")
