@@ -105,3 +105,17 @@ def test_embedded_estimate_uses_measured_growth():
     v, info = sd.derivative(f, 0.1, method="five-point", step=1e-2, full_output=True)
     err = abs(v - 10 * np.e)
     assert err <= info.error <= 20 * err
+
+
+def test_five_point_covers_branch_points_near_x():
+    # sqrt and log near 0 (x < 1, so the step is scaled by 1 while f's length scale is x):
+    # their Taylor coefficients grow factorially; geometric growth from the embedded central
+    # difference left the five-point estimate 2x below the error for every such sqrt point.
+    xs = np.geomspace(0.01, 0.3, 12)
+    for f, df in [(np.sqrt, lambda x: 0.5 / np.sqrt(x)), (lambda x: 1e3 * np.sqrt(x), lambda x: 5e2 / np.sqrt(x)),
+                  (np.log, lambda x: 1 / x)]:
+        for x in xs:
+            v, info = sd.derivative(f, x, method="five-point", full_output=True)
+            err = abs(v - df(x))
+            assert err <= info.error + 2 * EPS * abs(df(x)), (x, err, info.error)
+            assert info.error <= 60 * max(err, 2 * EPS * abs(df(x)))
