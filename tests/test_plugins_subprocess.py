@@ -400,3 +400,16 @@ def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
     rel = float(re.search(r"analytic Jacobian: (\S+)", run.stdout).group(1))
     assert rel < 1e-6 and "work dirs left after success: 0" in run.stdout
     assert "exit code 1, stderr 'HEATX-E-017" in run.stdout
+
+
+def test_a_program_reading_its_deck_from_stdin(tmp_path):
+    """solver < deck.inp without a shell: stdin= names a file of the work dir."""
+    prog = "import sys; a, b = (float(v) for v in sys.stdin.read().split()); print(a * b)"
+    sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=["a", "b"],
+                  files={"deck.inp": "{a}\n{b}\n"}, stdin="deck.inp", workdir=str(tmp_path))
+    np.testing.assert_allclose(sd.gradient(sim, [3.0, -2.0]), [-2.0, 3.0], rtol=1e-8)
+    with pytest.raises(sd.ConfigError, match="stdin: path '../deck' would leave"):
+        sd.load("subprocess", command=["cat"], inputs=["a"], stdin="../deck")
+    missing = sd.load("subprocess", command=["cat"], inputs=["a"], stdin="nope.inp", keep="never")
+    with pytest.raises(sd.SimulationError, match="could not be started \\(stdin 'nope.inp'\\)"):
+        missing(np.array([1.0]))

@@ -222,6 +222,7 @@ class Executable(Simulator):
         keep: str = "failed",
         grace: float = 2.0,
         bounds: Any = None,
+        stdin: str | None = None,
     ) -> None:
         """
         Parameters
@@ -242,7 +243,11 @@ class Executable(Simulator):
         workdir : the root under which each evaluation gets its own directory (default: the
             system temp dir); a relative one is taken from the current directory.
         keep : "failed" (default: keep the work dir of failed runs), "always" or "never".
+        grace : seconds between SIGTERM and SIGKILL when the process group is stopped.
         bounds : (lower, upper) for the derivative calls.
+        stdin : a relative path in the work dir (usually one of ``files``) given to the program
+            as its standard input, for programs that read their deck as ``solver < deck.inp``;
+            None: no input (/dev/null).
         """
         if isinstance(command, (str, bytes, Mapping)) or not isinstance(command, Sequence) or not command:
             raise ConfigError(
@@ -277,6 +282,7 @@ class Executable(Simulator):
         self.keep = keep
         self.grace = _seconds(grace, "grace", allow_zero=True)
         self.bounds = bounds
+        self.stdin = None if stdin is None else _relative_path(stdin, "stdin")
         # Longest names first, so that {ab} is not read as {a} followed by 'b}'.
         names = sorted(self.inputs, key=len, reverse=True)
         self._placeholder = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")\}")
@@ -393,12 +399,14 @@ class Executable(Simulator):
         env = None if self.env is None else {**os.environ, **self.env}
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
-                proc = subprocess.Popen(
-                    argv, cwd=wd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True,
-                )
+                with open(wd / self.stdin, "rb") if self.stdin else open(os.devnull, "rb") as inp:
+                    proc = subprocess.Popen(
+                        argv, cwd=wd, env=env, stdin=inp, stdout=out, stderr=err,
+                        start_new_session=True,
+                    )
             except OSError as exc:
-                raise self._failure(f"could not be started: {exc}", x, wd, "") from exc
+                what = f" (stdin {self.stdin!r})" if self.stdin and not (wd / self.stdin).is_file() else ""
+                raise self._failure(f"could not be started{what}: {exc}", x, wd, "") from exc
             with self._lock:
                 self._live.add(proc)
             try:
