@@ -9,6 +9,8 @@ entries named after the inputs and outputs: ``J[i,j] ∂out[2]/∂x[0,1]``.
 
 Which inputs are differentiated: the tensors with ``requires_grad=True``; if there are none, every
 floating-point tensor. Other arguments (ints, masks, non-float tensors) are passed unchanged.
+Of fn's outputs, the floating-point tensors are compared; integer and bool ones (the indices
+``torch.max(x, dim)`` returns beside the values) are left out, as gradcheck leaves them.
 """
 
 from __future__ import annotations
@@ -97,7 +99,6 @@ def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
         return np.hstack([J.reshape(m, -1).detach().numpy() for J in Js])
 
     out0 = fn(*args_at(x0))
-    _flat(torch, out0)  # refuses outputs that are not floating-point tensors, before naming them
     names_in = _input_names(torch, fn, diff, shapes)
     names_out = _output_names(torch, out0)
     if len(names_out) == 1:
@@ -107,13 +108,23 @@ def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
                           outputs=opts.pop("outputs", names_out), **opts)
 
 
-def _flat(torch, out) -> Any:
+def _outputs(torch, out) -> list[tuple[int, Any]]:
+    """The differentiable outputs (position, tensor): floating-point tensors. Integer and bool
+    tensors (indices, masks, as ``torch.max(x, dim)`` returns) are left out, as gradcheck does."""
     outs = out if isinstance(out, (tuple, list)) else (out,)
     for k, o in enumerate(outs):
-        if not isinstance(o, torch.Tensor) or not o.is_floating_point():
-            raise ArgumentTypeError(f"fn must return floating-point tensors; output {k} is "
-                                    f"{type(o).__name__} {getattr(o, 'dtype', '')}")
-    return torch.cat([o.reshape(-1).to(torch.float64) for o in outs])
+        if not isinstance(o, torch.Tensor) or o.is_complex():
+            raise ArgumentTypeError(f"fn must return real tensors (or a tuple of them); output {k} is "
+                                    f"{type(o).__name__} {getattr(o, 'dtype', '')}".rstrip())
+    kept = [(k, o) for k, o in enumerate(outs) if o.is_floating_point()]
+    if not kept:
+        raise ArgumentTypeError(f"fn must return at least one floating-point tensor; got "
+                                f"{[str(o.dtype) for o in outs]}")
+    return kept
+
+
+def _flat(torch, out) -> Any:
+    return torch.cat([o.reshape(-1).to(torch.float64) for _, o in _outputs(torch, out)])
 
 
 def _element_names(name: str, shape: tuple) -> list[str]:
@@ -149,10 +160,10 @@ def _input_names(torch, fn, diff, shapes) -> list[str]:
 
 
 def _output_names(torch, out) -> list[str]:
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    if len(outs) == 1:
-        return _element_names("out", tuple(outs[0].shape))
+    kept = _outputs(torch, out)
+    if not isinstance(out, (tuple, list)):
+        return _element_names("out", tuple(out.shape))
     names = []
-    for k, o in enumerate(outs):
+    for k, o in kept:
         names += _element_names(f"out{k}", tuple(o.shape))
     return names

@@ -124,8 +124,20 @@ def test_relu_at_zero_is_named_not_smooth_where_gradcheck_fails():
 
 def test_a_non_tensor_output_is_refused_by_name():
     # was: AttributeError 'float' object has no attribute 'shape'
-    with pytest.raises(sd.ArgumentTypeError, match="fn must return floating-point tensors; output 0 is float"):
+    with pytest.raises(sd.ArgumentTypeError, match="fn must return real tensors .*; output 0 is float"):
         check_autograd(lambda t: 3.0, _x())
+    with pytest.raises(sd.ArgumentTypeError, match="at least one floating-point tensor; got .*int64"):
+        check_autograd(lambda t: t.argmax(), _x())
+
+
+def test_integer_outputs_are_left_out_as_gradcheck_leaves_them():
+    # was: torch.max(x, dim) (values and indices) refused as "not floating-point"
+    x = _x()
+    fn = lambda t: torch.max(t, dim=1)
+    assert torch.autograd.gradcheck(fn, (x,), raise_exception=False)
+    r = check_autograd(fn, x)
+    assert r.passed and r.numerical.shape == (2, 6)
+    assert r.worst[0].label.startswith("J[") and "∂out0[" in r.worst[0].label
 
 
 class Scale(torch.autograd.Function):
