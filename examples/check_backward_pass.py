@@ -15,7 +15,6 @@ import numpy as np
 
 import simdiff as sd
 
-
 # -- 1. numpy: a hand-written gradient ---------------------------------------------------------
 
 def loss(w):

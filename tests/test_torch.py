@@ -153,7 +153,7 @@ class Scale(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.saved_tensors
+        _, w = ctx.saved_tensors
         return g * w, torch.zeros_like(w)
 
 
