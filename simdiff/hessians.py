@@ -20,7 +20,8 @@ count stays 2n² + 1); a box narrower than 2h_j shrinks h_j; lower == upper fixe
 coordinate (its row and column are 0).
 
 Error estimate: rounding ε·Σ|w||F| / (h_i h_j) plus the truncation model of ``plan.py``
-(|f^(4)| ≈ |H|/L² with the length L over which f changes by its own size; for shifted
+(|f^(4)| ≈ |H|/L² with the length L over which f changes by its own size, s where f changes
+sign among the points (a root at x says nothing of the length); for shifted
 stencils the first-order term h·|H|/L), with H_ij taken at least √|H_ii H_jj|.
 
 step="adaptive": Richardson extrapolation over levels h_k = h_0·2^-k (h_0 ≈ 2^-3·max(1,|x_j|),
@@ -151,9 +152,9 @@ def _truncation(H: np.ndarray, F: np.ndarray, level: _Level, scale: np.ndarray) 
     """The model truncation error of one level (see the module docstring)."""
     n = H.shape[0]
     h, sigma = level.h, level.sigma
-    big = np.max(np.abs(F))
+    ends = np.array([[np.min(F)], [np.max(F)]])  # max|F|, and whether f changes sign (a root)
     diag = np.abs(np.diag(H))
-    L = np.array([float(_length(np.array([diag[j]]), np.array([[big]]), scale[j], h[j], 2)[0])
+    L = np.array([float(_length(np.array([diag[j]]), ends, scale[j], h[j], 2)[0])
                   for j in range(n)])
     T = np.zeros((n, n))
     for j in level.free:

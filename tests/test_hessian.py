@@ -145,3 +145,14 @@ def test_vector_output_refused():
 def test_refused_options(kw, match):
     with pytest.raises(sd.ArgumentError, match=match):
         sd.hessian(f1, [0.3, 1.1, -0.7], **kw)
+
+
+def test_estimate_at_a_root_of_f():
+    # f(0) = 0 and f changes sign around 0: |F| is small because of the root; the length
+    # model collapsed to 4h and the estimate of H_01 was 0.125 for an error of 3e-8.
+    f = lambda v: np.sin(v[0]) * np.sin(v[1]) + np.cos(v[0]) - 1  # noqa: E731
+    t = np.array([[-1.0, 1.0], [1.0, 0.0]])
+    Hn, info = sd.hessian(f, [0.0, 0.0], full_output=True)
+    err = np.abs(Hn - t)
+    assert np.all(err <= info.error + 1e-15)
+    assert np.all(info.error <= 1e-5)
