@@ -55,9 +55,9 @@ def free_fall() -> None:
 
 
 def pendulum() -> None:
-    cfg = dict(xml=PENDULUM, steps=N,
-               inputs=["data.qpos[0]", "model.dof_damping[0]", "model.body_mass[1]", "data.ctrl[0]"],
-               outputs=["data.qpos[0]", "data.qvel[0]"])
+    cfg = {"xml": PENDULUM, "steps": N,
+           "inputs": ["data.qpos[0]", "model.dof_damping[0]", "model.body_mass[1]", "data.ctrl[0]"],
+           "outputs": ["data.qpos[0]", "data.qvel[0]"]}
     x = np.array([0.8, 0.05, 1.1, 0.0])  # initial angle [rad], damping, mass [kg], torque [N m]
     serial = sd.load("mujoco", **cfg)
     J, info = sd.jacobian(serial, x, method="five-point", full_output=True)
