@@ -112,7 +112,9 @@ class _Host:
             if ep.name in self.origins:
                 raise PluginError(
                     f"two plugins are both named {ep.name!r}: {self.origins[ep.name]} and "
-                    f"{origin}; uninstall one or block it with {DISABLE_ENV}={ep.name}"
+                    f"{origin}; rename one's entry point (its key under "
+                    f"[project.entry-points.simdiff]) or uninstall one ({DISABLE_ENV}={ep.name} "
+                    "would block both)"
                 )
             try:
                 module = ep.load()

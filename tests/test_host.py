@@ -177,6 +177,7 @@ def test_two_distributions_with_one_plugin_name_are_named_both(tmp_path, monkeyp
     with pytest.raises(sd.PluginError, match="two plugins are both named 'thirdparty'") as err:
         sd.available()
     assert "first-dist" in str(err.value) and "second-dist" in str(err.value)
+    assert "rename one's entry point" in str(err.value) and "would block both" in str(err.value)
 
 
 def test_a_plugin_shadowing_a_builtin_adapter_is_refused(tmp_path, monkeypatch):
