@@ -141,9 +141,14 @@ class Kink:
     near: bool = False
     central: float = float("nan")
     step: float = float("nan")
+    point: int | None = None  # with points=k: which of the points
 
     @property
     def message(self) -> str:
+        where = "" if self.point is None else f"at point {self.point}: "
+        return where + self._message()
+
+    def _message(self) -> str:
         if self.near:
             return (f"f is not smooth near {self.label}, within the central difference's step "
                     f"{self.step:.1e}: the central estimate {self.central:.6g} straddles the kink, "
@@ -356,7 +361,8 @@ def _check(kind, f, deriv, x, *, tol, points, seed, spread, nonsmooth, inputs, o
         k = int(np.argmax([r.error if np.isfinite(r.error) else np.inf for r in reports]))
         report = replace(reports[k], reports=reports, points=X, point_index=k,
                          nfev=sum(r.nfev for r in reports),
-                         nonsmooth=[kk for r in reports for kk in r.nonsmooth])
+                         nonsmooth=[replace(kk, point=p) for p, r in enumerate(reports)
+                                    for kk in r.nonsmooth])
     if report.nonsmooth:
         warnings.warn("; ".join(dict.fromkeys(k.message for k in report.nonsmooth)),
                       NonSmoothWarning, stacklevel=3)

@@ -277,3 +277,13 @@ def _blockdiag(blocks):
     for b, blk in enumerate(blocks):
         out[b * k:(b + 1) * k, b * d:(b + 1) * d] = blk
     return out
+
+
+def test_with_several_points_each_kink_says_at_which_point():
+    # was: the notes of every point listed under the worst one's x, without saying whose they were
+    f = lambda x: float(np.sum(np.maximum(x, 0.0)))
+    g = lambda x: (x > 0).astype(float)
+    with pytest.warns(NonSmoothWarning, match=r"at point \d: f is not smooth at x\[0\]"):
+        r = sd.check_gradient(f, g, np.array([0.0, 1.0]), points=2, seed=0, spread=1e-9)
+    assert r.passed and sorted(k.point for k in r.nonsmooth) == [0, 1]
+    assert all(k.index == 0 for k in r.nonsmooth) and "note: at point 0: f is not smooth" in str(r)
