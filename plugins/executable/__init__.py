@@ -22,6 +22,9 @@ For each evaluation the adapter
 5. parses the outputs (``parse``) and removes the directory (``keep``); a kept directory also
    holds the program's output as ``simdiff-stdout.txt`` and ``simdiff-stderr.txt``.
 
+Give the time-out here (``timeout=``) rather than to the Evaluator: a worker process that the
+Evaluator kills for running too long dies by SIGKILL and cannot stop the program it started.
+
 A non-zero exit (or death by a signal), a time-out or unparsable output raises
 ``SimulationError`` carrying the exit code (``returncode``), the last lines of stderr
 (``stderr_tail``) and the path of the kept work directory (``workdir``).
