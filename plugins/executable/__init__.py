@@ -174,7 +174,9 @@ def _stop_groups(procs: Sequence[subprocess.Popen], grace: float) -> None:
         for proc in pending:
             proc.poll()  # reap the program as soon as it dies: a zombie still counts in killpg
         pending = [proc for proc in pending if _group_alive(proc.pid)]
-        if pending and time.monotonic() >= deadline:
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
             for proc in pending:
                 _signal_group(proc.pid, signal.SIGKILL)
             break
