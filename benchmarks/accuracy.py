@@ -249,14 +249,17 @@ def hessian_table() -> dict:
     print(head)
     print("-" * len(head))
     rows = []
+    est = {None: ([], [], []), "adaptive": ([], [], [])}
     for name, f, H, x in _hess_problems():
         t = H(x)
         scale = np.max(np.abs(t))
         res = []
         for step in (None, "adaptive"):
             c = Counted(f)
-            Hn = sd.hessian(c, x, step=step)
+            Hn, info = sd.hessian(c, x, step=step, full_output=True)
             res.append((float(np.max(np.abs(Hn - t)) / scale), c.n))
+            est[step][0].extend(np.abs(Hn - t).ravel()), est[step][1].extend(info.error.ravel())
+            est[step][2].extend(np.full(t.size, 4 * EPS * scale))
         c = Counted(f)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -268,6 +271,10 @@ def hessian_table() -> dict:
         rows.append((name, len(x), res))
         cells = "".join(f"{e:>12.2e}{k:>7}  " if i else f"{e:>10.2e}{k:>7}  " for i, (e, k) in enumerate(res))
         print(f"{name:<14}{len(x):>4}  {cells}")
+    for step, (e, s_, fl) in est.items():
+        cov, sharp = coverage(e, s_, np.array(fl))
+        print(f"  info.error of hessian(step={step!r}): coverage {cov:.3f}, median sharpness "
+              f"{sharp:.3g} ({len(e)} entries)")
     return {"rows": rows}
 
 
