@@ -16,9 +16,9 @@ batch-summed   gradient: every sample gets the sum over the batch; Jacobian: eac
 entry 0.1 %    one random non-zero entry off by 0.1 %
 =============  ============================================================================
 
-Three more functions are checked with their *correct* derivative at a kink (relu at 0, leaky
-relu at 0, the max of a row at a tie): a flag there is a false alarm, and simdiff should name
-the kink ("f is not smooth at x[j]") instead.
+Four more functions are checked with their *correct* derivative at a kink (relu at 0, leaky
+relu at 0, |x| at 0 with sign(0) = 0, the max of a row at a tie): a flag there is a false alarm,
+and simdiff should name the kink ("f is not smooth at x[j]") instead.
 
 Every checker sees the same f, the same (mutated) derivative and the same point x ~ N(0, 1)ⁿ:
 
@@ -185,6 +185,10 @@ def _kinked():
     out.append((Fn("leaky relu rows at 0", B, d, True, lambda X: np.where(X > 0, X, 0.1 * X).ravel(),
                    lambda X, d=d: [np.stack([np.diag(np.where(xb > 0, 1.0, 0.1)) for xb in X])],
                    missing=0), x))
+    x = RNG.normal(size=B * d)
+    x[2::4] = 0.0  # |x| at 0 with sign(0) = 0: the central difference agrees, the kink is silent
+    out.append((Fn("abs loss at 0, sign(0) = 0", B, d, False, lambda X: float(np.sum(np.abs(X) * w)),
+                   lambda X: [np.sign(X) * w], missing=0), x))
     B, d = 4, 3
     X = RNG.normal(size=(B, d))
     X[:, 1] = X[:, 0]  # ties: max is not differentiable there; argmax picks the first

@@ -239,14 +239,31 @@ def test_smooth_function_has_no_kinks_even_when_the_gradient_is_wrong():
     assert r.nonsmooth == [] and r.kinds[0] == "factor"
 
 
-def test_abs_at_zero_with_a_subgradient_is_reported_with_nonsmooth_all():
+def test_abs_at_zero_with_a_subgradient_is_named_by_default():
+    # the central difference of |x| at 0 is 0 = sign(0): no mismatch, yet the kink is named (the
+    # exact zero is screened with forward/backward differences, then tested one-sidedly)
     f = lambda x: float(abs(x[0]) + x[1] ** 2)
     g = lambda x: np.array([np.sign(x[0]), 2 * x[1]])
     x = np.array([0.0, 0.5])
-    assert sd.check_gradient(f, g, x).nonsmooth == []  # central gives 0 = sign(0): nothing to test
-    with pytest.warns(NonSmoothWarning, match=r"x\[0\]"):
-        r = sd.check_gradient(f, g, x, nonsmooth="all")
-    assert r.passed and r.nonsmooth[0].right == pytest.approx(1) and r.nonsmooth[0].left == pytest.approx(-1)
+    for mode in ("suspects", "all"):
+        with pytest.warns(NonSmoothWarning, match=r"x\[0\]"):
+            r = sd.check_gradient(f, g, x, nonsmooth=mode)
+        assert r.passed and [k.index for k in r.nonsmooth] == [0] and r.nonsmooth[0].excused
+        assert r.nonsmooth[0].right == pytest.approx(1) and r.nonsmooth[0].left == pytest.approx(-1)
+    off = sd.check_gradient(f, g, x, nonsmooth="off")
+    assert off.passed and off.nonsmooth == [] and off.nfev < r.nfev
+
+
+def test_the_kink_screen_costs_nothing_at_a_point_without_zeros_or_ties():
+    f = lambda x: float(np.sum(np.exp(np.sin(x))))
+    g = lambda x: np.cos(x) * np.exp(np.sin(x))
+    plain = sd.check_gradient(f, g, np.array([0.3, -0.8, 1.1]))
+    off = sd.check_gradient(f, g, np.array([0.3, -0.8, 1.1]), nonsmooth="off")
+    assert plain.nfev == off.nfev
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonSmoothWarning)  # smooth at zeros and ties: screened, clean
+        at_zero = sd.check_gradient(f, g, np.array([0.0, 0.7, 0.7]))
+    assert at_zero.passed and at_zero.nonsmooth == [] and at_zero.nfev > plain.nfev
 
 
 # -- several points ---------------------------------------------------------------------------
