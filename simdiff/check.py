@@ -47,6 +47,8 @@ errors from them, the central stencil straddles a kink near x (relu at x = 1e-5 
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -371,12 +373,22 @@ def _check(kind, f, deriv, x, *, tol, points, seed, spread, nonsmooth, inputs, o
                                     for kk in r.nonsmooth])
     if report.nonsmooth:
         warnings.warn("; ".join(dict.fromkeys(k.message for k in report.nonsmooth)),
-                      NonSmoothWarning, stacklevel=3)
+                      NonSmoothWarning, stacklevel=_caller_level())
     return report
 
 
 def _is_real(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside simdiff (the user's
+    call, whether through check_gradient, simdiff.testing or simdiff.torch)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_options(kind, tol, nonsmooth, max_rows, opts):

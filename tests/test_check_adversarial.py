@@ -287,3 +287,13 @@ def test_with_several_points_each_kink_says_at_which_point():
         r = sd.check_gradient(f, g, np.array([0.0, 1.0]), points=2, seed=0, spread=1e-9)
     assert r.passed and sorted(k.point for k in r.nonsmooth) == [0, 1]
     assert all(k.index == 0 for k in r.nonsmooth) and "note: at point 0: f is not smooth" in str(r)
+
+
+def test_the_non_smooth_warning_points_at_the_users_call():
+    # was: stacklevel=3, which blamed simdiff/testing.py or simdiff/torch.py behind those helpers
+    f = lambda x: float(np.sum(np.maximum(x, 0.0)))
+    g = lambda x: (x > 0).astype(float)
+    for call in (sd.check_gradient, sd.testing.assert_gradient):
+        with pytest.warns(NonSmoothWarning) as caught:
+            call(f, g, np.array([0.0, 1.0]))
+        assert caught[0].filename == __file__
