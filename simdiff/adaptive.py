@@ -42,7 +42,8 @@ output, each output measured against the largest |D| of that output over all dir
   completed (2 new pairs; its nodes 2k, 4k are there already): its own window has half the
   rounding, and it is judged both on its Richardson difference and against the level it
   doubled (same order, ≥ 256× less truncation at the smaller step while truncation rules);
-  where that level does not fit the bounds, one pair at 1.5× the largest (2 points);
+  it doubles again only if the last doubling paid (its level's window is the best), and
+  where the doubled level does not fit the bounds, one pair at 1.5× the largest (2 points);
 * otherwise, or after ``MAX_ROUNDS`` rounds: done.
 
 Windows are the runs of consecutive nodes and, for central pairs, the runs inside one
@@ -364,8 +365,10 @@ def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = Tru
         return "jump" if (t > r and need[k] > STALLED) else None
     if tp > noise * r and (win[0] == all_ts[0] or d.side != 0):
         return "shrink"
-    if tp <= noise * r and d.side == 0 and _fits(d, [8 * max(d.levels)], lo, hi):
-        return "double"
+    top = max(d.levels)
+    paid = len(d.levels) == 1 or win == tuple(top * q for q in CENTRAL_LEVEL)
+    if tp <= noise * r and d.side == 0 and _fits(d, [8 * top], lo, hi):
+        return "double" if paid else None  # double again only if the last doubling paid
     if t <= r and win[-1] == all_ts[-1] and _fits(d, [all_ts[-1] * 1.5], lo, hi):
         return "grow"
     return None
