@@ -96,11 +96,18 @@ def relative_error(a: Any, b: Any) -> float:
     Symmetric, between 0 (equal) and 1 (opposite, or one of them zero); a factor c between a and
     b gives |c − 1| / (|c| + 1), a sign flip gives 1.
     """
-    try:
-        a = np.asarray(a, dtype=float)
-        b = np.asarray(b, dtype=float)
-    except (TypeError, ValueError):
-        raise ArgumentTypeError(f"relative_error needs two float arrays; got {a!r} and {b!r}") from None
+    arrays = []
+    for name, v in (("a", a), ("b", b)):
+        if hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor, even one with grad
+            v = v.detach().cpu().numpy()
+        try:
+            if np.iscomplexobj(v):
+                raise TypeError("complex")
+            arrays.append(np.asarray(v, dtype=float))
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(f"relative_error needs two arrays of real numbers; {name} is "
+                                    f"{type(v).__name__} {v!r}") from None
+    a, b = arrays
     if a.shape != b.shape:
         raise ArgumentError(f"relative_error needs a and b of the same shape; got {a.shape} and {b.shape}")
     na, nb = float(np.linalg.norm(a.ravel())), float(np.linalg.norm(b.ravel()))

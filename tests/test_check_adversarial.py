@@ -297,3 +297,9 @@ def test_the_non_smooth_warning_points_at_the_users_call():
         with pytest.warns(NonSmoothWarning) as caught:
             call(f, g, np.array([0.0, 1.0]))
         assert caught[0].filename == __file__
+
+
+def test_relative_error_refuses_complex_arrays_rather_than_dropping_their_imaginary_part():
+    # was: np.asarray(..., dtype=float) on a complex array, a ComplexWarning and the real part
+    with pytest.raises(sd.ArgumentTypeError, match="a is ndarray"):
+        sd.relative_error(np.array([1.0 + 1e-3j, 2.0]), [1.0, 2.0])

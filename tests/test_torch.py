@@ -201,3 +201,11 @@ def test_strict_fails_wherever_gradcheck_does_and_the_default_still_names_the_en
     ok_fn, x = _one_entry_off(40, 10, 17, 4, 0.0, seed=5)
     assert torch.autograd.gradcheck(ok_fn, (x,), raise_exception=False)
     assert check_autograd(ok_fn, x, strict=True).passed
+
+
+def test_relative_error_takes_tensors_that_require_grad():
+    # was: RuntimeError "Can't call numpy() on Tensor that requires grad"
+    a = torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    assert sd.relative_error(a, 2 * a) == pytest.approx(1 / 3)
+    with pytest.raises(sd.ArgumentTypeError, match="relative_error needs two arrays of real numbers; b is"):
+        sd.relative_error(a, [1j, 2.0])
