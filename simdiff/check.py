@@ -98,8 +98,7 @@ def relative_error(a: Any, b: Any) -> float:
     """
     arrays = []
     for name, v in (("a", a), ("b", b)):
-        if hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor, even one with grad
-            v = v.detach().cpu().numpy()
+        v = _untensor(v)
         try:
             if np.iscomplexobj(v):
                 raise TypeError("complex")
@@ -114,6 +113,13 @@ def relative_error(a: Any, b: Any) -> float:
     if na < 1e-10 and nb < 1e-10:
         return 0.0
     return float(np.linalg.norm((a - b).ravel()) / (na + nb))
+
+
+def _untensor(v: Any) -> Any:
+    """A torch tensor (even one that requires grad) as a numpy array; anything else unchanged."""
+    if hasattr(v, "detach") and hasattr(v, "numpy"):
+        return v.detach().cpu().numpy()
+    return v
 
 
 def verdict_for(err: float) -> str:
@@ -506,6 +512,7 @@ def _analytical(deriv, x, arg, kind, m, n):
     if out is None:
         raise ArgumentTypeError(f"{arg} returned None at x = {_fmt_x(x)}; allowed: an array of floats "
                                 f"of shape {(n,) if kind == 'gradient' else (m, n)} (a missing return?)")
+    out = _untensor(out)
     if np.iscomplexobj(out):
         raise ArgumentTypeError(f"{arg} must return real values; got a complex array at x = {_fmt_x(x)}")
     try:

@@ -209,3 +209,13 @@ def test_relative_error_takes_tensors_that_require_grad():
     assert sd.relative_error(a, 2 * a) == pytest.approx(1 / 3)
     with pytest.raises(sd.ArgumentTypeError, match="relative_error needs two arrays of real numbers; b is"):
         sd.relative_error(a, [1j, 2.0])
+
+
+def test_check_gradient_takes_a_grad_that_returns_a_tensor():
+    # was: RuntimeError from np.asarray on a tensor that requires grad
+    def grad(x):
+        t = torch.tensor(x, requires_grad=True)
+        (g,) = torch.autograd.grad((t**3).sum(), t)
+        return g * (1 + 0 * t)  # still attached to the graph
+    x = np.array([0.5, -1.2])
+    assert sd.check_gradient(lambda x: float(np.sum(x**3)), grad, x).passed
