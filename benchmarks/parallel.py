@@ -18,7 +18,9 @@ Rows:
 Timings: median of ``REPEAT`` rounds in which all the CPU-bound runs alternate (best of many
 for the cheap rows); speed-ups are medians of per-round ratios. The kept ``Pool.map`` row is
 the machine's ceiling at the time: other processes on a small machine take their share of the
-cores from every parallel row alike. Same process, same points. Run:  python benchmarks/parallel.py
+cores from every parallel row alike. The busy row is load-proof: the share of the two workers'
+wall time spent evaluating (what dispatch, waiting and imbalance leave). Same process, same
+points. Run:  python benchmarks/parallel.py
 """
 
 from __future__ import annotations
@@ -97,9 +99,17 @@ def expensive_rows(x: np.ndarray) -> list[tuple]:
     # The runs alternate, round after round, so that all of them see the same machine (load
     # from other processes comes and goes). Times are medians over the rounds; speed-ups are
     # medians of each round's own ratio (a serial run and the parallel run right after it).
+    busy: list[float] = []
+
+    def warm_run() -> None:
+        ev = sd.Evaluator(n_jobs=2)
+        t0 = time.perf_counter()
+        sd.gradient(sim, x, evaluator=ev)
+        busy.append(sum(e["seconds"] for e in ev.log) / (2 * (time.perf_counter() - t0)))
+
     runs = {
         "serial": lambda: sd.gradient(sim, x),
-        "warm": lambda: sd.gradient(sim, x, n_jobs=2),
+        "warm": warm_run,
         "scipy_serial": lambda: approx_derivative(sim, x, method="3-point"),
         "scipy_w2": lambda: approx_derivative(sim, x, method="3-point", workers=2),
     }
@@ -124,6 +134,8 @@ def expensive_rows(x: np.ndarray) -> list[tuple]:
         ("simdiff serial", serial, 1.0, None),
         ("simdiff n_jobs=2 cold (starts workers)", cold, *_speedup(serial, cold)),
         ("simdiff n_jobs=2 warm (kept workers)", warm, *paired("serial", "warm")),
+        ("  its workers' busy time / (2 x wall time), warm", None, None,
+         statistics.median(busy)),
         ("scipy approx_derivative serial", scipy_serial, 1.0, None),
         ("scipy approx_derivative(workers=2)", med["scipy_w2"],
          *paired("scipy_serial", "scipy_w2")),
@@ -190,8 +202,11 @@ def print_table(rows: list[tuple]) -> None:
     print(head)
     print("-" * len(head))
     for label, t, ratio, frac in rows:
-        if t is None:
+        if t is None and frac is None:
             print(label)
+            continue
+        if t is None:
+            print(f"  {label:<56}{'':>11}  {'':>7}  {frac:12.2f}")
             continue
         r = f"{ratio:7.2f}" if ratio is not None else " " * 7
         f = f"{frac:12.2f}" if frac is not None else ""
