@@ -442,7 +442,7 @@ def _random_points(x, points, seed, spread, bounds):
     try:
         rng = np.random.default_rng(seed)
     except (TypeError, ValueError):
-        raise ArgumentError(f"seed must be None, an int or a numpy Generator; got {seed!r}") from None
+        raise ArgumentError(f"seed must be None, a non-negative int or a numpy Generator; got {seed!r}") from None
     X = x + spread * np.maximum(1.0, np.abs(x)) * rng.uniform(-1.0, 1.0, size=(int(points), x.size))
     box = normalize_bounds(bounds, x)
     if box is not None:

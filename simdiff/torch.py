@@ -62,8 +62,9 @@ def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
     if not diff:
         diff = [i for i, a in enumerate(inputs) if is_t[i] and a.is_floating_point()]
     if not diff:
-        raise ArgumentError(f"check_autograd needs at least one floating-point tensor among the inputs; "
-                            f"got {[type(a).__name__ for a in inputs]}")
+        got = [f"Tensor {a.dtype}" if is_t[i] else type(a).__name__ for i, a in enumerate(inputs)]
+        raise ArgumentError(f"check_autograd needs at least one real floating-point tensor among the "
+                            f"inputs (the ones differentiated); got {got}")
     for i in diff:
         if inputs[i].is_complex():
             raise ArgumentTypeError(f"input {i} is complex ({inputs[i].dtype}); allowed: real tensors")

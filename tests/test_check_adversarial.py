@@ -224,6 +224,7 @@ F, G, X = (lambda x: float(np.sum(x**2))), (lambda x: 2 * x), np.array([0.5, -1.
     ({"inputs": 5}, sd.ArgumentError, r"inputs must be a sequence of 2 names.*got int 5"),
     ({"outputs": ["a"]}, sd.ArgumentError, r"outputs= is for check_jacobian"),
     ({"tol": True}, sd.ArgumentError, r"tol must be a float in \(0, 1\); got True"),
+    ({"points": 2, "seed": -1}, sd.ArgumentError, r"seed must be None, a non-negative int .*; got -1"),
 ])
 def test_bad_arguments_name_the_argument_the_value_and_what_is_allowed(kwargs, error, match):
     # were: spread=inf blamed x, True accepted as max_rows, 'ab' taken as two names, 5 a

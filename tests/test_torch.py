@@ -111,6 +111,8 @@ def test_points_and_options_pass_through():
 def test_an_input_without_floats_is_refused():
     with pytest.raises(sd.ArgumentError, match="floating-point tensor"):
         check_autograd(lambda n: torch.ones(3) * n, 3)
+    with pytest.raises(sd.ArgumentError, match=r"got \['Tensor torch.int64', 'int'\]"):
+        check_autograd(lambda t, k: t * k, torch.ones(3, dtype=torch.int64), 2)
 
 
 def test_relu_at_zero_is_named_not_smooth_where_gradcheck_fails():
