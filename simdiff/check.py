@@ -17,7 +17,9 @@ with simdiff's numerical one and return a ``CheckReport``:
   whatever ``strict`` says: the table and the hints name it even when the norm passes;
 * per-entry ``abs_error``, ``rel_error`` (|A−N|/(|A|+|N|)), the numerical ``fd_error`` and ``step``;
   ``worst`` (entries worst first) and ``hints`` (``simdiff.diagnose``: sign, factor, transposed,
-  shifted, batch summed, permuted, or the entries named).
+  shifted, batch summed, permuted, or the entries named; here: a gradient off by c·x on every
+  entry, "proportional", a Jacobian returned as its transpose, kinks, derivatives too small to
+  check).
 
 The numerical side is ``simdiff.jacobian`` / ``simdiff.gradient`` with ``NUMERICAL_DEFAULTS``
 (central differences with ``step="adaptive"``: a per-coordinate step search with
@@ -635,6 +637,10 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
     hints = diagnose(A, N, E, mism, use, entry_label, in_label, out_label, kind == "gradient") if mism.any() else []
     if layout_hint is not None:  # the layout explains it all; what diagnose sees in it is noise
         hints = [layout_hint]
+    elif hints and hints[0].kind == "entries" and kind == "gradient":
+        linear = _proportional_hint(A[0], N[0], E[0], use[0], x, mism[0])
+        if linear is not None:
+            hints = [linear]
     counted = [k for k in kinks if not (k.excused or k.near)]
     kinked = {k.index if kind == "jacobian" else (0, k.index) for k in counted}
     smooth_hints = [Hint("nonsmooth", k.message, (k.index,)) for k in counted]
@@ -654,6 +660,23 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         step=steps.copy(), mismatched=mism.reshape(shape), relative_error=float(rel_err_total),
         entry_error=entry_error, tol=tol, entries=entries, hints=hints, nonsmooth=kinks,
         method=method, nfev=nfev, max_rows=max_rows)
+
+
+def _proportional_hint(a, nu, e, use, x, mism):
+    """analytical − numerical = c·x on every entry (a gradient): the trace of a term c·x_j, an L2
+    penalty's λ·x, left out, doubled or with its sign flipped. Tried only when the mismatch has
+    no simpler pattern."""
+    d, xs = np.where(use, a - nu, 0.0), np.where(use, x, 0.0)
+    if mism.sum() < 2 or not xs.any():
+        return None
+    c = float(d @ xs / (xs @ xs))
+    T = float(np.sqrt(np.mean((np.abs(a) + np.abs(nu))[use] ** 2)))
+    fits = np.abs(d - c * xs) <= 1e-4 * (np.abs(a) + np.abs(nu)) + 10 * e + 1e-9 * T
+    if not fits[use].all() or abs(c) * np.abs(xs).max() <= 1e-6 * T:
+        return None
+    return Hint("proportional", f"analytical − numerical = {c:.6g}·x on every entry: a term "
+                f"{abs(c):.6g}·x_j in the gradient (an L2 penalty's λ·x?) left out, doubled or with "
+                "the wrong sign", tuple((0, int(j)) for j in np.flatnonzero(mism)))
 
 
 def _tiny_hint(A, N, E, use, tol, entry_label):

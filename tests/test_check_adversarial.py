@@ -304,3 +304,19 @@ def test_relative_error_refuses_complex_arrays_rather_than_dropping_their_imagin
     # was: np.asarray(..., dtype=float) on a complex array, a ComplexWarning and the real part
     with pytest.raises(sd.ArgumentTypeError, match="a is ndarray"):
         sd.relative_error(np.array([1.0 + 1e-3j, 2.0]), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("c", [-1.0, 0.5, -2.0])
+def test_a_missing_or_flipped_l2_term_is_named_proportional_to_x(c):
+    # was: "6 of 6 significant entries mismatch, with no simple pattern"
+    rng = np.random.default_rng(3)
+    X, y, lam = rng.normal(size=(20, 6)), rng.normal(size=20), 0.5
+    f = lambda w: float(np.sum(np.log(np.cosh(X @ w - y))) + 0.5 * lam * w @ w)
+    g = lambda w: X.T @ np.tanh(X @ w - y) + lam * w
+    w0 = rng.normal(size=6)
+    r = sd.check_gradient(f, lambda w: g(w) + c * lam * w, w0)
+    assert not r.passed and r.kinds == ["proportional"]
+    assert f"= {c * lam:.6g}·x on every entry" in r.hint
+    # an unstructured error is not forced into that pattern
+    r = sd.check_gradient(f, lambda w: g(w) + np.arange(6.0) ** 2, w0)
+    assert r.kinds != ["proportional"]
