@@ -54,16 +54,15 @@ def numpy_journey():
 
 # -- 2. torch: a custom autograd.Function ------------------------------------------------------
 
-def torch_journey():
-    try:
-        import torch
-    except ImportError:
-        print("(torch not installed: pip install \"simdiff[torch]\" to run the autograd check)")
-        return
-    from simdiff.torch import check_autograd
+try:
+    import torch
+except ImportError:  # the numpy journey runs without it
+    torch = None
+
+if torch is not None:
 
     class Softmax(torch.autograd.Function):
-        """Row softmax; backward s ⊙ (g − (g·s))."""
+        """Row softmax with the correct backward: s ⊙ (g − (g·s))."""
 
         @staticmethod
         def forward(ctx, logits):
@@ -83,6 +82,13 @@ def torch_journey():
         def backward(ctx, g):
             (s,) = ctx.saved_tensors
             return s * g
+
+
+def torch_journey():
+    if torch is None:
+        print("(torch not installed: pip install \"simdiff[torch]\" to run the autograd check)")
+        return
+    from simdiff.torch import check_autograd
 
     print("== a custom torch autograd.Function ==")
     logits = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0),

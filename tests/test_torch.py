@@ -1,5 +1,10 @@
 """simdiff.torch.check_autograd against torch.autograd.gradcheck, side by side."""
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,28 +14,17 @@ torch = pytest.importorskip("torch")
 from simdiff.torch import check_autograd
 
 
-class Softmax(torch.autograd.Function):
-    """Row softmax with the correct backward: s ⊙ (g − (g·s))."""
-
-    @staticmethod
-    def forward(ctx, x):
-        s = torch.softmax(x, dim=-1)
-        ctx.save_for_backward(s)
-        return s
-
-    @staticmethod
-    def backward(ctx, g):
-        (s,) = ctx.saved_tensors
-        return s * (g - (g * s).sum(-1, keepdim=True))
+def _load_example():
+    """examples/check_backward_pass.py, whose Softmax and ForgetfulSoftmax the tests share."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "check_backward_pass.py"
+    spec = importlib.util.spec_from_file_location("check_backward_pass", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return path, module
 
 
-class ForgetfulSoftmax(Softmax):
-    """The classic bug: the backward forgets the −(g·s) term."""
-
-    @staticmethod
-    def backward(ctx, g):
-        (s,) = ctx.saved_tensors
-        return s * g
+EXAMPLE, _example = _load_example()
+Softmax, ForgetfulSoftmax = _example.Softmax, _example.ForgetfulSoftmax  # s ⊙ (g − g·s); s ⊙ g
 
 
 class DoubledSquare(torch.autograd.Function):
@@ -68,7 +62,7 @@ def test_the_forgotten_term_is_located():
     assert r.kinds[0] == "rank-1" and "2 independent samples" in r.hint
     worst = r.worst[0]
     assert worst.label.startswith(f"J[{worst.index[0]},{worst.index[1]}] ∂out[")
-    assert "∂x[" in worst.label  # named after the parameter of ForgetfulSoftmax.forward
+    assert "∂logits[" in worst.label  # named after the parameter of ForgetfulSoftmax.forward
     # s·(g − g·s) differs from s·g by −s sᵀ: every entry of each 3×3 sample block, none outside
     bad = r.mismatched
     assert bad.shape == (6, 6)
@@ -221,3 +215,16 @@ def test_check_gradient_takes_a_grad_that_returns_a_tensor():
         return g * (1 + 0 * t)  # still attached to the graph
     x = np.array([0.5, -1.2])
     assert sd.check_gradient(lambda x: float(np.sum(x**3)), grad, x).passed
+
+
+def test_the_example_runs_and_says_what_each_planted_bug_is():
+    run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "correct gradient: excellent" in out
+    assert "hint: analytical − numerical = -1·x on every entry" in out  # the flipped L2 term
+    assert "hint: shifted by 1" in out
+    assert "Softmax: torch.autograd.gradcheck says pass, simdiff says excellent" in out
+    assert "ForgetfulSoftmax: torch.autograd.gradcheck says FAIL, simdiff says bug" in out
+    assert "rank-one matrix u·vᵀ with u ∝ v" in out
