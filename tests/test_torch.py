@@ -228,3 +228,41 @@ def test_the_example_runs_and_says_what_each_planted_bug_is():
     assert "Softmax: torch.autograd.gradcheck says pass, simdiff says excellent" in out
     assert "ForgetfulSoftmax: torch.autograd.gradcheck says FAIL, simdiff says bug" in out
     assert "rank-one matrix u·vᵀ with u ∝ v" in out
+
+
+def _function(forward, backward):
+    class Op(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return forward(a, b)
+
+        @staticmethod
+        def backward(ctx, g):
+            return backward(g, *ctx.saved_tensors)
+
+    return Op.apply
+
+
+_matmul = (lambda a, b: a @ b)
+MULTI = {  # name: (fn, correct, the input whose gradient is wrong)
+    "matmul": (_function(_matmul, lambda g, a, b: (g @ b.T, a.T @ g)), True, None),
+    "matmul, grad b negated": (_function(_matmul, lambda g, a, b: (g @ b.T, -(a.T @ g))), False, "b"),
+    "matmul, grad a doubled": (_function(_matmul, lambda g, a, b: (2 * g @ b.T, a.T @ g)), False, "a"),
+    "a*b + sin(a), cos forgotten": (_function(lambda a, b: a * b + torch.sin(a),
+                                              lambda g, a, b: (g * b, g * a)), False, "a"),
+}
+
+
+@pytest.mark.parametrize("name", list(MULTI))
+def test_multi_input_functions_agree_with_gradcheck_and_name_the_wrong_input(name):
+    fn, correct, wrong = MULTI[name]
+    gen = torch.Generator().manual_seed(11)
+    shapes = ((3, 4), (4, 2)) if name.startswith("matmul") else ((3, 2), (3, 2))
+    a, b = (torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes)
+    torch_says = torch.autograd.gradcheck(fn, (a, b), raise_exception=False)
+    r = check_autograd(fn, a, b)
+    assert torch_says is correct and r.passed is correct, str(r)
+    if not correct:
+        bad_inputs = {e.label.split("/∂")[-1].split("[")[0] for e in r.worst if e.status == "mismatch"}
+        assert bad_inputs == {wrong}, bad_inputs
