@@ -3,8 +3,10 @@
 The rule
 --------
 Along each direction u_r (a coordinate, a jvp direction, a group of sparse columns) with
-scale s_r = max(1, |x_j|), the first round evaluates the pairs f(x ± t·h_r·u_r),
-t = 1, 2, 3, 4, with a power-of-two unit step h_r ≈ 2^-6·s_r: 8 evaluations. Powers of two
+scale s_r = max(1, |x_j|), the first level is the pairs f(x ± t·h_r·u_r), t = 1, 2, 3, 4,
+with a power-of-two unit step h_r ≈ 2^-6·s_r; the first round evaluates t = 1, 2, 3 (6
+evaluations), and t = 4 follows (2 more) only where the target below is not met yet, so a
+polynomial of degree ≤ 4 or a slowly varying f costs 6 per coordinate. Powers of two
 make every offset x_j ± t·h_r exact in floating point, so the weights of every node set are
 exact rationals (Fornberg 1988), cached and shared by all directions with the same pattern.
 
@@ -56,7 +58,7 @@ x = 1e5 is found); with on_failure="skip" failed nodes are left out of the windo
 This is Richardson extrapolation on nested stencils, as numdifftools (P. A. Brodtkorb) and
 scipy.differentiate do it, with equally spaced nodes at a large step instead of a long
 geometric sequence: the spread of the nodes sets the rounding amplification, so equal spacing
-reaches the rounding floor with fewer evaluations (8 to 12 per coordinate for smooth
+reaches the rounding floor with fewer evaluations (6 to 12 per coordinate for smooth
 functions; ``benchmarks/accuracy.py``, table 2).
 
 Bounds: when the pairs do not fit inside the box, the direction uses one-sided nodes
@@ -84,8 +86,11 @@ __all__ = ["adaptive_directional", "ROUNDING_FACTOR", "TARGET", "MAX_ROUNDS", "U
 ROUNDING_FACTOR = 1.0
 #: A direction whose relative error estimate is below this is not refined for rounding.
 TARGET = 3e-13
+#: Central pairs of the first round (the level's others follow only where the target is
+#: not met: a polynomial of degree ≤ 4 or a slowly varying f is done at 6 evaluations).
+FIRST_PAIRS = 3
 #: Rounds of the search at most (the first one included).
-MAX_ROUNDS = 6
+MAX_ROUNDS = 7
 #: The first unit step, relative to max(1, |x_j|); rounded to a power of two.
 UNIT_STEP = 2.0**-6
 #: Relative truncation above which the estimates have not converged at all; the step then
@@ -337,6 +342,9 @@ def _plan_move(d: _Direction, move: str) -> None:
         d.pending = _level_nodes(d)
     elif move == "shrink":
         d.pending = [ts[0] / 2]
+    elif move == "complete":
+        d.pending = [t for t in _level_nodes(d) if t not in d.nodes]
+        d.best = np.inf  # the level is whole only now: the next round counts as its first
     elif move == "double":  # the level 2k·(1, 2, 3, 4) of the largest k: two new pairs
         d.level = 2 * max(d.levels)
         d.pending = _level_nodes(d)
@@ -357,6 +365,8 @@ def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = Tru
     need = (trunc + rnd) / np.maximum(ref, np.finfo(float).tiny)
     if np.all(need <= TARGET):
         return None
+    if d.side == 0 and any(t not in d.nodes for t in _level_nodes(d)):
+        return "complete"  # the first level's remaining pairs before anything else
     k = int(np.argmax(need))  # the output furthest from the target decides
     t, r = float(trunc[k]), float(rnd[k])
     tp = t if pred is None or d.side != 0 else float(pred[k])  # one-sided: as measured
@@ -393,6 +403,8 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     for d, s_ in zip(dirs, scale):
         d.scale = float(s_)
         d.pending = _level_nodes(d)
+        if d.side == 0 and FIRST_PAIRS < len(CENTRAL_LEVEL):  # the rest of the level on demand
+            d.pending = d.pending[:FIRST_PAIRS]
         if not d.h > 4 * np.spacing(np.max(np.abs(x))):  # no room inside the bounds
             d.done, d.pending = True, []
     pts = PointSet(n)

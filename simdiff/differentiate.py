@@ -24,7 +24,7 @@ full_output : return ``(value, info)``; ``info`` (attribute or key access) holds
 Evaluation counts: central 2n, forward/backward n + 1, five-point 4n, complex n; jvp 2
 (central) or 1 + 1 (forward). Bounds may turn a central stencil one-sided (plus f(x)).
 ``jacobian(..., sparsity=S)`` counts groups of columns instead of columns (``sparsity.py``);
-step="adaptive" spends 8 to 12 per coordinate (``adaptive.py``); ``simdiff.hessian``
+step="adaptive" spends 6 to 12 per coordinate (``adaptive.py``); ``simdiff.hessian``
 (``hessians.py``) 2n² + 1.
 """
 
