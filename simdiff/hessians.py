@@ -26,7 +26,7 @@ sign among the points (a root at x says nothing of the length); for shifted
 stencils the first-order term h·|H|/L), with |H_ij| taken at least 0.01·√|H_ii H_jj|
 (``CROSS_SHARE``: f_iiij follows H_ij, not the diagonal; at √|H_ii H_jj| the estimate of the
 off-diagonal entries ran 100-8000× above their error on the benchmark's Hessians; now the
-median over a 38-function zoo is 7.5× at 97.7 % coverage, ``benchmarks/accuracy.py``).
+median over a 38-function zoo is 7.2× at 97.3 % coverage (factor 5), ``benchmarks/accuracy.py``).
 
 step="adaptive": Richardson extrapolation over levels h_k = h_0·2^-k (h_0 ≈ 2^-3·max(1,|x_j|),
 a power of two so that all offsets are exact): each level is the scheme above, the table
@@ -58,7 +58,7 @@ from .steps import EPS, base_steps, realize
 __all__ = ["hessian", "MAX_LEVELS"]
 
 #: Factor of the truncation model of the default scheme (calibrated like plan.py's).
-MODEL_FACTOR = 6.0
+MODEL_FACTOR = 5.0
 #: Share of √|H_ii·H_jj| that stands for |H_ij| in the cross-entry model (see _truncation).
 CROSS_SHARE = 0.01
 #: Rounding of the values combined as a root-sum-square (True) or a sum of magnitudes.
