@@ -1,7 +1,8 @@
 """Checking a torch backward pass: ``check_autograd(fn, *inputs)`` (extra ``torch``).
 
-The function runs in float64. The numerical Jacobian comes from ``simdiff.jacobian`` on
-x ↦ fn(*inputs(x)) evaluated under ``torch.no_grad()`` (so through simdiff's Evaluator, with every
+The function runs in float64 (an ``nn.Module`` in float32 as a float64 copy). The numerical
+Jacobian comes from ``simdiff.jacobian`` on x ↦ fn(*inputs(x)) evaluated under
+``torch.no_grad()`` (so through simdiff's Evaluator, with every
 option of ``simdiff.check_jacobian``), the analytical one from ``torch.autograd.functional.jacobian``,
 which runs fn's backward (a custom ``autograd.Function``'s ``backward`` included) once per output.
 The report is the one ``check_jacobian`` returns (``check_gradient`` for a single output), with the
@@ -15,6 +16,7 @@ Of fn's outputs, the floating-point tensors are compared; integer and bool ones 
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +59,7 @@ def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
     torch = require("torch", "torch")
     if not callable(fn):
         raise ArgumentTypeError(f"fn must be callable; got {type(fn).__name__} {fn!r}")
+    fn = _in_float64(torch, fn)
     is_t = [isinstance(a, torch.Tensor) for a in inputs]
     diff = [i for i, a in enumerate(inputs) if is_t[i] and a.requires_grad]
     if not diff:
@@ -107,6 +110,16 @@ def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
                               inputs=opts.pop("inputs", names_in), **opts)
     return check_jacobian(f, jac, x0, inputs=opts.pop("inputs", names_in),
                           outputs=opts.pop("outputs", names_out), **opts)
+
+
+def _in_float64(torch, fn: Callable) -> Callable:
+    """An ``nn.Module`` with parameters or buffers in another floating dtype runs as a float64
+    copy (the caller's module is left as it is); any other fn unchanged."""
+    if isinstance(fn, torch.nn.Module):
+        tensors = list(fn.parameters()) + list(fn.buffers())
+        if any(t.is_floating_point() and t.dtype != torch.float64 for t in tensors):
+            return copy.deepcopy(fn).double()
+    return fn
 
 
 def _outputs(torch, out) -> list[tuple[int, Any]]:

@@ -263,3 +263,13 @@ def test_multi_input_functions_agree_with_gradcheck_and_name_the_wrong_input(nam
     if not correct:
         bad_inputs = {e.label.split("/∂")[-1].split("[")[0] for e in r.worst if e.status == "mismatch"}
         assert bad_inputs == {wrong}, bad_inputs
+
+
+def test_a_float32_module_runs_as_a_float64_copy():
+    # was: RuntimeError "mat1 and mat2 must have the same dtype" (inputs float64, weights float32)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    x = torch.randn(4, 3)
+    r = check_autograd(model, x)
+    assert r.passed and r.verdict == "excellent"
+    assert next(model.parameters()).dtype == torch.float32  # the caller's module untouched
