@@ -172,10 +172,11 @@ class Kink:
 
     def _message(self) -> str:
         if self.near:
-            return (f"f is not smooth near {self.label}, within the central difference's step "
-                    f"{self.step:.1e}: the central estimate {self.central:.6g} straddles the kink, "
-                    f"while the derivatives from the right ({self.right:.6g}) and the left "
-                    f"({self.left:.6g}) agree; their mean is compared instead")
+            return (f"f is not smooth near {self.label} (at x or within the central "
+                    f"difference's step {self.step:.1e}, in f or a higher derivative): the central "
+                    f"estimate {self.central:.6g} is off, while the derivatives from the right "
+                    f"({self.right:.6g}) and the left ({self.left:.6g}) agree; their mean is "
+                    "compared instead")
         head = (f"f is not smooth at {self.label}: its derivative is {self.right:.6g} from the "
                 f"right and {self.left:.6g} from the left")
         if self.excused:

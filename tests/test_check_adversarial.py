@@ -320,3 +320,15 @@ def test_a_missing_or_flipped_l2_term_is_named_proportional_to_x(c):
     # an unstructured error is not forced into that pattern
     r = sd.check_gradient(f, lambda w: g(w) + np.arange(6.0) ** 2, w0)
     assert r.kinds != ["proportional"]
+
+
+def test_x_abs_x_at_zero_is_no_false_alarm():
+    # f = x|x| is C¹ with f'(0) = 0, but its even second-order terms defeat every central
+    # stencil (f(h) − f(−h) = 2h²): the central value was ~h, "wrong"; the one-sided ones agree
+    f = lambda x: float(np.sum(x * np.abs(x)))
+    g = lambda x: 2 * np.abs(x)
+    with pytest.warns(NonSmoothWarning, match=r"not smooth near x\[0\] \(at x or within"):
+        r = sd.check_gradient(f, g, np.array([0.0, 0.5]))
+    assert r.passed and r.verdict == "excellent" and [k.index for k in r.nonsmooth] == [0]
+    off = sd.check_gradient(f, g, np.array([0.0, 0.5]), nonsmooth="off")
+    assert off.mismatched[0] and off.numerical[0] > 1e-6 and off.hints  # flagged without the rule
