@@ -174,14 +174,15 @@ class Kink:
         if self.near:
             return (f"f is not smooth near {self.label} (at x or within the central "
                     f"difference's step {self.step:.1e}, in f or a higher derivative): the central "
-                    f"estimate {self.central:.6g} is off, while the derivatives from the right "
-                    f"({self.right:.6g}) and the left ({self.left:.6g}) agree; their mean is "
-                    "compared instead")
-        head = (f"f is not smooth at {self.label}: its derivative is {self.right:.6g} from the "
-                f"right and {self.left:.6g} from the left")
+                    f"estimate {self.central + 0.0:.6g} is off, while the derivatives from the "
+                    f"right ({self.right + 0.0:.6g}) and the left ({self.left + 0.0:.6g}) agree; "
+                    "their mean is compared instead")
+        head = (f"f is not smooth at {self.label}: its derivative is {self.right + 0.0:.6g} from "
+                f"the right and {self.left + 0.0:.6g} from the left")
         if self.excused:
-            return head + f"; analytical {self.analytical:.6g} lies between them (kept out of the verdict)"
-        return head + (f", and analytical {self.analytical:.6g} lies outside them "
+            return head + (f"; analytical {self.analytical + 0.0:.6g} lies between them (kept out of "
+                           "the verdict)")
+        return head + (f", and analytical {self.analytical + 0.0:.6g} lies outside them "
                        "(still counted as a mismatch)")
 
     def __str__(self) -> str:
