@@ -14,11 +14,15 @@ kind                  A ≈ T(N) for the transform T
                       not), flat or within the rows/columns of a p×q reshape: an off-by-one index
 ``batch``             x seen as B samples: each sample receives the batch sum (or mean) of the
                       numerical gradients; for a Jacobian that is block-diagonal in B samples,
-                      the analytical one fills (sums or averages into) the blocks between samples ("summed"),
-                      or has mismatches between the blocks ("mixed": two or more, ≥ 10 % of S)
+                      the analytical one fills (sums or averages into) the blocks between
+                      samples ("summed"), or has mismatches between the blocks ("mixed": two or
+                      more, ≥ 10 % of S)
 ``permuted``          the columns (inputs) or rows (outputs) of N in another order
 ``zero``              0 on S where N is not: a missing term or an input not propagated
 ``spurious``          non-zero on S where N is 0: a dependence f does not have
+``offset``            N + a constant on S (two entries or more)
+``diagonal``          A − N a diagonal matrix (square J): a wrong elementwise term
+``rank-1``            A − N = u·vᵀ, or so in every sample's block: one outer-product term
 ``confined``          none of the above, but S lies in one entry, one input or one output
 ``entries``           none of the above: the worst entries, named
 ====================  =========================================================================
