@@ -22,6 +22,7 @@ import cmath
 import math
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
@@ -692,7 +693,7 @@ class _Run:
         self.outputs[i] = arr
         self.ok[i] = True
         if self.ev.cache is not None:
-            self.ev.cache.put(self.ident, self.X[i], arr)
+            self._cache_put(i, arr)
         self._finished()
 
     def raised(self, i: int, exc: Any, seconds: float, worker: str) -> None:
@@ -797,7 +798,7 @@ class _Run:
                         ev._unsafe.add(self.ident)
                     continue
                 if not prepared:
-                    pool.prepare(self.sim)
+                    self._prepare(pool)
                     prepared = True
                 bs = min(ev._batch_size(self.seconds, len(self.queue), pool.slots),
                          getattr(pool, "max_batch", len(self.queue) or 1))
@@ -813,6 +814,24 @@ class _Run:
             if pool is not None and pool.busy():
                 pool.abandon()
             raise
+
+    def _prepare(self, pool: Any) -> None:
+        try:
+            pool.prepare(self.sim)
+        except Exception as exc:
+            raise ArgumentTypeError(
+                f"simulator {self.sim!r} cannot be sent to {pool.kind} workers: it does not "
+                f"pickle ({type(exc).__name__}: {exc}); allowed: a picklable simulator (build "
+                "heavy state lazily in evaluate and drop it in __getstate__), or "
+                "backend='threading'"
+            ) from exc
+
+    def _cache_put(self, i: int, arr: np.ndarray) -> None:
+        try:
+            self.ev.cache.put(self.ident, self.X[i], arr)
+        except OSError as exc:  # a full or read-only disk loses the entry, not the result
+            warnings.warn(f"simdiff cache: could not store point {i} in "
+                          f"{self.ev.cache.path}: {exc}", RuntimeWarning, stacklevel=2)
 
     def vectorized(self) -> None:
         """A vectorized simulator: one in-process call on the points left, retried rows again."""

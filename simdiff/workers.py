@@ -617,29 +617,38 @@ class JoblibPool(ThreadPool):
         self.solo = False
 
     def idle(self) -> int:
-        return min(1, self.slots - self.busy()) if self.solo else super().idle()
+        if self.solo:  # one point in flight at a time
+            return 1 if self.busy() == 0 else 0
+        return super().idle()
 
     def _run_items(self, sim: Any, items: list, report) -> None:
-        import joblib
-
         blob = dumps(sim)
         for idx, x in items:
+            event = self._run_point(blob, idx, x)
+            if not report(*event):
+                return
+
+    def _run_point(self, blob: bytes, idx: int, x: np.ndarray) -> tuple:
+        """(kind, index, payload, seconds) of one point sent through the joblib backend."""
+        import joblib
+
+        for attempt in (1, 2):
             try:
                 with joblib.parallel_config(backend=self.backend, n_jobs=self.slots):
                     ((kind, payload, seconds),) = joblib.Parallel()(
                         [joblib.delayed(_run_blob)(blob, x)]
                     )
+                return kind, idx, payload, seconds
             except Exception as exc:  # noqa: BLE001 - the transport failed, not the simulator
                 if not _is_worker_death(exc):
-                    report("error", idx, exc, 0.0)
-                elif self.solo:
-                    report("died", idx, f"worker died ({type(exc).__name__}: {exc})", 0.0)
-                else:
-                    self.solo = True
-                    report("requeue", idx, None, 0.0)
-                continue
-            if not report(kind, idx, payload, seconds):
-                return
+                    return "error", idx, exc, 0.0
+                if not self.solo:
+                    self.solo = True  # who killed the worker is unknown: nobody is blamed
+                    return "requeue", idx, None, 0.0
+                if attempt == 2:  # alone, on a fresh executor, and it died again: this point
+                    return "died", idx, f"worker died ({type(exc).__name__}: {exc})", 0.0
+                # alone: the executor may still be broken from an earlier death; once more
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _run_blob(blob: bytes, x: np.ndarray) -> tuple[str, Any, float]:

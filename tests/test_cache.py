@@ -152,3 +152,16 @@ def test_run_killed_while_workers_compute_resumes(tmp_path):
     rerun, _ = _run(tmp_path, k=5, how="parent", n_jobs=2, sleep=0.05, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert f"nfev {total - done} hits {done}" in rerun.stdout
+
+
+def test_a_cache_that_cannot_be_written_warns_and_keeps_the_result(tmp_path, monkeypatch):
+    import os
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.warns(RuntimeWarning, match="could not store"):
+        batch = Evaluator(cache=tmp_path).evaluate(hs.vec3, X[:2])
+    np.testing.assert_array_equal(batch.values, np.array([hs.vec3(x) for x in X[:2]]))
+    assert len(DiskCache(tmp_path)) == 0 and not list(tmp_path.glob("*/.tmp-*"))

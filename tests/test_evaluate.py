@@ -266,6 +266,7 @@ def test_a_registered_joblib_backend_blames_only_the_deadly_point(tmp_path):
     batch = ev.evaluate(hs.DieAt(1.0, str(tmp_path), times=None), Xd)
     assert batch.ok.tolist() == [True, False, True, True]
     assert "died" in str(batch.failures[0].cause)
+    assert {tuple(e["point"]) for e in ev.log if e["status"] == "died"} == {tuple(Xd[1])}
 
 
 def test_ray_backend_where_installed():
@@ -305,3 +306,22 @@ def test_two_threads_evaluating_at_once_get_their_own_answers():
     for shift, sums in results.items():
         np.testing.assert_array_equal(sums, (X + shift).sum(axis=1))
     assert len(results) == 3
+
+
+class _Unpicklable(sd.Simulator):
+    """Holds a lock: cannot be sent to a worker process."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def evaluate(self, x):
+        return float(np.sum(x))
+
+
+def test_unpicklable_simulator_is_a_clear_error_for_processes_and_fine_for_threads():
+    with pytest.raises(sd.ArgumentTypeError, match="does not pickle"):
+        Evaluator(n_jobs=2, timeout=60).evaluate(_Unpicklable(), X)
+    batch = Evaluator(n_jobs=2, backend="threading", timeout=60).evaluate(_Unpicklable(), X)
+    np.testing.assert_array_equal(batch.values[:, 0], X.sum(axis=1))
