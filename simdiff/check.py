@@ -348,7 +348,9 @@ def check_jacobian(f: Any, jac: Any, x: Any, *, tol: float = DEFAULT_TOL, points
     """Compare ``jac(x)`` (shape (m, n)) with the numerical Jacobian of f: R^n -> R^m at x.
 
     Parameters as for ``check_gradient``; ``outputs`` names the entries of f(x) (default:
-    ``f.outputs``). A ``jac`` that returns the (n, m) transpose is refused with a message saying so.
+    ``f.outputs``). A ``jac`` that returns the (n, m) transpose (m ≠ n) fails with the hint
+    "transposed" when its transpose matches, and is refused (``ArgumentError``) otherwise; for
+    m = 1 or n = 1 either orientation is accepted.
     """
     return _check("jacobian", f, jac, x, tol=tol, points=points, seed=seed, spread=spread,
                   nonsmooth=nonsmooth, inputs=inputs, outputs=outputs, max_rows=max_rows, strict=strict,
