@@ -29,15 +29,21 @@ Pools
     cannot be killed: a timed-out evaluation is abandoned (its result is discarded) and its slot
     gets a fresh thread.
 ``DaskPool``
-    ``distributed.Client.submit`` per task, at most one task per worker thread in flight, so a
-    submitted task starts at once and its time-out clock is honest. A time-out restarts the
-    worker that holds the task (``Client.restart_workers``); a task that keeps killing workers
-    ends as ``KilledWorker`` (after the scheduler's ``allowed-failures``) and is reported as
-    ``died``. joblib's own dask backend is not used: there a task that kills its worker hangs the
-    call, and joblib's ``timeout=`` aborts the whole call instead of one task.
+    ``distributed.Client.submit``, one point a task, each pinned to a worker thread that is free,
+    so a task starts at once and the pool knows which worker holds which point. A time-out
+    (measured by the worker's clock) ends the worker that holds the point, through
+    ``Client.run`` on its event loop, and its nanny starts a new one; a worker that dies or
+    leaves the cluster costs only its point. joblib's own dask backend is not used: there a task
+    that kills its worker hangs the call, and joblib's ``timeout=`` aborts the whole call
+    instead of one task.
 ``JoblibPool``
     Any other registered joblib backend (ray: ``ray.util.joblib.register_ray``), one point per
     ``joblib.Parallel`` call from a slot thread; a time-out abandons the task as threads do.
+    After a worker death (which such a backend does not attribute) the batch goes on one point
+    at a time, so that blame stays exact.
+
+A pool serves one batch at a time (``claimed``): a batch started meanwhile from another thread
+gets a private twin of the pool.
 """
 
 from __future__ import annotations
