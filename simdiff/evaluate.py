@@ -532,6 +532,8 @@ class Evaluator:
                     ) from exc
                 register_ray()
             return workers.shared_pool("joblib", slots, backend)
+        if kind == "processes" and os.name == "nt":  # no socket pairs to pass: joblib's loky
+            return workers.shared_pool("joblib", slots, "loky")
         return workers.shared_pool(kind, slots)
 
     def _batch_size(self, t: float | None, remaining: int, slots: int) -> int:
