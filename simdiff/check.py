@@ -655,6 +655,8 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
     tiny = _tiny_hint(A, N, E, use, tol, entry_label)
     if tiny is not None:
         hints.append(tiny)
+    if rel_err_total >= tol and not mism.any() and np.isfinite(rel_err_total):
+        hints.append(_resolution_hint(A, N, E, use, rel_err_total))
     entries = _entries(A, N, d, rel, E, steps, score, mism, excused, computed, entry_label, kind)
     shape = (n,) if kind == "gradient" else (m, n)
     method = _describe_method(info, opts)
@@ -681,6 +683,18 @@ def _proportional_hint(a, nu, e, use, x, mism):
     return Hint("proportional", f"analytical − numerical = {c:.6g}·x on every entry: a term "
                 f"{abs(c):.6g}·x_j in the gradient (an L2 penalty's λ·x?) left out, doubled or with "
                 "the wrong sign", tuple((0, int(j)) for j in np.flatnonzero(mism)))
+
+
+def _resolution_hint(A, N, E, use, err):
+    """The norm fails but no entry differs by more than κ of the numerical side's own error: the
+    relative error is finite-difference error (rounding of a large |f|, or noise), not a bug."""
+    fd = float(np.linalg.norm(E[use]) / max(np.linalg.norm(A[use]) + np.linalg.norm(N[use]), 1e-300))
+    return Hint("resolution", f"no entry differs from the numerical one by more than {KAPPA:g}× the "
+                f"numerical side's own error estimate (together {fd:.1e} relative, against the "
+                f"relative error {err:.1e}): the check cannot resolve this f to the tolerance "
+                "(rounding of a large |f| or noise in its values), so the verdict reflects "
+                "finite-difference error rather than a bug; subtract f's large constant part, "
+                "or use method='complex' if f allows it", ())
 
 
 def _tiny_hint(A, N, E, use, tol, entry_label):
