@@ -152,7 +152,9 @@ def _parameters(torch, fn) -> list[str]:
     (without ``ctx``, unless the Function defines ``setup_context`` and forward takes no ctx)."""
     owner = getattr(fn, "__self__", None)
     skip = 0
-    if isinstance(owner, type) and issubclass(owner, torch.autograd.Function):
+    if isinstance(fn, torch.nn.Module):
+        fn = fn.forward
+    elif isinstance(owner, type) and issubclass(owner, torch.autograd.Function):
         own_setup = getattr(owner, "setup_context", None) is not getattr(
             torch.autograd.Function, "setup_context", None)
         fn, skip = owner.forward, 0 if own_setup else 1
