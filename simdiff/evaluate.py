@@ -509,7 +509,9 @@ class Evaluator:
             slots = None if n_jobs is None or n_jobs < 0 else n_jobs
             key = id(client)
             if key not in self._dask_pools:
-                self._dask_pools[key] = workers.DaskPool(client, slots)
+                from .dask_pool import DaskPool
+
+                self._dask_pools[key] = DaskPool(client, slots)
             return self._dask_pools[key]
         slots = _effective_n_jobs(n_jobs)
         if name in ("sequential", "SequentialBackend"):
