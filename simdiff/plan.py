@@ -171,8 +171,9 @@ def _embedded_nominal(st: Stencil) -> tuple[np.ndarray | None, int, float]:
 def _stencil_term(points: PointSet, x: np.ndarray, direction: np.ndarray, pl: Placement,
                   scale: float, xj: float, j: int | None = None) -> Term:
     st = pl.stencil
-    real = _realized_offsets(xj, pl.h, st.offsets)
-    nominal = np.array_equal(real, st.offsets)
+    real_t = tuple(((xj + t * pl.h) - xj) / pl.h for t in st.offsets)
+    nominal = real_t == st.offsets
+    real = np.array(real_t)
     if not nominal and len(np.unique(real)) < len(real):
         where = f"x[{j}] = {xj!r}" if j is not None else "x"
         raise ArgumentError(
@@ -180,12 +181,12 @@ def _stencil_term(points: PointSet, x: np.ndarray, direction: np.ndarray, pl: Pl
             f"coincide; allowed: a step of at least {np.spacing(abs(xj)) * 4:.3g} there "
             "(or step=None for the scaled optimal step)"
         )
-    rows = np.array([points.add(x + (t * pl.h) * direction) for t in real], dtype=int)
+    rows = np.array([points.add(x + (t * pl.h) * direction) for t in real_t], dtype=int)
     low_w, low_p, low_c = _embedded_nominal(st) if nominal else _embedded(st, real)
     return Term(
         rows=rows,
         offsets=real,
-        weights=_weights_for(st, real),
+        weights=st.weights if nominal else _weights_for(st, real),
         h=pl.h,
         deriv=st.deriv,
         order=st.order,
