@@ -211,15 +211,19 @@ def _serve_tasks(conn: Connection, send) -> None:
             send((kind, idx, payload, seconds))
 
 
+def signal_name(code: int) -> str:
+    """The name of the signal behind a negative exit code (-11 -> "SIGSEGV")."""
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
 def _exit_text(code: int | None) -> str:
     if code is None:
         return "worker process died"
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"worker process died (killed by {name})"
+        return f"worker process died (killed by {signal_name(code)})"
     return f"worker process died (exit code {code})"
 
 

@@ -492,11 +492,9 @@ def _save_output(wd: Path, output: Sequence[str]) -> None:
 def _exit_text(code: int) -> str:
     """``exited with code 3``; for a death by a signal, its name too."""
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name} (exited with code {code})"
+        from simdiff.workers import signal_name
+
+        return f"was killed by {signal_name(code)} (exited with code {code})"
     return f"exited with code {code}"
 
 
