@@ -8,6 +8,7 @@ Evaluator sees one interface whatever the user passed.
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ from .errors import ArgumentTypeError
 __all__ = ["Simulator", "CallableSimulator", "as_simulator"]
 
 
-class Simulator:
+class Simulator(ABC):
     """Base class of simulator adapters.
 
     Subclasses set ``name`` (the name ``simdiff.load`` takes), write a one-line class docstring
@@ -39,6 +40,9 @@ class Simulator:
         "threads" for adapters that wait on an external process, "processes" for in-process
         engines; a soft hint to the Evaluator.
 
+    ``evaluate`` is abstract: a subclass without it cannot be instantiated (TypeError naming
+    the class), rather than failing at its first evaluation.
+
     A simulator must survive pickling to a worker process: build heavy state (a compiled
     engine model, a library handle) lazily in ``evaluate`` and drop it in ``__getstate__``.
     """
@@ -51,9 +55,9 @@ class Simulator:
     complex_safe: bool | None = None
     prefer: str | None = None
 
-    def evaluate(self, x: np.ndarray) -> Any:  # pragma: no cover - abstract
+    @abstractmethod
+    def evaluate(self, x: np.ndarray) -> Any:
         """Return f(x): a float or an array of shape (m,)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement evaluate(x)")
 
     def __call__(self, x: Any) -> Any:
         arr = np.asarray(x)

@@ -220,3 +220,11 @@ def test_error_falls_as_h_to_the_p(method, order):
     errs = [abs(sd.derivative(f, x0, method=method, step=h, **kw) - df(x0)) for h in hs]
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
     assert abs(slope - order) < 0.25, (slope, errs)
+
+
+def test_simulator_without_evaluate_cannot_be_built():
+    class Incomplete(sd.Simulator):
+        """Forgot evaluate."""
+
+    with pytest.raises(TypeError, match="Incomplete.*evaluate"):
+        Incomplete()
