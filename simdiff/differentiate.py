@@ -116,7 +116,7 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
                 f"complex x (simulator {sim!r})"
             )
         if needs_center(plan, ok):
-            extra = evaluator.evaluate(sim, plan.x[None, :])
+            extra = _at_x(sim, plan.x, evaluator)
             nfev += extra.nfev
             failures.extend(_failure_dict(f, offset=len(points)) for f in extra.failures)
             if extra.values.shape[1] == F.shape[1]:
@@ -126,7 +126,7 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
                 plan.center = len(points)
     else:
         # Every coordinate is fixed: one evaluation at x tells the output size.
-        batch = evaluator.evaluate(sim, plan.x[None, :])
+        batch = _at_x(sim, plan.x, evaluator)
         nfev += batch.nfev
         F, ok = batch.values[:0], batch.ok[:0]
     D, E, lost = assemble(plan, F, ok)
@@ -181,7 +181,7 @@ def _adaptive_partials(sim, x, box, ev, method):
     free = np.flatnonzero(lo != hi)
     nfev = 0
     if len(free) == 0:
-        batch = ev.evaluate(sim, x[None, :])
+        batch = _at_x(sim, x, ev)
         m = batch.values.shape[1]
         return (np.zeros((n, m)), np.zeros((n, m)), batch.nfev, [], np.zeros(n),
                 ["fixed"] * n, batch.scalar)
@@ -386,9 +386,10 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
                                         n_jobs, backend, evaluator)
     norm = float(np.linalg.norm(v))
     if norm == 0.0:
-        m = _output_size(sim, x, ev)
+        batch = _at_x(sim, x, ev)
+        m = batch.values.shape[1]
         out = np.zeros(m)
-        info = Info(error=np.zeros(m), nfev=1, step=0.0, method=method, failures=[],
+        info = Info(error=np.zeros(m), nfev=batch.nfev, step=0.0, method=method, failures=[],
                     schemes=["zero direction"], fixed=[])
         return (out, info) if full_output else out
     u = v / norm
@@ -417,6 +418,7 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
     return out, info
 
 
-def _output_size(sim: Simulator, x: np.ndarray, ev: Any) -> int:
-    batch = ev.evaluate(sim, x[None, :])
-    return batch.values.shape[1]
+def _at_x(sim: Simulator, x: np.ndarray, ev: Any):
+    """f(x) alone, through the Evaluator: for the output size when nothing else is planned,
+    or for the centre a failed stencil falls back on."""
+    return ev.evaluate(sim, x[None, :])
