@@ -124,11 +124,6 @@ class Plan:
         return np.array([t.h for t in self.terms])
 
 
-def _realized_offsets(xj: float, h: float, offsets: tuple) -> np.ndarray:
-    """Offsets in units of h as the floats x_j + t·h actually land."""
-    return np.array([((xj + t * h) - xj) / h for t in offsets])
-
-
 def _weights_for(st: Stencil, real: np.ndarray) -> np.ndarray:
     if np.array_equal(real, np.asarray(st.offsets)):
         return st.weights

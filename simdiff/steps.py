@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, BoundsError
-from .stencils import Stencil, one_sided, stencil
+from .stencils import Stencil, one_sided
 
 __all__ = [
     "EPS",
@@ -201,8 +201,3 @@ def place(st: Stencil, xj: float, h: float, lo: float = -np.inf, hi: float = np.
             return Placement(None, 0.0, "fixed")
         return Placement(one_sided(1, 1, side), room, "forward" if side > 0 else "backward", True)
     return Placement(st_fit, h_fit, kind_fit, shrunk=True)
-
-
-def center_stencil(deriv: int = 1) -> Stencil:
-    """The trivial stencil {0} (used to evaluate f(x) alone)."""
-    return stencil((0,), 0, "value")
