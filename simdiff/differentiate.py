@@ -220,9 +220,15 @@ def _is_adaptive(step: Any, rel_step: Any, order: Any, method: str) -> bool:
     return method != "complex"  # the complex step is at the rounding level already
 
 
-def _adaptive_partials(sim, x, box, ev, method):
+def _adaptive_partials(sim, x, box, ev, method, scale=None, caller="jacobian"):
     """step="adaptive" for every partial derivative: (D (n, m), E (n, m), nfev, failures,
-    steps (n,), schemes, scalar). Fixed coordinates (lower == upper) get 0."""
+    steps (n,), schemes, scalar). Fixed coordinates (lower == upper) get 0.
+
+    A coordinate with |x_j| < max(1, |x_j|)/64, whose first level would reach past 0 (log,
+    sqrt, 1/x, an input in SI units), is searched twice in the same rounds: from the usual
+    scale and from |x_j| itself. Where the two results agree within their estimates the
+    sharper is kept; where they disagree the long steps saw a singularity their windows
+    could not, and the search on x_j's own scale is kept (as ``refine.py`` does)."""
     n = x.shape[0]
     lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
     free = np.flatnonzero(lo != hi)
@@ -232,16 +238,54 @@ def _adaptive_partials(sim, x, box, ev, method):
         m = batch.values.shape[1]
         return (np.zeros((n, m)), np.zeros((n, m)), batch.nfev, [], np.zeros(n),
                 ["fixed"] * n, batch.scalar)
+    typ = _scale_for(sim, scale, x)
+    s = typ if typ is not None else np.maximum(1.0, np.abs(x))
+    small = [j for j in free if typ is None and x[j] != 0 and abs(x[j]) < s[j] / 64]
+    rows = list(free) + small
+    scales = np.concatenate([s[free], np.abs(x[small])])
+    U = np.eye(n)[rows]
     Dl, El, nfev, failures, st, sch, scalar = adaptive_directional(
-        sim, x, np.eye(n)[free], np.maximum(1.0, np.abs(x[free])), (lo - x)[free],
-        (hi - x)[free], ev, side=_SIDES[method])
+        sim, x, U, scales, (lo - x)[rows], (hi - x)[rows], ev, side=_SIDES[method])
+    k = len(free)
+    for a, j in enumerate(small):
+        i = int(np.flatnonzero(free == j)[0])
+        d1, e1, d2, e2 = Dl[i], El[i], Dl[k + a], El[k + a]
+        with np.errstate(invalid="ignore"):
+            take = ~np.isfinite(d1) | (np.isfinite(d2) & ((np.abs(d1 - d2) > e1 + e2) | (e2 < e1)))
+        if np.all(take):
+            st[i], sch[i] = st[k + a], sch[k + a] + " (on x's own scale)"
+        Dl[i] = np.where(take, d2, d1)
+        El[i] = np.where(take, e2, e1)
+    Dl, El = Dl[:k], El[:k]
     m = Dl.shape[1]
-    D, E, steps = np.zeros((n, m)), np.zeros((n, m)), np.zeros(n)
-    D[free], E[free], steps[free] = Dl, El, st
+    D, E, steps = np.zeros((n, m), dtype=Dl.dtype), np.zeros((n, m)), np.zeros(n)
+    D[free], E[free], steps[free] = Dl, El, st[:k]
     schemes = ["fixed"] * n
-    for k, j in enumerate(free):
-        schemes[j] = sch[k]
+    for a, j in enumerate(free):
+        schemes[j] = sch[a]
+    terms = [_Kind(k_) for k_ in schemes]
+    notes = {}
+    if failures:
+        for a, j in enumerate(free):
+            if "failed" in schemes[j]:
+                continue
+    warn_unresolved(caller, sim, D, E, terms, notes, stacklevel=4)
+    if failures and not any(np.isnan(D).ravel()):
+        import warnings as _w
+
+        from .errors import SimdiffWarning
+
+        _w.warn(f"simdiff.{caller}: {len(failures)} point(s) of the adaptive search failed and "
+                "were left out (the entries were computed from the others, or closer to x); "
+                "see info.failures", SimdiffWarning, stacklevel=3)
     return D, E, nfev, failures, steps, schemes, scalar
+
+
+class _Kind:
+    """The bit of a term ``warn_unresolved`` reads: its kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
 
 def _adaptive_info(E, nfev, steps, schemes, method, failures) -> Info:
@@ -347,7 +391,8 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
         return (J, info) if full_output else J
     if adaptive:
-        D, E, nfev, failures, steps, schemes, _ = _adaptive_partials(sim, x, box, ev, method)
+        D, E, nfev, failures, steps, schemes, _ = _adaptive_partials(sim, x, box, ev, method,
+                                                                     scale, _caller)
         J = np.ascontiguousarray(D.T)
         if not full_output:
             return J
@@ -409,7 +454,8 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                                         scalar_input=not isinstance(f, Simulator), cache=cache,
                                         timeout=timeout, retries=retries, on_failure=on_failure)
     if adaptive:
-        D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method)
+        D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method,
+                                                                          scale, "derivative")
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
     elif st is None:
         h = base_steps(xa, st, step, rel_step, typical=_scale_for(sim, scale, xa))
