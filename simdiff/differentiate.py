@@ -25,7 +25,7 @@ Evaluation counts: central 2n, forward/backward n + 1, five-point 4n, complex n;
 (central) or 1 + 1 (forward). Bounds may turn a central stencil one-sided (plus f(x)).
 ``jacobian(..., sparsity=S)`` counts groups of columns instead of columns (``sparsity.py``);
 step="adaptive" spends 6 to 12 per coordinate (``adaptive.py``); ``simdiff.hessian``
-(``hessians.py``) 2n² + 1.
+(``hessians.py``) 2n² + 2n + 1.
 """
 
 from __future__ import annotations
