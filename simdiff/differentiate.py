@@ -466,7 +466,7 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
         D, E, nfev, failures, plan, scalar = _partials(sim, xa, st, step, rel_step, scale, box, ev,
                                                        method, "derivative")
         info = _info(E, nfev, plan, method, failures)
-    value = float(D[0, 0]) if scalar else D[0].copy()
+    value = D[0, 0].item() if scalar else D[0].copy()  # a complex f gives a complex value
     if not full_output:
         return value
     info.error = float(E[0, 0]) if scalar else E[0].copy()

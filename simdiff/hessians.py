@@ -100,6 +100,7 @@ class _Level:
                     self.wide[j] = tuple(pts.add(_shift(x, {j: t * h[j]})) for t in (-2, 2))
         self.n = n
         self.scale = np.maximum(1.0, np.abs(x))
+        self.eps = EPS  # the outputs' unit roundoff, set once f has answered (float32: 2^-23)
 
     def assemble(self, F: np.ndarray, ok: np.ndarray):
         """H (n, n), rounding (n, n), and the entries whose points failed.
@@ -127,11 +128,11 @@ class _Level:
         d = np.abs(np.diag(H))
         for j, rows in self.diag.items():
             v = np.maximum(np.abs(F[list(rows)]), d[j] * s[j] ** 2)
-            R[j, j] = EPS * _combine(v, np.array([1.0, 2.0, 1.0])) / h[j] ** 2
+            R[j, j] = self.eps * _combine(v, np.array([1.0, 2.0, 1.0])) / h[j] ** 2
         for (i, j), rows in self.cross.items():
             part = max(abs(H[i, j]), np.sqrt(d[i] * d[j])) * s[i] * s[j]
             v = np.maximum(np.abs(F[list(rows)]), part)
-            R[i, j] = R[j, i] = EPS * _combine(v, np.ones(4)) / (4 * h[i] * h[j])
+            R[i, j] = R[j, i] = self.eps * _combine(v, np.ones(4)) / (4 * h[i] * h[j])
         return H, R, bad
 
 
@@ -214,6 +215,9 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
     if not len(X):
         return F, ok, nfev
     batch = ev.evaluate(sim, X)
+    failures_eps = getattr(batch, "eps", EPS)
+    if failures_eps > EPS:
+        failures.append({"eps": failures_eps, "internal": True})
     if batch.values.shape[1] != 1:
         raise OutputError(
             f"hessian needs a scalar output; f returned {batch.values.shape[1]} values per point "
@@ -274,6 +278,16 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
         wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
         level = _Level(pts, x, h0, sigma, free, wide)
         F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
+        eps = _take_eps(failures)
+        if eps > 1.5 * EPS and step is None and rel_step is None:
+            # float32 outputs: the steps were planned for float64 values; once more, longer
+            h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, eps=eps)
+            h0, sigma, free = _fit(x, h0, box)
+            pts = PointSet(n)
+            level = _Level(pts, x, h0, sigma, free, _fits_wide(x, h0, box))
+            F, ok, nfev = _evaluate(sim, pts, 0, ev, None, None, failures, nfev)
+            _take_eps(failures)
+        level.eps = eps
         if np.iscomplexobj(F):  # a complex-valued f: its real and imaginary parts
             Hr, Er, bad = _default_estimate(level, F.real.copy(), ok, scale)
             Hi, Ei, _ = _default_estimate(level, F.imag.copy(), ok, scale)
@@ -292,6 +306,13 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     return H, Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
                    schemes=["shifted" if sigma[j] else ("fixed" if j in fixed else "central")
                             for j in range(n)], fixed=fixed)
+
+
+def _take_eps(failures: list) -> float:
+    """The outputs' unit roundoff noted by ``_evaluate`` (and the notes removed)."""
+    eps = max([EPS] + [d["eps"] for d in failures if d.get("internal")])
+    failures[:] = [d for d in failures if not d.get("internal")]
+    return eps
 
 
 def _fits_wide(x: np.ndarray, h: np.ndarray, box) -> np.ndarray:
@@ -331,7 +352,7 @@ def _default_estimate(level: _Level, F: np.ndarray, ok: np.ndarray, scale: np.nd
         Fr = F[idx][None, :, None]
         D, Ej = _estimate(Fr - Fr[:, :1], st.weights[None], np.array([[level.h[j]]]),
                           np.array([[scale[j]]]), 2, st.order, st.error_coef, low[None],
-                          low_order, low_coef, mag=Fr)
+                          low_order, low_coef, level.eps, mag=Fr)
         f4[j] = abs(float(D[0, 0]) - H[j, j]) * 12 / level.h[j] ** 2
         H[j, j] = float(D[0, 0])
         E[j, j] = max(float(Ej[0, 0]), R[j, j])
@@ -357,13 +378,16 @@ def _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures):
     done = 0
     best_prev = np.inf
     Hs, Rs, bads = [], [], []
+    eps = EPS
     for k in range(MAX_LEVELS):
         levels.append(_Level(pts, x, h0 / 2.0**k, sigma, free))
         if k < 2:
             continue  # the first batch holds three levels
         F, ok, nfev = _evaluate(sim, pts, done, ev, F, ok, failures, nfev)
         done = len(F)
+        eps = max(eps, _take_eps(failures))
         for lv in levels[len(Hs):]:
+            lv.eps = eps
             H, R, bad = lv.assemble(F, ok)
             Hs.append(H), Rs.append(R), bads.append(bad)
         Hb, Eb, badb, kb = _richardson(Hs, Rs, bads, sigma)

@@ -51,6 +51,8 @@ __all__ = ["run_partials", "warn_unresolved", "SMALL_X", "CLOSER", "CLOSER_ROUND
 
 #: A stencil spanning more than |x_j|/SMALL_X gets a second estimate on x_j's own scale.
 SMALL_X = 4.0
+#: Steps scaled by |x_j| beyond this many unit steps are checked for aliasing (``_aliased``).
+LARGE_X = 16.0
 #: A failed point makes its entry retry with a step this many times shorter ...
 CLOSER = 16.0
 #: ... this many times at most.
@@ -167,6 +169,8 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     notes: dict = {}
     with _Collect(ev) as col:
         pts = PointSet(x.shape[0])
+        if tuple(st.offsets) == (-1, 1) and st.deriv == 1:
+            pts.add(x)  # f(x): a measured f'' for the two-point estimates (plan._curvature_model)
         terms = [axes.term(pts, i, st, h[i], partial) for i in range(r)]
         F, ok = _evaluate(sim, ev, pts, None, None, state)
         if auto and state["eps"] > 1.5 * EPS and F is not None and len(F):
@@ -208,6 +212,8 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 if hx is not None and origin[i] != 0 and span > abs(origin[i]) / SMALL_X \
                         and 64 * np.spacing(abs(origin[i])) < hx[i] < t.h / SMALL_X:
                     cand[i] = ("small x", st, float(hx[i]))
+                elif hx is not None and _aliased(t, F, ok, plan.center, scale[i]):
+                    cand[i] = ("small x", st, float(optimal_factor(st, state["eps"])))
                 elif doubt[i]:
                     wide = _wider(t, st)
                     if wide is not None:
@@ -255,6 +261,19 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     plan = Plan(x, pts.array(), terms, center=pts.find(x))
     notes["ref"] = _variation(terms, F, ok)
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
+
+
+def _aliased(t: Term, F: np.ndarray, ok: np.ndarray, center: int | None, s: float) -> bool:
+    """A central pair at a step grown with |x_j| (s > LARGE_X) whose values vary far more
+    evenly than oddly, |F₊ + F₋ − 2f(x)| > 4·|F₊ − F₋|: f turns over inside the stencil,
+    which on a scale of |x_j| means it varies faster than the step assumed (sin at 1e8 with
+    h = 600). The entry is then estimated again with the unit-scale step and the two are
+    compared as for small inputs."""
+    if s <= LARGE_X or center is None or len(t.rows) != 2 or not ok[center] \
+            or not ok[t.rows].all() or t.offsets[0] != -t.offsets[1]:
+        return False
+    Fp, Fm, F0 = np.real(F[t.rows[0]]), np.real(F[t.rows[1]]), np.real(F[center])
+    return bool(np.any(np.abs(Fp + Fm - 2 * F0) > 4 * np.abs(Fp - Fm)))
 
 
 def _variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:

@@ -129,7 +129,7 @@ def _run(tmp_path, k, how="self", n_jobs=1, sleep=0.0, timeout=None):
 
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_killed_run_resumes_with_only_the_missing_points(tmp_path, k):
-    total = 2 * 4  # central Jacobian, n = 4
+    total = 2 * 4 + 1  # central Jacobian, n = 4, and f(x)
     killed, work = _run(tmp_path, k)
     assert killed.returncode == 17, killed.stderr
     assert _evals(work) == k
@@ -144,7 +144,7 @@ def test_killed_run_resumes_with_only_the_missing_points(tmp_path, k):
 def test_run_killed_while_workers_compute_resumes(tmp_path):
     # the k-th evaluation, in a worker (timeout= keeps every point in workers), kills the main
     # process; the points finished before it survive in the cache
-    total = 2 * 4
+    total = 2 * 4 + 1
     killed, _work = _run(tmp_path, k=5, how="parent", n_jobs=2, sleep=0.05, timeout=60)
     assert killed.returncode == -9
     done = len(DiskCache(tmp_path / "cache"))
