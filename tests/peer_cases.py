@@ -199,7 +199,7 @@ def judge(case: Case, method: str, r: Run) -> Verdict:
         true_err = np.where(nan_exp, np.where(np.isnan(val), 0.0, np.inf), true_err)
         true_err = np.where(np.isnan(true_err), np.inf, true_err)
         floor = 1e-300 + case.ref_rtol * np.abs(np.where(nan_exp, 0, exp))
-        covered = true_err <= est + floor
+        covered = (true_err <= est + floor) | (nan_exp & (np.isnan(val) | ~np.isfinite(est)))
     flagged = ~np.isfinite(est) | bool(r.warned)
     honest = covered | flagged
     tol = case.tol_for(method)
