@@ -196,13 +196,15 @@ class Tally:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(bad, v.true_err / np.maximum(v.estimate, 1e-300), -1.0)
             ratio = np.nan_to_num(ratio, nan=1e308, posinf=1e308)
-            i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            flagged = bool(np.all(v.flagged[bad]))
+            pick = np.where(bad & ~v.flagged, ratio, -1.0) if not flagged else ratio
+            i = np.unravel_index(int(np.argmax(pick)), ratio.shape)
             val = np.reshape(pc._arr(r.value), exp.shape)
-            warned = " warned" if r.warned else ""
-            line = (f"| {case.id} | {self.name} | {'SILENT ' if silent else ''}{int(bad.sum())}/{bad.size}"
-                    f"{warned} | {list(map(int, i))} | {_g(val[i])} | {_g(exp[i])} | "
+            tag = ("SILENT " if silent else "") + ("flagged " if flagged else "")
+            line = (f"| {case.id} | {self.name} | {tag}{int(bad.sum())}/{bad.size}"
+                    f" | {list(map(int, i))} | {_g(val[i])} | {_g(exp[i])} | "
                     f"{v.estimate[i]:.2g} | {v.true_err[i]:.2g} | {ratio[i]:.1e} |")
-            self.bad.append((float(ratio[i]) if np.isfinite(ratio[i]) else 1e308, silent, line))
+            self.bad.append(((flagged, -float(ratio[i])), line))
 
     def row(self):
         n_ok = max(1, self.runs - self.exc - self.refused)
@@ -272,7 +274,7 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     if args.failures:
-        bad = sorted((b for t in tallies.values() for b in t.bad), key=lambda b: -b[0])
+        bad = sorted((b for t in tallies.values() for b in t.bad), key=lambda b: b[0])
         errs = [e for t in tallies.values() for e in t.errors]
         with open(args.failures, "w") as fh:
             fh.write(f"# issue 9: honesty on the peers' cases ({time.strftime('%H:%M UTC', time.gmtime())})\n\n")
@@ -281,10 +283,12 @@ def main(argv=None):
             fh.write(table + "\n\n")
             fh.write(f"## simdiff runs not covered or silently wrong ({len(bad)}), worst first\n\n")
             fh.write("bad = entries not covered (of all); SILENT = outside the peer tolerance while "
-                     "info.error claims inside; worst entry shown; ratio = true error / info.error\n\n")
+                     "info.error claims inside; flagged = every bad entry has an inf/NaN estimate or "
+                     "the call warned (honest, listed last); worst entry shown; "
+                     "ratio = true error / info.error\n\n")
             fh.write("| case | method | bad | entry | value | expected | info.error | true error | ratio |\n")
             fh.write("|---|---|---|---|---|---|---|---|---|\n")
-            fh.write("\n".join(b[2] for b in bad) + "\n\n")
+            fh.write("\n".join(b[1] for b in bad) + "\n\n")
             fh.write(f"## simdiff exceptions ({len(errs)})\n\n")
             fh.write("\n".join(f"- {e}" for e in errs) + "\n")
         print(f"\nwrote {args.failures}")
