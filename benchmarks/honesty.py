@@ -22,7 +22,9 @@ Per method:
 - within tol: share of runs with every entry inside the peer's tolerance (runs of cases
   whose tolerance the issue requires),
 - silent wrong: runs with an entry outside the tolerance whose estimate claims it is inside
-  (estimate ≤ tolerance) and no warning.
+  (estimate ≤ tolerance) and no warning,
+- warned: runs that emitted a SimdiffWarning (any such warning counts as flagging every entry
+  of the run, so a library that warns always would look honest: watch this column).
 
 ``--failures FILE`` writes the table and every non-covered / silent-wrong run (worst entry,
 sorted by how far the estimate understates) as markdown.
@@ -156,6 +158,7 @@ class Tally:
         self.sharp: list = []
         self.tol_runs = self.within_runs = 0
         self.silent = 0
+        self.warned = 0
         self.bad: list = []          # (ratio, line) for the failures file
         self.errors: list = []       # exception lines
         self.seconds = 0.0
@@ -176,6 +179,7 @@ class Tally:
             self.exc += 1
             self.errors.append(f"{case.id} {self.name}: judge: {type(e).__name__}: {e}")
             return
+        self.warned += bool(r.warned)
         self.entries += v.covered.size
         self.covered_entries += int(v.covered.sum())
         self.covered_runs += bool(v.covered.all())
@@ -211,7 +215,8 @@ class Tally:
         med = float(np.median(self.sharp)) if self.sharp else float("nan")
         return (self.name, self.runs, self.exc, self.covered_runs / n_ok,
                 self.covered_entries / max(1, self.entries), self.honest_runs / n_ok, med,
-                self.within_runs / max(1, self.tol_runs), self.tol_runs, self.silent, self.seconds)
+                self.within_runs / max(1, self.tol_runs), self.tol_runs, self.silent,
+                self.warned, self.seconds)
 
 
 def _g(z):
@@ -220,13 +225,13 @@ def _g(z):
 
 
 HEADER = ("| method | runs | exceptions | covered (runs) | covered (entries) | honest (runs) "
-          "| median sharpness | within peer tol | (tol runs) | silent wrong | seconds |")
+          "| median sharpness | within peer tol | (tol runs) | silent wrong | warned | seconds |")
 
 
 def fmt_row(r):
-    name, runs, exc, cr, ce, hr, med, wr, tr, silent, sec = r
+    name, runs, exc, cr, ce, hr, med, wr, tr, silent, warned, sec = r
     return (f"| {name} | {runs} | {exc} | {cr:.1%} | {ce:.1%} | {hr:.1%} | {med:.3g} | "
-            f"{wr:.1%} | {tr} | {silent} | {sec:.1f} |")
+            f"{wr:.1%} | {tr} | {silent} | {warned} | {sec:.1f} |")
 
 
 def main(argv=None):
@@ -260,7 +265,7 @@ def main(argv=None):
     rows = [t.row() for t in tallies.values()] + [t.row() for t in peers]
     lines = [f"simdiff from {os.path.dirname(sd.__file__)}; {len(cases)} cases "
              f"({sum(not c.id.startswith('issue-') for c in cases)} from the peers' suites)", "",
-             HEADER, "|" + "---|" * 11]
+             HEADER, "|" + "---|" * 12]
     lines += [fmt_row(r) for r in rows]
     if peers:
         lines += ["", "Ratios (simdiff method / peer): covered runs, within tol, silent wrong",
