@@ -159,6 +159,7 @@ class Tally:
         self.tol_runs = self.within_runs = 0
         self.silent = 0
         self.warned = 0
+        self.by_flag: dict = {}      # category -> unflagged non-covered runs
         self.bad: list = []          # (ratio, line) for the failures file
         self.errors: list = []       # exception lines
         self.seconds = 0.0
@@ -209,6 +210,8 @@ class Tally:
                     f" | {list(map(int, i))} | {_g(val[i])} | {_g(exp[i])} | "
                     f"{v.estimate[i]:.2g} | {v.true_err[i]:.2g} | {ratio[i]:.1e} |")
             self.bad.append(((flagged, -float(ratio[i])), line))
+            if not flagged:
+                self.by_flag[_category(case)] = self.by_flag.get(_category(case), 0) + 1
 
     def row(self):
         n_ok = max(1, self.runs - self.exc - self.refused)
@@ -217,6 +220,19 @@ class Tally:
                 self.covered_entries / max(1, self.entries), self.honest_runs / n_ok, med,
                 self.within_runs / max(1, self.tol_runs), self.tol_runs, self.silent,
                 self.warned, self.seconds)
+
+
+CATEGORIES = ("complex-valued", "float32", "si-units", "aliasing", "scales", "pole", "small-x",
+              "critical", "nan-domain", "nan-output", "kink", "bounds", "sparse", "physics", "zero")
+
+
+def _category(case):
+    for c in CATEGORIES:
+        if c in case.flags:
+            return c
+    if case.kind == "hessian":
+        return "hessian"
+    return "jvp" if case.kind == "jvp" else "smooth"
 
 
 def _g(z):
@@ -286,6 +302,12 @@ def main(argv=None):
             fh.write("Produced by `PYTHONPATH=/work/main:/work/wt-honesty python benchmarks/honesty.py "
                      "--failures ...` (cases: tests/peer_cases.py).\n\n")
             fh.write(table + "\n\n")
+            cats = sorted({c for t in tallies.values() for c in t.by_flag})
+            fh.write("## unflagged non-covered runs by category (first matching flag of the case)\n\n")
+            fh.write("| method | " + " | ".join(cats) + " |\n|---|" + "---|" * len(cats) + "\n")
+            for t in tallies.values():
+                fh.write(f"| {t.name} | " + " | ".join(str(t.by_flag.get(c, 0)) for c in cats) + " |\n")
+            fh.write("\n")
             fh.write(f"## simdiff runs not covered or silently wrong ({len(bad)}), worst first\n\n")
             fh.write("bad = entries not covered (of all); SILENT = outside the peer tolerance while "
                      "info.error claims inside; flagged = every bad entry has an inf/NaN estimate or "
