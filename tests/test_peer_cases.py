@@ -33,12 +33,14 @@ import peer_cases as pc  # noqa: E402
 
 #: "<test>::<case id>::<method>" of the runs that fail on the current library.
 KNOWN_FAILING: list[str] = [
+    "test_figure::exceptions <= 3 per 800 runs",
+    "test_figure::honest runs >= 97%",
+    "test_figure::no silent wrong",
     "test_honest::issue-complex_exp::adaptive",
     "test_honest::issue-complex_exp::central",
     "test_honest::issue-complex_exp::five-point",
     "test_honest::issue-complex_exp::forward",
     "test_honest::issue-critical_cubic::complex",
-    "test_honest::issue-inverse_at_1e-6::adaptive",
     "test_honest::issue-lennard_jones-cluster-gradient::central",
     "test_honest::issue-lennard_jones-cluster-gradient::complex",
     "test_honest::issue-lennard_jones-cluster-gradient::forward",
@@ -46,30 +48,21 @@ KNOWN_FAILING: list[str] = [
     "test_honest::issue-lennard_jones-energy-r1.122::complex",
     "test_honest::issue-lennard_jones-energy-r1.122::forward",
     "test_honest::issue-lennard_jones-force-r1.5::five-point",
-    "test_honest::issue-lennard_jones-si-force-r3.8e-10::adaptive",
-    "test_honest::issue-lennard_jones-si-force-r5e-10::adaptive",
     "test_honest::issue-log_at_1e-3-five-point::central",
-    "test_honest::issue-scales_cos_1e6t::adaptive",
-    "test_honest::issue-si-rc_charge_C_1e-6::adaptive",
-    "test_honest::issue-sin_at_1e8::adaptive",
     "test_honest::issue-sin_at_1e8::central",
     "test_honest::issue-sin_at_1e8::five-point",
     "test_honest::issue-sin_at_1e8::forward",
     "test_honest::issue-sqrt_at_1e-8::five-point",
     "test_honest::nd-additional_parameters-derivative-0::complex",
     "test_honest::nd-additional_parameters-gradient-0::complex",
-    "test_honest::nd-central_complex_output::adaptive",
+    "test_honest::nd-additional_parameters-hessian-0::central",
     "test_honest::nd-complex_hessian_issue_35::adaptive",
-    "test_honest::nd-complex_hessian_issue_35::central",
-    "test_honest::nd-complex_output_gradient::adaptive",
     "test_honest::nd-derivative_sin-3::forward",
     "test_honest::nd-derivative_sin-9::forward",
-    "test_honest::nd-example-arccos-d2::central",
-    "test_honest::nd-example-arcsin-d2::central",
-    "test_honest::nd-example-sqrt-d2::central",
+    "test_honest::nd-hessdiag-2::central",
     "test_honest::nd-hessian_hamiltonian::adaptive",
     "test_honest::nd-hessian_hamiltonian::central",
-    "test_honest::nd-jacobian_on_vector_valued_function::adaptive",
+    "test_honest::nd-high_order_cos-d2::central",
     "test_honest::nd-jacobian_on_vector_valued_function::central",
     "test_honest::nd-jacobian_on_vector_valued_function::five-point",
     "test_honest::nd-jacobian_scalar_to_vector-2::complex",
@@ -96,31 +89,9 @@ KNOWN_FAILING: list[str] = [
     "test_honest::sp-differentiate-accuracy-reciprocal-0::central",
     "test_honest::sp-differentiate-accuracy-tukeylambda-0::adaptive",
     "test_honest::sp-differentiate-accuracy-tukeylambda-0::five-point",
-    "test_honest::sp-differentiate-dtype-float32-0.65::adaptive",
-    "test_honest::sp-differentiate-dtype-float32-0.7::adaptive",
-    "test_honest::sp-differentiate-hessian-rosen-4-0::central",
     "test_honest::sp-differentiate-hessian-rosen-float32::adaptive",
     "test_honest::sp-differentiate-hessian-rosen-float32::central",
-    "test_honest::sp-differentiate-hessian-rosen-scalar-0::central",
-    "test_honest::sp-differentiate-jacobian-f1-float32-2x3-3::adaptive",
-    "test_honest::sp-differentiate-jacobian-f1-float32-6-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f1-float32-scalar-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f2-float32-2x3-3::adaptive",
-    "test_honest::sp-differentiate-jacobian-f2-float32-6-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f2-float32-scalar-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f3-float32-2x3-3::adaptive",
-    "test_honest::sp-differentiate-jacobian-f3-float32-6-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f3-float32-scalar-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f4-float32-2x3-3::adaptive",
-    "test_honest::sp-differentiate-jacobian-f4-float32-6-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f4-float32-scalar-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f5-float32-2x3-3::adaptive",
-    "test_honest::sp-differentiate-jacobian-f5-float32-6-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-f5-float32-scalar-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-rosen-float32-2x3-3::adaptive",
     "test_honest::sp-differentiate-jacobian-rosen-float32-2x3-3::central",
-    "test_honest::sp-differentiate-jacobian-rosen-float32-6-0::adaptive",
-    "test_honest::sp-differentiate-jacobian-rosen-float32-scalar-0::adaptive",
     "test_honest::sp-differentiate-jacobian-rosen-float32-scalar-0::central",
     "test_honest::sp-differentiate-jacobian-rosen-float64-2x3-3::central",
     "test_honest::sp-differentiate-jacobian-rosen-float64-scalar-0::central",
@@ -136,15 +107,11 @@ KNOWN_FAILING: list[str] = [
     "test_honest::sp-differentiate-step_direction-nan-9::central",
     "test_honest::sp-differentiate-step_direction-nan-9::five-point",
     "test_honest::sp-differentiate-step_direction-nan-9::forward",
-    "test_honest::sp-numdiff-check_dtype-rosen-float16::adaptive",
     "test_honest::sp-numdiff-check_dtype-rosen-float16::central",
     "test_honest::sp-numdiff-check_dtype-rosen-float32::central",
     "test_honest::sp-numdiff-check_dtype-rosen-float32::forward",
     "test_honest::sp-numdiff-custom_rel_step::central",
     "test_honest::sp-numdiff-custom_rel_step::forward",
-    "test_honest::sp-numdiff-fp-float32::adaptive",
-    "test_honest::sp-numdiff-fp-sin-float16::adaptive",
-    "test_honest::sp-numdiff-fp-sin-float32::adaptive",
     "test_honest::sp-numdiff-linear_operator-vector_vector-0::central",
     "test_honest::sp-numdiff-linear_operator-vector_vector-1::adaptive",
     "test_honest::sp-numdiff-linear_operator-vector_vector-1::central",
@@ -171,22 +138,15 @@ KNOWN_FAILING: list[str] = [
     "test_honest::sp-numdiff-sparse_alternating-sparse-nobounds::five-point",
     "test_honest::sp-numdiff-sparse_alternating-sparse-nobounds::forward",
     "test_honest::sp-numdiff-vector_scalar_abs_step::complex",
-    "test_honest::sp-numdiff-vector_vector::adaptive",
     "test_honest::sp-numdiff-vector_vector::central",
-    "test_peer_tolerance::nd-central_complex_output::adaptive",
     "test_peer_tolerance::nd-complex_hessian_issue_35::adaptive",
     "test_peer_tolerance::nd-complex_hessian_issue_35::central",
-    "test_peer_tolerance::nd-complex_output_gradient::adaptive",
     "test_peer_tolerance::nd-hessian_hamiltonian::adaptive",
     "test_peer_tolerance::nd-hessian_hamiltonian::central",
     "test_peer_tolerance::nd-jacobian_on_vector_valued_function::central",
     "test_peer_tolerance::nd-log_at_1e-3::central",
     "test_peer_tolerance::sp-differentiate-hessian-rosen-2x4-0::central",
-    "test_peer_tolerance::sp-differentiate-hessian-rosen-2x4-1::central",
-    "test_peer_tolerance::sp-differentiate-hessian-rosen-4-0::central",
-    "test_peer_tolerance::sp-differentiate-hessian-rosen-4-1::central",
     "test_peer_tolerance::sp-differentiate-hessian-rosen-float32::central",
-    "test_peer_tolerance::sp-differentiate-hessian-rosen-scalar-0::central",
     "test_peer_tolerance::sp-differentiate-jacobian-step_direction_size-nan::adaptive",
     "test_peer_tolerance::sp-differentiate-jacobian-step_direction_size-nan::central",
     "test_peer_tolerance::sp-differentiate-special-x99::central",
@@ -199,7 +159,6 @@ KNOWN_FAILING: list[str] = [
     "test_peer_tolerance::sp-numdiff-sparse_alternating-dense-bounds::adaptive",
     "test_peer_tolerance::sp-numdiff-tight_bounds-default::adaptive",
     "test_peer_tolerance::sp-numdiff-vector_scalar::central",
-    "test_peer_tolerance::sp-numdiff-vector_vector::adaptive",
 ]
 
 _RUNS: dict = {}
@@ -268,6 +227,53 @@ def test_complex_step_refused(case, method):
     assert isinstance(r.exc, sd.SimdiffError), (
         f"{case.id}: method={method!r} must raise a SimdiffError; got "
         + (f"{type(r.exc).__name__}: {r.exc}" if r.exc else f"value {r.value!r}"))
+
+
+def _all_verdicts():
+    out = []
+    for case in pc.CASES:
+        for m in pc.methods_for(case):
+            if m in case.raises:
+                continue
+            r = _run(case, m)
+            out.append((case, m, r, None if r.exc is not None else pc.judge(case, m, r)))
+    return out
+
+
+def _figure(name):
+    """The issue's figures, measured on the ported cases (value, threshold, passes)."""
+    runs = _all_verdicts()
+    ok = [(c, m, v) for c, m, r, v in runs if v is not None]
+    if name == "honest runs >= 97%":
+        val = np.mean([bool(v.honest.all()) for _, _, v in ok])
+        return val, val >= 0.97
+    if name == "no silent wrong":
+        bad = [f"{c.id}::{m}" for c, m, v in ok
+               if c.tol_required and v.silent_wrong is not None and v.silent_wrong.any()]
+        return bad, not bad
+    if name.startswith("central within tol") or name.startswith("adaptive within tol"):
+        method, need = name.split()[0], (0.93 if name.startswith("central") else 0.97)
+        sel = [(c, r, v) for c, m, r, v in runs
+               if m == method and c.tol_required and c.tol_for(m) is not None]
+        val = np.mean([v is not None and bool(v.within.all()) for _, _, v in sel])
+        return val, val >= need
+    if name == "exceptions <= 3 per 800 runs":
+        exc = [f"{c.id}::{m}" for c, m, r, v in runs if v is None]
+        return exc, len(exc) <= int(np.ceil(3 * len(runs) / 800))
+    raise AssertionError(name)
+
+
+FIGURES = ["honest runs >= 97%", "no silent wrong", "central within tol >= 93%",
+           "adaptive within tol >= 97%", "exceptions <= 3 per 800 runs"]
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, id=n, marks=[pytest.mark.xfail(strict=False, reason="KNOWN_FAILING (issue 9)")]
+                 if f"test_figure::{n}" in KNOWN_FAILING else []) for n in FIGURES])
+def test_figure(name):
+    """Issue 9's figures over all the ported cases and methods."""
+    value, passes = _figure(name)
+    assert passes, f"{name}: {value}"
 
 
 def test_case_count():
