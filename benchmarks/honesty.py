@@ -222,7 +222,7 @@ class Tally:
                 self.warned, self.seconds)
 
 
-CATEGORIES = ("complex-valued", "float32", "si-units", "aliasing", "scales", "pole", "small-x",
+CATEGORIES = ("noise", "complex-valued", "float32", "si-units", "aliasing", "scales", "pole", "small-x",
               "critical", "nan-domain", "nan-output", "kink", "bounds", "sparse", "physics", "zero")
 
 
