@@ -11,6 +11,9 @@ five-point, step="adaptive", and the complex step where the peer allows it):
 - ``test_peer_tolerance``: for central and adaptive, the value is within the peer's own
   tolerance (cases the issue does not require carry ``tol_required=False`` and are skipped
   with the reason).
+- ``test_figure``: the issue's figures over all the runs (honest runs ≥ 97 %, no silent wrong
+  answer, central / adaptive within the peer's tolerance in ≥ 93 % / ≥ 97 % of the required
+  cases, ≤ 3 unexpected exceptions per 800 runs).
 
 Runs that fail on the library as it stands are listed in ``KNOWN_FAILING`` (the only place an
 xfail is set; non-strict, so a fix shows as XPASS). Empty it as fixes land.
