@@ -1191,5 +1191,13 @@ own(id="issue-printed6-two_scales", kind="jacobian",
     expected=np.array([[3.0, 0.0], [0.0, 1e3 * np.cos(0.3)]]), tol=OWN_NOISY,
     flags={"noise", "zero"})
 
+# The SI-unit cases again, with the user's typical magnitudes given (``scale=``).
+for _c in [c for c in CASES if "si-units" in c.flags and c.kind != "hessian"]:
+    own(id=_c.id + "-scale", kind=_c.kind, f=_c.f, x=_c.x, expected=_c.expected, v=_c.v,
+        tol=_c.tol, complex_ok=_c.complex_ok, flags=_c.flags | {"scale"},
+        opts={**_c.opts, "scale": np.where(np.abs(np.atleast_1d(_c.x)) > 0,
+                                           np.abs(np.atleast_1d(_c.x)), 1.0)
+              if _c.kind != "derivative" else abs(_c.x)})
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), [i for i in IDS if IDS.count(i) > 1]
