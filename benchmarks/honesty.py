@@ -292,6 +292,14 @@ def main(argv=None):
             lines.append(f"| {r[0]} | {r[3] / max(nd_r[3], 1e-9):.2f} | {r[3] / max(sp_r[3], 1e-9):.2f} | "
                          f"{r[7] / max(nd_r[7], 1e-9):.2f} | {r[7] / max(sp_r[7], 1e-9):.2f} | "
                          f"{r[9]}, {nd_r[9]}, {sp_r[9]} |")
+    ts = list(tallies.values())
+    runs_ok = sum(t.runs - t.exc - t.refused for t in ts)
+    lines += ["", "Issue 9 figures over all simdiff runs: honest runs "
+              f"{sum(t.honest_runs for t in ts) / max(1, runs_ok):.1%} (need ≥ 97 %), covered runs "
+              f"{sum(t.covered_runs for t in ts) / max(1, runs_ok):.1%}, silent wrong "
+              f"{sum(t.silent for t in ts)} (need 0), central within tol {rows[0][7]:.1%} (≥ 93 %), "
+              f"adaptive within tol {rows[3][7]:.1%} (≥ 97 %), exceptions {sum(t.exc for t in ts)} in "
+              f"{sum(t.runs for t in ts)} runs (≤ 3 per 800)"]
     table = "\n".join(lines)
     print(table)
     if args.failures:
