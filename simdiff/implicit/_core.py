@@ -1,0 +1,443 @@
+"""The one routine behind jacobian, jvp and vjp: residual check, partials, solve, error.
+
+See the package docstring (``simdiff.implicit``) for the rules; this module implements them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .. import differentiate as _d
+from ..differentiate import Info
+from ..errors import ArgumentError, ArgumentTypeError, SimdiffError, SimdiffWarning
+from ..evaluate import resolve_evaluator
+from ..plan import direction_range
+from ..steps import normalize_bounds
+from ._linalg import EPS, Dense, Sparse, gmres
+from ._residual import Along, Section
+
+LINEAR_SOLVERS = ("lu", "gmres")
+ON_RESIDUAL = ("raise", "warn")
+#: κ₁(∂F/∂y) × (relative error of ∂F/∂y) at or above which ∂F/∂y is refused as singular:
+#: a perturbation of the size of the finite-difference error may make it singular.
+SINGULAR = 0.5
+#: Above this n the dense error bound is normwise (no explicit A⁻¹).
+DENSE_COMPONENTWISE_MAX = 2000
+
+
+class ResidualError(ArgumentError):
+    """y does not solve F(y, θ) = 0 to the accuracy the derivative needs."""
+
+
+class SingularJacobianError(SimdiffError, ArithmeticError):
+    """∂F/∂y (or the Hessian block ∂²f/∂y²) is singular or too ill-conditioned for its
+    finite-difference accuracy: the implicit derivative is not determined."""
+
+
+# ---------------------------------------------------------------------------------------------
+# arguments
+
+
+def as_vector(x: Any, name: str) -> np.ndarray:
+    """A float or an array (k,) as a finite float64 array (k,); ArgumentError naming ``name``."""
+    if np.ndim(x) == 0 and not isinstance(x, (str, bytes)):
+        try:
+            x = np.reshape(np.asarray(x, dtype=complex if np.iscomplexobj(x) else float), (1,))
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(f"{name} must be a float or an array of floats (k,); got {x!r}") from None
+    return _d.as_point(x, name)
+
+
+def fitted(x: Any, size: int, name: str, what: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float) if not np.iscomplexobj(x) else None
+    if arr is None:
+        raise ArgumentTypeError(f"{name} must be real; got complex values")
+    arr = np.reshape(arr, (1,)) if arr.ndim == 0 and size == 1 else arr
+    if arr.shape != (size,):
+        raise ArgumentError(f"{name} must have shape ({size},) ({what}); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ArgumentError(f"{name} must be finite; got {arr!r}")
+    return arr
+
+
+_OWN = {"f", "x", "v", "full_output", "sparsity", "evaluator", "n_jobs", "backend", "vectorized"}
+
+
+def derivative_options(opts: dict, target: Any, where: str) -> dict:
+    """The options passed on to ``target`` (sd.jacobian, sd.jvp, sd.hessian): every keyword
+    it accepts except the ones this package sets itself; others are an ArgumentError."""
+    allowed = [k for k in inspect.signature(target).parameters if k not in _OWN]
+    bad = [k for k in opts if k not in allowed]
+    if bad:
+        raise ArgumentError(
+            f"{where}: unknown option {bad[0]}={opts[bad[0]]!r}; allowed: the derivative options "
+            f"{', '.join(allowed)}, and n_jobs, backend, evaluator, cache, timeout, retries, "
+            f"on_failure, vectorized, sparsity, linear_solver, tol, on_residual, full_output"
+        )
+    return dict(opts)
+
+
+class Counted:
+    """An Evaluator seen through a counter of simulator runs (nfev) and batches (nrounds)."""
+
+    def __init__(self, ev: Any) -> None:
+        self.ev, self.nfev, self.nrounds = ev, 0, 0
+
+    def evaluate(self, sim, X):
+        batch = self.ev.evaluate(sim, X)
+        self.nfev += batch.nfev
+        self.nrounds += 1
+        return batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ev, name)
+
+
+def evaluator_for(evaluator, n_jobs, backend, cache, timeout, retries, on_failure) -> Counted:
+    return Counted(resolve_evaluator(evaluator, n_jobs, backend, cache=cache, timeout=timeout,
+                                     retries=retries, on_failure=on_failure))
+
+
+def _box(opts: dict, z: np.ndarray):
+    return normalize_bounds(opts.get("bounds"), z) if opts.get("bounds") is not None else None
+
+
+def _abs_steps(opts: dict, z: np.ndarray, scalar: bool = False):
+    """Per-coordinate step arrays of the stacked vector as absolute steps (N,), or None
+    (``scalar``: a float step too, as that step for every entry)."""
+    N = z.shape[0]
+    step, rel = opts.get("step"), opts.get("rel_step")
+    if scalar and step is not None and not isinstance(step, str) and np.ndim(step) == 0:
+        return np.full(N, float(step))
+    if step is not None and not isinstance(step, str) and np.ndim(step) == 1:
+        return fitted(step, N, "step", "one step per entry of [y, θ]")
+    if rel is not None and np.ndim(rel) == 1:
+        r = fitted(rel, N, "rel_step", "one relative step per entry of [y, θ]")
+        return r * np.where(z != 0, np.abs(z), 1.0)
+    return None
+
+
+def section_options(opts: dict, z: np.ndarray, idx: np.ndarray) -> dict:
+    """Options of the stacked vector restricted to the coordinates ``idx``."""
+    out = dict(opts)
+    for key in ("step", "rel_step"):
+        val = opts.get(key)
+        if val is not None and not isinstance(val, str) and np.ndim(val) == 1:
+            out[key] = fitted(val, z.shape[0], key, "one per entry of [y, θ]")[idx]
+    box = _box(opts, z)
+    if box is not None:
+        out["bounds"] = (box[0][idx], box[1][idx])
+    return out
+
+
+def along_options(opts: dict, z: np.ndarray, n: int, W: np.ndarray) -> dict:
+    """Options of the stacked vector for w = [y', t] (``Along``): y's entries unchanged; the
+    step along direction k the largest that moves no θ_j more than its own step; the range
+    of t the one that keeps θ + W t in θ's bounds."""
+    out = dict(opts)
+    h = _abs_steps(opts, z, scalar=True)
+    if h is not None:
+        out.pop("rel_step", None)
+        ht = [min((h[n + j] / abs(W[j, k]) for j in np.flatnonzero(W[:, k])), default=1.0)
+              for k in range(W.shape[1])]
+        out["step"] = np.concatenate([h[:n], ht])
+    box = _box(opts, z)
+    if box is not None:
+        lo, hi = box
+        rng = [direction_range(z[n:], W[:, k], (lo[n:], hi[n:])) for k in range(W.shape[1])]
+        out["bounds"] = (np.concatenate([lo[:n], [r[0] for r in rng]]),
+                         np.concatenate([hi[:n], [r[1] for r in rng]]))
+    return out
+
+
+def direction_options(opts: dict, z: np.ndarray, u: np.ndarray) -> dict:
+    """Options for sd.jvp of the stacked vector along the unit vector u: a per-coordinate step
+    array becomes the largest step along u that moves no z_j more than its own step."""
+    out = dict(opts)
+    h = _abs_steps(opts, z)
+    if h is not None:
+        out.pop("rel_step", None)
+        moved = np.flatnonzero(u)
+        out["step"] = float(min(h[j] / abs(u[j]) for j in moved))
+    return out
+
+
+def directions(V: np.ndarray, theta: np.ndarray):
+    """W = [u_k·s_k] for the columns v_k of V (p, q): u_k = v_k/‖v_k‖, s_k = max(1, max|θ_j|
+    over the θ_j v_k moves) (``sd.jvp``'s scale), and the factors ‖v_k‖/s_k that turn a
+    derivative along W_k into ∂F/∂θ·v_k."""
+    norms = np.linalg.norm(V, axis=0)
+    W = np.zeros_like(V)
+    fac = np.zeros(V.shape[1])
+    for k in range(V.shape[1]):
+        if norms[k] == 0:
+            continue
+        u = V[:, k] / norms[k]
+        s = float(max(1.0, np.max(np.abs(theta[u != 0]))))
+        W[:, k], fac[k] = u * s, norms[k] / s
+    return W, fac
+
+
+# ---------------------------------------------------------------------------------------------
+# the residual at the point
+
+
+def residual(sim, z: np.ndarray, n: int, ev, what: str = "F") -> np.ndarray:
+    """F(y, θ) (n,), one evaluation through the Evaluator; ArgumentError naming F if its
+    length is not n."""
+    batch = ev.evaluate(sim, z[None, :])
+    if not batch.ok.all():
+        raise ArgumentError(f"{what} could not be evaluated at [y, θ] = {z!r}: {batch.failures[0]}")
+    r = np.real(batch.values[0])
+    if r.shape != (n,):
+        raise ArgumentError(
+            f"{what} must return one residual per unknown, {n} values (len(y) = {n}); "
+            f"{what} returned {r.shape[0]} values at [y, θ]"
+        )
+    return r
+
+
+def newton_ratio(dy: np.ndarray, y: np.ndarray) -> float:
+    """ρ = max_j |δy_j| / max(1, |y_j|): the Newton correction relative to y's scale."""
+    return float(np.max(np.abs(dy) / np.maximum(1.0, np.abs(y))))
+
+
+def check_residual(rho: float, r: np.ndarray, tol: float, on_residual: str, what: str,
+                   how: str) -> None:
+    """Refuse (ResidualError) or warn when the Newton correction ρ exceeds ``tol``."""
+    if not rho > tol:
+        return
+    msg = (f"y does not solve {what} = 0 to the accuracy asked: ‖{what}(y, θ)‖ = "
+           f"{np.linalg.norm(r):.3g}, which puts the solution about ρ = {rho:.3g} away "
+           f"(relative to max(1, |y|), {how}) > tol = {tol:.3g}. The derivative is taken at y, "
+           f"so expect a relative error of about {rho:.1g}. Solve more tightly (a smaller "
+           f"xtol/ftol for the solver), or pass tol={10 ** math.ceil(math.log10(rho)):.0e} or "
+           f"on_residual='warn' to accept it")
+    if on_residual == "raise":
+        raise ResidualError(msg)
+    warnings.warn(msg, SimdiffWarning, stacklevel=4)
+
+
+def check_singular(cond: float, rel_err: float, n: int, what: str = "∂F/∂y") -> None:
+    delta = max(rel_err, n * EPS)
+    if not (np.isfinite(cond) and cond * delta < SINGULAR):
+        raise SingularJacobianError(
+            f"{what} is singular or too ill-conditioned for its accuracy: condition number "
+            f"κ₁ ≈ {cond:.3g}, relative error of its finite-difference estimate ≈ {delta:.2g}, "
+            f"κ₁·error = {cond * delta:.2g} ≥ {SINGULAR} (a perturbation of that size may make it "
+            f"singular). The solution y*(θ) is then not locally unique or not differentiable: "
+            f"check that y solves the system, that every unknown enters the residual, and "
+            f"remove redundant equations or unknowns"
+        )
+
+
+def _options(linear_solver: Any, tol: Any, on_residual: Any) -> None:
+    if linear_solver not in LINEAR_SOLVERS:
+        raise ArgumentError(f"linear_solver must be one of {LINEAR_SOLVERS}; got {linear_solver!r}")
+    number = isinstance(tol, (int, float, np.floating, np.integer)) and not isinstance(tol, bool)
+    if not number or not (tol > 0 and math.isfinite(tol)):
+        raise ArgumentError(f"tol must be a positive float (the relative accuracy asked); got {tol!r}")
+    if on_residual not in ON_RESIDUAL:
+        raise ArgumentError(f"on_residual must be one of {ON_RESIDUAL}; got {on_residual!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the routine
+
+
+def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity=None,
+             tol=1e-6, on_residual="raise", ev: Counted, opts: dict, gmres_rtol=1e-10,
+             maxiter=None, what="F"):
+    """dy*/dθ (mode "jacobian", (n, p)), its product with v ("jvp", (n,)) or gᵀ·dy*/dθ
+    ("vjp", (p,)), and the Info of ``full_output``."""
+    _options(linear_solver, tol, on_residual)
+    n, p = y.shape[0], theta.shape[0]
+    z = np.concatenate([y, theta])
+    if sparsity is not None and linear_solver == "gmres":
+        raise ArgumentError("sparsity= is for linear_solver='lu' (a sparse LU of ∂F/∂y); "
+                            "linear_solver='gmres' never forms ∂F/∂y: give one or the other")
+    r = residual(sim, z, n, ev, what)
+    if linear_solver == "gmres" and not (mode == "vjp" and p >= n):
+        return _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts,
+                           gmres_rtol, maxiter, what)
+    # ---- partials: [∂F/∂y, ∂F/∂θ·W] in one batch
+    if mode == "jvp":
+        W, fac = directions(vec[:, None], theta)
+        G, w = Along(sim, theta, W, n), np.concatenate([y, np.zeros(1)])
+        o = derivative_options(along_options(opts, z, n, W), _d.jacobian, "implicit")
+    else:
+        fac = None
+        G, w = sim, z
+        o = derivative_options(opts, _d.jacobian, "implicit")
+    q = w.shape[0] - n
+    pat = None if sparsity is None else _stacked_pattern(sparsity, n, p, q)
+    J, jinfo = _d.jacobian(G, w, evaluator=ev, full_output=True, sparsity=pat, **o)
+    if pat is not None:
+        import scipy.sparse as sp
+
+        Jc = sp.csr_array(J)
+        Ec = sp.csr_array(jinfo.error)
+        A, EA = Jc[:, :n], abs(Ec[:, :n])
+        B, EB = Jc[:, n:].toarray(), np.abs(Ec[:, n:].toarray())
+        fact = Sparse(A)
+        normA = fact.norm1
+        relA = float(_sparse_norm1(EA)) / normA if normA else np.inf
+    else:
+        A, EA = J[:, :n], np.abs(jinfo.error[:, :n])
+        B, EB = J[:, n:], np.abs(jinfo.error[:, n:])
+        fact = Dense(A)
+        normA = fact.norm1
+        relA = float(np.linalg.norm(EA, 1)) / normA if normA else np.inf
+    if fac is not None:
+        B, EB = B * fac, EB * fac
+    value, err, rho, cond = finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual,
+                                   what, "∂F/∂y" if what == "F" else f"∂({what})/∂y")
+    info = Info(error=err, residual=float(np.linalg.norm(r)), newton_step=rho, cond=cond,
+                nfev=ev.nfev, nrounds=ev.nrounds, linear_solver=fact.kind,
+                method=jinfo.get("method"), step=jinfo.get("step"),
+                failures=jinfo.get("failures", []), partials_error=_rel(relA))
+    if pat is not None:
+        info.n_groups = jinfo.get("n_groups")
+    return value, info
+
+
+def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, aname):
+    """Singularity check, residual check, the solve and its error (dense or sparse factors).
+
+    Error (first-order perturbation of A X = −B with |δA| ≤ EA, |δB| ≤ EB entrywise):
+    |δX| ≤ |A⁻¹|(EA|X| + EB) componentwise for dense A (n ≤ DENSE_COMPONENTWISE_MAX), else
+    ‖A⁻¹‖_∞·max_i(EA|X| + EB)_i per column (normwise); plus LU rounding 4nε(|A||X| + |B|)
+    through |A⁻¹|, plus ρ·|X| for the offset of y from y* (ρ the Newton correction relative to
+    max(1, |y|); the model |∂X/∂y| ≈ |X|/max(1, |y|))."""
+    n = y.shape[0]
+    cond = np.inf if getattr(fact, "singular", False) else fact.cond
+    check_singular(cond, relA, n, aname)
+    dy = fact.solve(r)
+    rho = newton_ratio(dy, y)
+    check_residual(rho, r, tol, on_residual, what, f"the Newton step ({aname})⁻¹·{what}")
+    X = -fact.solve(B)  # (n, q)
+    Rk = (EA @ np.abs(X)) + EB
+    if isinstance(fact, Dense) and n <= DENSE_COMPONENTWISE_MAX:
+        EX = fact.abs_inv_times(Rk + 4 * n * EPS * (np.abs(A) @ np.abs(X) + np.abs(B)))
+    else:
+        inv = fact.inv_norm_inf()
+        EX = np.broadcast_to(inv * np.max(Rk, axis=0), X.shape).copy()
+        EX += 4 * n * EPS * cond * np.abs(X)
+    EX += rho * np.abs(X)
+    if mode == "vjp":
+        g = vec
+        lam = fact.solve(g, trans=True)  # Aᵀλ = g, then gᵀX = −λᵀB
+        return -(B.T @ lam), np.abs(g) @ EX, rho, cond
+    if mode == "jvp":
+        return X[:, 0], EX[:, 0], rho, cond
+    return X, EX, rho, cond
+
+
+def _rel(x: float) -> float:
+    return float(x)
+
+
+def _sparse_norm1(E) -> float:
+    return float(np.max(np.asarray(abs(E).sum(axis=0)).ravel())) if E.nnz else 0.0
+
+
+def _stacked_pattern(sparsity, n: int, p: int, q: int):
+    """The pattern of [∂F/∂y, ∂F/∂θ·W]: S (n, n) padded with dense θ columns, or S (n, n + p)
+    as given (its θ part summed into the direction columns)."""
+    import scipy.sparse as sp
+
+    try:
+        S = sp.csr_array(sparsity) if sp.issparse(sparsity) else sp.csr_array(np.asarray(sparsity, dtype=bool))
+    except Exception:  # noqa: BLE001
+        raise ArgumentTypeError(
+            f"sparsity must be a boolean array or scipy.sparse matrix of shape ({n}, {n}) "
+            f"(the pattern of ∂F/∂y) or ({n}, {n + p}); got {type(sparsity).__name__}") from None
+    if S.ndim != 2 or S.shape not in ((n, n), (n, n + p)):
+        raise ArgumentError(
+            f"sparsity must have shape ({n}, {n}) (the pattern of ∂F/∂y, n = len(y)) or "
+            f"({n}, {n + p}) (of ∂F/∂[y, θ]); got shape {S.shape}")
+    S = (S != 0).astype(float)
+    if S.shape[1] == n + p and q == p:
+        return S
+    Sy = S[:, :n]
+    if S.shape[1] == n + p:  # directions mix θ's columns: their union
+        col = (np.asarray(S[:, n:].sum(axis=1)).ravel() > 0).astype(float)
+        return sp.hstack([Sy, sp.csr_array(np.repeat(col[:, None], q, axis=1))], format="csr")
+    return sp.hstack([Sy, sp.csr_array(np.ones((n, q)))], format="csr")
+
+
+def _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts, rtol, maxiter, what):
+    """Matrix-free: every A·v a directional derivative of F (sd.jvp, 2 evaluations central)."""
+    n, p = y.shape[0], theta.shape[0]
+    maxiter = n if maxiter is None else int(maxiter)
+    jopts = derivative_options(opts, _d.jvp, "implicit")
+    partial_err = [0.0]
+
+    def matvec(v):
+        u = np.concatenate([v, np.zeros(p)])
+        out, inf = _d.jvp(sim, z, u, evaluator=ev, full_output=True,
+                          **direction_options(jopts, z, u / np.linalg.norm(u)))
+        e = float(np.linalg.norm(inf.error))
+        partial_err[0] = max(partial_err[0], e)
+        return np.real(out), e
+
+    # right-hand sides −∂F/∂θ·v or −∂F/∂θ
+    if mode == "jvp":
+        u = np.concatenate([np.zeros(n), vec])
+        nv = float(np.linalg.norm(vec))
+        if nv == 0:
+            Bq, EBq = np.zeros((n, 1)), np.zeros((n, 1))
+        else:
+            b, binf = _d.jvp(sim, z, u, evaluator=ev, full_output=True,
+                             **direction_options(jopts, z, u / nv))
+            Bq, EBq = np.real(b)[:, None], np.abs(binf.error)[:, None]
+    else:
+        idx = np.arange(n, n + p)
+        so = derivative_options(section_options(opts, z, idx), _d.jacobian, "implicit")
+        Bq, binf = _d.jacobian(Section(sim, z, idx), theta, evaluator=ev, full_output=True, **so)
+        EBq = np.abs(binf.error)
+    cols, errs, iters, smin, smax, conv = [], [], [], np.inf, 0.0, True
+    for k in range(Bq.shape[1]):
+        res = gmres(matvec, -Bq[:, k], rtol, maxiter)
+        cols.append(res.x)
+        iters.append(res.iterations)
+        conv &= res.converged
+        if res.iterations:
+            smin, smax = min(smin, res.smin), max(smax, res.smax)
+        errs.append(res.relres * float(np.linalg.norm(Bq[:, k])))
+    X = np.array(cols).T.reshape(n, Bq.shape[1])
+    cond = smax / smin if smin > 0 else (np.inf if smax > 0 else np.nan)
+    if np.isfinite(smax) and smax > 0:
+        check_singular(cond, partial_err[0] / smax, n)
+    inv = 1.0 / smin if smin > 0 and np.isfinite(smin) else np.nan
+    rnorm = float(np.linalg.norm(r))
+    if rnorm > 0 and np.isfinite(inv):
+        rho = rnorm * inv / float(np.min(np.maximum(1.0, np.abs(y))))
+    else:
+        rho = 0.0
+    check_residual(rho, r, tol, on_residual, what,
+                   "estimated as ‖F‖/σ_min with σ_min from the GMRES Hessenberg matrix")
+    if not conv:
+        warnings.warn(f"GMRES stopped after {max(iters)} matrix-vector products without reaching "
+                      f"its tolerance; the result's error estimate includes the final residual",
+                      SimdiffWarning, stacklevel=3)
+    # ‖δx_k‖₂ ≤ ‖A⁻¹‖(η‖x_k‖ + ‖δb_k‖ + ‖final residual‖), with ‖A⁻¹‖ ≈ 1/σ_min(H̄)
+    colerr = np.array([inv * (partial_err[0] * np.linalg.norm(X[:, k]) +
+                              np.linalg.norm(EBq[:, k]) + errs[k]) for k in range(X.shape[1])])
+    EX = np.broadcast_to(colerr, X.shape) + rho * np.abs(X)
+    if mode == "jvp":
+        value, err = X[:, 0], EX[:, 0]
+    elif mode == "vjp":
+        value, err = vec @ X, np.abs(vec) @ EX
+    else:
+        value, err = X, EX
+    info = Info(error=err, residual=rnorm, newton_step=rho, cond=cond, nfev=ev.nfev,
+                nrounds=ev.nrounds, linear_solver="gmres", gmres_iterations=iters,
+                method=opts.get("method", "central"), step=opts.get("step"), failures=[],
+                partials_error=partial_err[0] / smax if smax else np.nan)
+    return value, info
