@@ -44,9 +44,10 @@ Refusals.
   ρ > ``tol`` (default 1e-6) y is refused (``ResidualError``, naming ‖F‖, ρ and tol) or, with
   ``on_residual="warn"``, a ``SimdiffWarning`` is issued and the result returned.
   (GMRES: ρ ≈ ‖F‖₂/σ_min/min_j max(1, |y_j|), σ_min from the Arnoldi Hessenberg matrix.)
-* A: refused (``SingularJacobianError``) when κ₁(A)·δ ≥ 0.5, δ = max(‖δA‖₁/‖A‖₁, nε) the
-  relative finite-difference error of A (its ``info.error``): a perturbation of that size may
-  make A singular, so no digit of the result is determined.
+* A: refused (``SingularJacobianError``) when κ₁(A)·δ ≥ 1, δ = max(‖δA‖₁/‖A‖₁, nε) the
+  relative finite-difference error of A (its ``info.error``): below 1 every A + δA of that
+  size is nonsingular; at 1 or above a perturbation of that size may make A singular, so no
+  digit of the result is determined.
 * F returning other than n values, and θ, v, g, sparsity of the wrong shape: ArgumentError
   naming the argument and the shape allowed.
 

@@ -23,9 +23,11 @@ from ._residual import Along, Section
 
 LINEAR_SOLVERS = ("lu", "gmres")
 ON_RESIDUAL = ("raise", "warn")
-#: κ₁(∂F/∂y) × (relative error of ∂F/∂y) at or above which ∂F/∂y is refused as singular:
-#: a perturbation of the size of the finite-difference error may make it singular.
-SINGULAR = 0.5
+#: κ₁(∂F/∂y) × (relative error of ∂F/∂y) at or above which ∂F/∂y is refused as singular.
+#: Below 1, A + δA is nonsingular for every δA with ‖δA‖₁ ≤ δ‖A‖₁ (‖A⁻¹δA‖₁ ≤ κ₁δ < 1,
+#: Higham 2002, Thm 7.12 / Lemma 2.3); at or above it, a perturbation of the size of the
+#: finite-difference error may make A singular.
+SINGULAR = 1.0
 #: Above this n the dense error bound is normwise (no explicit A⁻¹).
 DENSE_COMPONENTWISE_MAX = 2000
 
