@@ -53,8 +53,9 @@ Refusals.
 
 Error estimate (``full_output=True``: ``info.error``, the shape of the result). First-order
 perturbation of AX = −B: |δX| ≤ |A⁻¹|(|δA||X| + |δB|) componentwise for a dense A (|δA|, |δB|
-the ``info.error`` of the partials), ‖A⁻¹‖_∞·‖|δA||X| + |δB|‖_∞ per column for a sparse one
-(‖A⁻¹‖_∞ by the block 1-norm estimator), ‖A⁻¹‖₂(η‖x‖ + ‖δb‖ + ‖r_GMRES‖) for GMRES; plus the
+the ``info.error`` of the partials); for a sparse one the largest entry of that bound per
+column, ‖|A⁻¹|(|δA||X_k| + |δB_k|)‖_∞ = ‖diag(·)A⁻ᵀ‖₁ by the block 1-norm estimator (the
+forward-error bound of LAPACK's xGERFS), ‖A⁻¹‖₂(η‖x‖ + ‖δb‖ + ‖r_GMRES‖) for GMRES; plus the
 LU rounding and ρ·|X| for the offset of y. The info also holds ``residual`` (‖F(y, θ)‖₂ at the
 y given), ``newton_step`` (ρ), ``cond`` (κ₁ of A; GMRES: σ_max/σ_min of the Hessenberg
 matrix, a lower estimate), ``nfev``, ``nrounds`` (batches), ``linear_solver``, ``method``,

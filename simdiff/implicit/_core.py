@@ -312,8 +312,9 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
     """Singularity check, residual check, the solve and its error (dense or sparse factors).
 
     Error (first-order perturbation of A X = −B with |δA| ≤ EA, |δB| ≤ EB entrywise):
-    |δX| ≤ |A⁻¹|(EA|X| + EB) componentwise for dense A (n ≤ DENSE_COMPONENTWISE_MAX), else
-    ‖A⁻¹‖_∞·max_i(EA|X| + EB)_i per column (normwise); plus LU rounding 4nε(|A||X| + |B|)
+    |δX| ≤ |A⁻¹|(EA|X| + EB) componentwise for dense A (n ≤ DENSE_COMPONENTWISE_MAX); its
+    largest entry per column ‖|A⁻¹|(EA|X_k| + EB_k)‖_∞ (1-norm estimator) for sparse A;
+    ‖A⁻¹‖_∞·‖EA|X_k| + EB_k‖_∞ for a dense A above that size; plus LU rounding 4nε(|A||X| + |B|)
     through |A⁻¹|, plus ρ·|X| for the offset of y from y* (ρ the Newton correction relative to
     max(1, |y|); the model |∂X/∂y| ≈ |X|/max(1, |y|))."""
     n = y.shape[0]
@@ -326,6 +327,11 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
     Rk = (EA @ np.abs(X)) + EB
     if isinstance(fact, Dense) and n <= DENSE_COMPONENTWISE_MAX:
         EX = fact.abs_inv_times(Rk + 4 * n * EPS * (np.abs(A) @ np.abs(X) + np.abs(B)))
+    elif isinstance(fact, Sparse):
+        EX = np.empty_like(X)
+        for k in range(X.shape[1]):
+            EX[:, k] = fact.abs_inv_max(Rk[:, k])
+        EX += 4 * n * EPS * cond * np.abs(X)
     else:
         inv = fact.inv_norm_inf()
         EX = np.broadcast_to(inv * np.max(Rk, axis=0), X.shape).copy()

@@ -114,6 +114,23 @@ class Sparse:
 
         return float(spla.onenormest(self._inv_op(True)))  # ‖A⁻¹‖_∞ = ‖A⁻ᵀ‖₁
 
+    def abs_inv_max(self, r: np.ndarray) -> float:
+        """max_i (|A⁻¹|·r)_i for r ≥ 0, without A⁻¹: ‖|A⁻¹|r‖_∞ = ‖A⁻¹·diag(r)‖_∞
+        = ‖diag(r)·A⁻ᵀ‖₁, estimated by the block 1-norm estimator (the forward-error bound of
+        LAPACK's xGERFS; Higham 2002, §15.2)."""
+        import scipy.sparse.linalg as spla
+
+        r = np.asarray(r, dtype=float)
+        if not np.any(r):
+            return 0.0
+        op = spla.LinearOperator(
+            (self.n, self.n), dtype=float,
+            matvec=lambda b: r * self.solve(np.ravel(b), trans=True),
+            rmatvec=lambda b: self.solve(r * np.ravel(b)),
+            matmat=lambda B: r[:, None] * self.solve(B, trans=True),
+            rmatmat=lambda B: self.solve(r[:, None] * B))
+        return float(spla.onenormest(op))
+
 
 class GMRESResult:
     """x, the iterations, the final relative residual, the largest relative error of the
