@@ -56,7 +56,12 @@ perturbation of AX = −B: |δX| ≤ |A⁻¹|(|δA||X| + |δB|) componentwise fo
 the ``info.error`` of the partials); for a sparse one the largest entry of that bound per
 column, ‖|A⁻¹|(|δA||X_k| + |δB_k|)‖_∞ = ‖diag(·)A⁻ᵀ‖₁ by the block 1-norm estimator (the
 forward-error bound of LAPACK's xGERFS), ‖A⁻¹‖₂(η‖x‖ + ‖δb‖ + ‖r_GMRES‖) for GMRES; plus the
-LU rounding and ρ·|X| for the offset of y. The info also holds ``residual`` (‖F(y, θ)‖₂ at the
+LU rounding and 2ρ·|X| for the offset of y. The partials are taken of F − F(y, θ) (the same
+derivatives, with y an exact root), and with method="central" their error gets a curvature term
+from the stencil's own points (``_curvature.py``): simdiff's truncation model assumes the
+length scale s = max(1, |z_j|) where f changes sign among the nodes, and a residual at its
+solution always does, so a residual that bends faster (a diode's exp(v/V_T)) would be
+underestimated. (The GMRES products carry the ``simdiff.jvp`` estimate only.) The info also holds ``residual`` (‖F(y, θ)‖₂ at the
 y given), ``newton_step`` (ρ), ``cond`` (κ₁ of A; GMRES: σ_max/σ_min of the Hessenberg
 matrix, a lower estimate), ``nfev``, ``nrounds`` (batches), ``linear_solver``, ``method``,
 ``step``, ``failures``, ``partials_error`` (δ), and ``n_groups`` (sparsity) or

@@ -19,7 +19,8 @@ from ..evaluate import resolve_evaluator
 from ..plan import direction_range
 from ..steps import normalize_bounds
 from ._linalg import EPS, Dense, Sparse, gmres
-from ._residual import Along, Section
+from ._curvature import central_curvature
+from ._residual import Along, Section, Shifted
 
 LINEAR_SOLVERS = ("lu", "gmres")
 ON_RESIDUAL = ("raise", "warn")
@@ -30,6 +31,10 @@ ON_RESIDUAL = ("raise", "warn")
 SINGULAR = 1.0
 #: Above this n the dense error bound is normwise (no explicit A⁻¹).
 DENSE_COMPONENTWISE_MAX = 2000
+#: Factor of the offset term ρ·|X| (y not exactly y*): the term is first order in ρ and its
+#: model |∂X/∂y| ≈ |X|/max(1, |y|) a guess of the length scale; 2 covers the second-order part
+#: of 1/y-like dependence (X = 1/(2y): the first-order term alone falls 0.1 % short at ρ = 1e-3).
+OFFSET_FACTOR = 2.0
 
 
 class ResidualError(ArgumentError):
@@ -89,11 +94,14 @@ class Counted:
 
     def __init__(self, ev: Any) -> None:
         self.ev, self.nfev, self.nrounds = ev, 0, 0
+        self.records: list | None = None  # (X, values, ok) of each batch while recording
 
     def evaluate(self, sim, X):
         batch = self.ev.evaluate(sim, X)
         self.nfev += batch.nfev
         self.nrounds += 1
+        if self.records is not None:
+            self.records.append((np.asarray(X), batch.values, batch.ok))
         return batch
 
     def __getattr__(self, name: str) -> Any:
@@ -264,6 +272,7 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
         raise ArgumentError("sparsity= is for linear_solver='lu' (a sparse LU of ∂F/∂y); "
                             "linear_solver='gmres' never forms ∂F/∂y: give one or the other")
     r = residual(sim, z, n, ev, what)
+    sim = Shifted(sim, r)  # the same partials; the point is now an exact root of it
     if linear_solver == "gmres" and not (mode == "vjp" and p >= n):
         return _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts,
                            gmres_rtol, maxiter, what)
@@ -278,20 +287,31 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
         o = derivative_options(opts, _d.jacobian, "implicit")
     q = w.shape[0] - n
     pat = None if sparsity is None else _stacked_pattern(sparsity, n, p, q)
-    J, jinfo = _d.jacobian(G, w, evaluator=ev, full_output=True, sparsity=pat, **o)
+    curv = o.get("method", "central") == "central" and not isinstance(o.get("step"), str)
+    ev.records = [] if curv else None
+    try:
+        J, jinfo = _d.jacobian(G, w, evaluator=ev, full_output=True, sparsity=pat, **o)
+        T = None
+        if curv:
+            T = central_curvature(ev.records, w, None if pat is None else _dense_pattern(pat))
+    finally:
+        ev.records = None
     if pat is not None:
         import scipy.sparse as sp
 
         Jc = sp.csr_array(J)
         Ec = sp.csr_array(jinfo.error)
+        if T is not None:
+            Ec = Ec + sp.csr_array(T) .multiply(pat != 0)
         A, EA = Jc[:, :n], abs(Ec[:, :n])
         B, EB = Jc[:, n:].toarray(), np.abs(Ec[:, n:].toarray())
         fact = Sparse(A)
         normA = fact.norm1
         relA = float(_sparse_norm1(EA)) / normA if normA else np.inf
     else:
-        A, EA = J[:, :n], np.abs(jinfo.error[:, :n])
-        B, EB = J[:, n:], np.abs(jinfo.error[:, n:])
+        E = np.abs(jinfo.error) + (0.0 if T is None else T)
+        A, EA = J[:, :n], E[:, :n]
+        B, EB = J[:, n:], E[:, n:]
         fact = Dense(A)
         normA = fact.norm1
         relA = float(np.linalg.norm(EA, 1)) / normA if normA else np.inf
@@ -315,7 +335,7 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
     |δX| ≤ |A⁻¹|(EA|X| + EB) componentwise for dense A (n ≤ DENSE_COMPONENTWISE_MAX); its
     largest entry per column ‖|A⁻¹|(EA|X_k| + EB_k)‖_∞ (1-norm estimator) for sparse A;
     ‖A⁻¹‖_∞·‖EA|X_k| + EB_k‖_∞ for a dense A above that size; plus LU rounding 4nε(|A||X| + |B|)
-    through |A⁻¹|, plus ρ·|X| for the offset of y from y* (ρ the Newton correction relative to
+    through |A⁻¹|, plus OFFSET_FACTOR·ρ·|X| for the offset of y from y* (ρ the Newton correction relative to
     max(1, |y|); the model |∂X/∂y| ≈ |X|/max(1, |y|))."""
     n = y.shape[0]
     cond = np.inf if getattr(fact, "singular", False) else fact.cond
@@ -336,7 +356,7 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
         inv = fact.inv_norm_inf()
         EX = np.broadcast_to(inv * np.max(Rk, axis=0), X.shape).copy()
         EX += 4 * n * EPS * cond * np.abs(X)
-    EX += rho * np.abs(X)
+    EX += OFFSET_FACTOR * rho * np.abs(X)
     if mode == "vjp":
         g = vec
         lam = fact.solve(g, trans=True)  # Aᵀλ = g, then gᵀX = −λᵀB
@@ -348,6 +368,10 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
 
 def _rel(x: float) -> float:
     return float(x)
+
+
+def _dense_pattern(pat) -> np.ndarray:
+    return np.asarray(pat.toarray() != 0)
 
 
 def _sparse_norm1(E) -> float:
@@ -437,7 +461,7 @@ def _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts, rtol
     # ‖δx_k‖₂ ≤ ‖A⁻¹‖(η‖x_k‖ + ‖δb_k‖ + ‖final residual‖), with ‖A⁻¹‖ ≈ 1/σ_min(H̄)
     colerr = np.array([inv * (partial_err[0] * np.linalg.norm(X[:, k]) +
                               np.linalg.norm(EBq[:, k]) + errs[k]) for k in range(X.shape[1])])
-    EX = np.broadcast_to(colerr, X.shape) + rho * np.abs(X)
+    EX = np.broadcast_to(colerr, X.shape) + OFFSET_FACTOR * rho * np.abs(X)
     if mode == "jvp":
         value, err = X[:, 0], EX[:, 0]
     elif mode == "vjp":
