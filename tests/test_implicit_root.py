@@ -181,3 +181,12 @@ def test_torch_layer_in_a_model_multi_output():
     assert torch.autograd.gradcheck(layer, (th.detach().clone().requires_grad_(True),))
     with pytest.raises(sd.ArgumentTypeError, match="torch.Tensor"):
         layer(np.array([0.5, 1.06]))
+
+
+def test_example_circuit_runs(capsys):
+    import pathlib
+    import runpy
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "implicit_circuit.py"
+    runpy.run_path(str(path), run_name="__main__")  # asserts inside: implicit beats FD
+    assert "relative error: implicit" in capsys.readouterr().out
