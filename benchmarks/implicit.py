@@ -12,7 +12,8 @@ dy*/dθ. Three ways to get dy*/dθ at θ:
 
 Error = max |J − truth| / max |truth|. "F calls" for FD counts the residual evaluations the
 solver made inside its runs. Ratios: error of FD central / error of implicit, and F calls of
-FD central / F calls of implicit (cost). Run: ``python benchmarks/implicit.py``.
+FD central / F calls of implicit (cost), wall time of FD central / implicit (the implicit time
+includes its one solver run). Run: ``python benchmarks/implicit.py``.
 """
 
 from __future__ import annotations
@@ -321,7 +322,7 @@ def main():
         rows.append((pb["name"], n, p, pb["tol"], imp, fd, fw))
     head = (f"{'problem':<26}{'n':>4}{'p':>3} {'solver tol':<19}| {'implicit err':>12} {'est':>8} "
             f"{'F':>5} {'rnd':>4} {'ms':>7} | {'FD-c err':>9} {'runs':>4} {'F':>6} {'ms':>7} | "
-            f"{'FD-fw err':>9} {'runs':>4} | {'err FD/imp':>10} {'F FD/imp':>8}")
+            f"{'FD-fw err':>9} {'runs':>4} | {'err FD/imp':>10} {'F FD/imp':>8} {'t FD/imp':>8}")
     print(head)
     print("-" * len(head))
     for name, n, p, tol, imp, fd, fw in rows:
@@ -329,10 +330,11 @@ def main():
               f"{imp['F']:>5d} {imp['rounds']:>4d} {1e3 * imp['time']:>7.1f} | {fd['err']:>9.2e} "
               f"{fd['runs']:>4d} {fd['F']:>6d} {1e3 * fd['time']:>7.1f} | {fw['err']:>9.2e} "
               f"{fw['runs']:>4d} | {fd['err'] / max(imp['err'], 1e-16):>10.1e} "
-              f"{fd['F'] / max(imp['F'], 1):>8.1f}")
+              f"{fd['F'] / max(imp['F'], 1):>8.1f} {fd['time'] / imp['time']:>8.2f}")
     print("\nimplicit: one solver run (not counted in F) + F evaluations for the partials; "
           "'est' = info.error relative to max|truth|; FD-c: simdiff.jacobian through the "
-          "solver (2p runs); FD-fw: scipy approx_fprime (p+1 runs). err ratio uses max(err, 1e-16).")
+          "solver (2p runs); FD-fw: scipy approx_fprime (p+1 runs). err ratio uses max(err, 1e-16); "
+          "ms: wall time, the implicit one including its solver run.")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ class Dense:
             warnings.simplefilter("ignore")  # an exactly singular A: rcond = 0 below says it
             self.lu = sla.lu_factor(self.A, check_finite=False)
         self.norm1 = float(np.linalg.norm(self.A, 1))
-        gecon = sla.get_lapack_funcs("gecon", (self.lu[0],))
+        gecon, self._getrs = sla.get_lapack_funcs(("gecon", "getrs"), (self.lu[0],))
         if self.norm1 == 0.0 or not np.all(np.isfinite(self.lu[0])):
             self.rcond = 0.0
         else:
@@ -50,9 +50,11 @@ class Dense:
         return np.inf if self.rcond == 0.0 else 1.0 / self.rcond
 
     def solve(self, b: np.ndarray, trans: bool = False) -> np.ndarray:
-        import scipy.linalg as sla
-
-        return sla.lu_solve(self.lu, b, trans=1 if trans else 0, check_finite=False)
+        # LAPACK getrs directly: scipy's lu_solve wrapper costs ~50 µs a call, more than the
+        # solve itself at the sizes met here
+        b = np.asarray(b, dtype=float)
+        x, info = self._getrs(self.lu[0], self.lu[1], b, trans=1 if trans else 0)
+        return x
 
     @property
     def inv(self) -> np.ndarray:
