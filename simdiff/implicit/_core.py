@@ -18,7 +18,7 @@ from ..errors import ArgumentError, ArgumentTypeError, SimdiffError, SimdiffWarn
 from ..evaluate import resolve_evaluator
 from ..plan import direction_range
 from ..steps import normalize_bounds
-from ._linalg import EPS, Dense, Sparse, gmres
+from ._linalg import EPS, Dense, KrylovMemory, Sparse, gmres_recycled
 from ._curvature import central_curvature
 from ._residual import Along, Section, Shifted
 
@@ -434,8 +434,10 @@ def _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts, rtol
         Bq, binf = _d.jacobian(Section(sim, z, idx), theta, evaluator=ev, full_output=True, **so)
         EBq = np.abs(binf.error)
     cols, errs, iters, smin, smax, conv = [], [], [], np.inf, 0.0, True
+    mem, eta = KrylovMemory(matvec), 0.0
     for k in range(Bq.shape[1]):
-        res = gmres(matvec, -Bq[:, k], rtol, maxiter)
+        res = gmres_recycled(mem, -Bq[:, k], rtol, maxiter, eta)
+        eta = max(eta, res.eta)
         cols.append(res.x)
         iters.append(res.iterations)
         conv &= res.converged

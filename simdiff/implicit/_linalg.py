@@ -201,3 +201,50 @@ def gmres(matvec: Callable[[np.ndarray], tuple[np.ndarray, float]], b: np.ndarra
     scale_A = max(smax, 1e-300)
     converged = res <= max(rtol, 10 * eta / scale_A) * beta * 1.0000001 or H[kk, kk - 1] <= EPS * scale_A
     return GMRESResult(x, kk, res / beta, eta / scale_A, smin, smax, bool(converged))
+
+
+class KrylovMemory:
+    """Every product (v, A·v) made so far, so that a further right-hand side starts from the
+    best combination of them (no evaluations) before GMRES extends the space."""
+
+    def __init__(self, matvec: Callable[[np.ndarray], tuple[np.ndarray, float]]) -> None:
+        self._matvec = matvec
+        self.V: list[np.ndarray] = []
+        self.AV: list[np.ndarray] = []
+
+    def matvec(self, v: np.ndarray) -> tuple[np.ndarray, float]:
+        Av, err = self._matvec(v)
+        self.V.append(np.array(v, dtype=float))
+        self.AV.append(np.array(Av, dtype=float))
+        return Av, err
+
+    def best(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x = V·c with c = argmin ‖b − (AV)·c‖, and the residual b − (AV)·c."""
+        if not self.V:
+            return np.zeros_like(b), b.copy()
+        V, AV = np.array(self.V).T, np.array(self.AV).T
+        c = np.linalg.lstsq(AV, b, rcond=None)[0]
+        return V @ c, b - AV @ c
+
+
+def gmres_recycled(mem: KrylovMemory, b: np.ndarray, rtol: float, maxiter: int,
+                   eta_rel: float = 0.0) -> GMRESResult:
+    """GMRES for A x = b over the union of the earlier products and a new Krylov space.
+
+    x₀ = V c (c the least-squares fit of b by the earlier A·v); if ‖b − A x₀‖ already meets the
+    stopping rule of ``gmres`` no product is made; otherwise GMRES runs on the residual and the
+    answer is the least-squares fit over all products, old and new (never worse than either;
+    "recycling" of Krylov information, Parks et al., SIAM J. Sci. Comput. 28 (2006), in its
+    simplest form: a Galerkin-free minimal-residual seed)."""
+    beta = float(np.linalg.norm(b))
+    if beta == 0.0:
+        return GMRESResult(np.zeros_like(b), 0, 0.0, 0.0, np.nan, np.nan, True)
+    x0, r0 = mem.best(b)
+    rn = float(np.linalg.norm(r0))
+    if mem.V and rn <= max(rtol, 10 * eta_rel) * beta:
+        return GMRESResult(x0, 0, rn / beta, eta_rel, np.nan, np.nan, True)
+    res = gmres(mem.matvec, r0, rtol * beta / rn, maxiter)
+    x, r = mem.best(b)
+    relres = float(np.linalg.norm(r)) / beta
+    conv = res.converged or relres <= max(rtol, 10 * res.eta) * 1.0000001
+    return GMRESResult(x, res.iterations, relres, res.eta, res.smin, res.smax, bool(conv))
