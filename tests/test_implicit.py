@@ -382,7 +382,7 @@ def test_step_array_over_stacked_vector():
 def test_residual_too_large_is_refused_or_warned():
     F = lambda y, th: y**2 - th  # noqa: E731
     with pytest.raises(ResidualError, match=r"tol = 1e-06") as exc:
-        sd.implicit.jacobian(F, 1.001, 1.0)
+        sd.implicit.jacobian(F, 1.001, 1.0, on_residual="raise")
     assert "‖F(y, θ)‖ = 0.002" in str(exc.value) and "xtol" in str(exc.value)
     with pytest.warns(sd.SimdiffWarning, match="does not solve"):
         J, info = sd.implicit.jacobian(F, 1.001, 1.0, on_residual="warn", full_output=True)
@@ -390,9 +390,21 @@ def test_residual_too_large_is_refused_or_warned():
     # the error estimate includes the offset of y from y*
     assert info.error[0, 0] >= abs(J[0, 0] - 0.5)
     # a looser tol accepts it
-    sd.implicit.jacobian(F, 1.001, 1.0, tol=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sd.implicit.jacobian(F, 1.001, 1.0, tol=1e-2)
+    # default "auto": a solver stopped a little early is warned about, a non-solution refused
+    with pytest.warns(sd.SimdiffWarning, match="ρ = 1e-05"):
+        J = sd.implicit.jacobian(F, 1 + 1e-5, 1.0)
+    assert rel(J[0, 0], 0.5) < 2e-5
+    with pytest.raises(ResidualError, match="on_residual='warn'"):
+        sd.implicit.jacobian(F, 1.5, 1.0)
+    with pytest.raises(ResidualError):
+        sd.implicit.vjp(F, 1.5, 1.0, [1.0], linear_solver="gmres")
     with pytest.raises(ResidualError):
         sd.implicit.argmin_jacobian(lambda y, th: (y[0] - th[0]) ** 2, [1.01], [1.0])
+    with pytest.warns(sd.SimdiffWarning, match="does not solve"):
+        sd.implicit.argmin_jacobian(lambda y, th: (y[0] - th[0]) ** 2, [1.0 + 1e-5], [1.0])
 
 
 def test_singular_dFdy_is_refused():

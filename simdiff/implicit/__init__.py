@@ -41,8 +41,10 @@ batch) and the transposed system is solved by LU.
 Refusals.
 * y: the Newton correction δy = A⁻¹F(y, θ) measures how far y is from y*; the derivative at
   y differs from the one at y* by about ρ·|dy*/dθ|, ρ = max_j |δy_j| / max(1, |y_j|). When
-  ρ > ``tol`` (default 1e-6) y is refused (``ResidualError``, naming ‖F‖, ρ and tol) or, with
-  ``on_residual="warn"``, a ``SimdiffWarning`` is issued and the result returned.
+  ρ > ``tol`` (default 1e-6): ``on_residual="auto"`` (default) issues a ``SimdiffWarning``
+  while ρ ≤ √tol (a solver that stopped a little early: the result is good to about ρ) and
+  refuses y beyond (``ResidualError``: y is not a solution); "raise" refuses any ρ > tol,
+  "warn" never refuses. Both name ‖F‖, ρ, tol and what to do.
   (GMRES: ρ ≈ ‖F‖₂/σ_min/min_j max(1, |y_j|), σ_min from the Arnoldi Hessenberg matrix.)
 * A: refused (``SingularJacobianError``) when κ₁(A)·δ ≥ 1, δ = max(‖δA‖₁/‖A‖₁, nε) the
   relative finite-difference error of A (its ``info.error``): below 1 every A + δA of that
@@ -136,8 +138,9 @@ def jacobian(F: Any, y: Any, theta: Any, *, vectorized: bool | None = None, **op
     y : (n,) the solution (a float for n = 1); theta : (p,) (a float for p = 1).
     linear_solver : "lu" (default; dense, or sparse with ``sparsity``) or "gmres".
     sparsity : None, or the nonzero pattern of ∂F/∂y (n, n), or of ∂F/∂[y, θ] (n, n + p).
-    tol : the relative accuracy asked (default 1e-6); y is refused when its Newton correction
-        exceeds it (see the module docstring). on_residual : "raise" (default) or "warn".
+    tol : the relative accuracy asked (default 1e-6), checked against y's Newton correction ρ.
+    on_residual : "auto" (default: warn for tol < ρ ≤ √tol, ResidualError beyond), "raise"
+        (ResidualError for ρ > tol) or "warn" (SimdiffWarning only).
     gmres_rtol, maxiter : GMRES relative residual (default 1e-10) and products per solve (n).
     full_output : return ``(J, info)``.
     vectorized : F takes Y (k, n) and Θ (k, p) (a Simulator: (k, n + p)) and returns (k, n).
@@ -180,7 +183,7 @@ def fixed_point_jacobian(T: Any, y: Any, theta: Any, *, vectorized: bool | None 
 
 
 def argmin_jacobian(f: Any, y: Any, theta: Any, *, vectorized: bool | None = None,
-                    tol: float = 1e-6, on_residual: str = "raise", full_output: bool = False,
+                    tol: float = 1e-6, on_residual: str = "auto", full_output: bool = False,
                     n_jobs=None, backend=None, evaluator=None, cache=None, timeout=None,
                     retries=None, on_failure=None, **options: Any):
     """dy*/dθ at y* = argmin_y f(y, θ), shape (n, p), from second differences of f.

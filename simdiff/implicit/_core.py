@@ -23,7 +23,7 @@ from ._curvature import central_curvature
 from ._residual import Along, Section, Shifted
 
 LINEAR_SOLVERS = ("lu", "gmres")
-ON_RESIDUAL = ("raise", "warn")
+ON_RESIDUAL = ("auto", "raise", "warn")
 #: κ₁(∂F/∂y) × (relative error of ∂F/∂y) at or above which ∂F/∂y is refused as singular.
 #: Below 1, A + δA is nonsingular for every δA with ‖δA‖₁ ≤ δ‖A‖₁ (‖A⁻¹δA‖₁ ≤ κ₁δ < 1,
 #: Higham 2002, Thm 7.12 / Lemma 2.3); at or above it, a perturbation of the size of the
@@ -219,7 +219,9 @@ def newton_ratio(dy: np.ndarray, y: np.ndarray) -> float:
 
 def check_residual(rho: float, r: np.ndarray, tol: float, on_residual: str, what: str,
                    how: str) -> None:
-    """Refuse (ResidualError) or warn when the Newton correction ρ exceeds ``tol``."""
+    """When the Newton correction ρ exceeds ``tol``: "raise" -> ResidualError; "warn" ->
+    SimdiffWarning; "auto" (default) -> SimdiffWarning up to ρ = √tol (a solver stopped a little
+    early: the result is good to about ρ), ResidualError beyond (y is not a solution)."""
     if not rho > tol:
         return
     msg = (f"y does not solve {what} = 0 to the accuracy asked: ‖{what}(y, θ)‖ = "
@@ -228,7 +230,7 @@ def check_residual(rho: float, r: np.ndarray, tol: float, on_residual: str, what
            f"so expect a relative error of about {rho:.1g}. Solve more tightly (a smaller "
            f"xtol/ftol for the solver), or pass tol={10 ** math.ceil(math.log10(rho)):.0e} or "
            f"on_residual='warn' to accept it")
-    if on_residual == "raise":
+    if on_residual == "raise" or (on_residual == "auto" and rho > math.sqrt(tol)):
         raise ResidualError(msg)
     warnings.warn(msg, SimdiffWarning, stacklevel=4)
 
@@ -261,7 +263,7 @@ def _options(linear_solver: Any, tol: Any, on_residual: Any) -> None:
 
 
 def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity=None,
-             tol=1e-6, on_residual="raise", ev: Counted, opts: dict, gmres_rtol=1e-10,
+             tol=1e-6, on_residual="auto", ev: Counted, opts: dict, gmres_rtol=1e-10,
              maxiter=None, what="F"):
     """dy*/dθ (mode "jacobian", (n, p)), its product with v ("jvp", (n,)) or gᵀ·dy*/dθ
     ("vjp", (p,)), and the Info of ``full_output``."""
