@@ -439,3 +439,36 @@ def test_shape_errors_name_the_argument():
         sd.implicit.jacobian(3.0, 1.0, [1.0, 0.5])
     with pytest.raises(sd.ArgumentError, match="y must be finite"):
         sd.implicit.jacobian(kepler, np.nan, [1.0, 0.5])
+
+
+def test_gmres_reuses_products_across_right_hand_sides():
+    n = 50
+    F, A, B = bratu(n)
+    th = np.array([1.0, 2.0])
+    y = newton(F, A, np.zeros(n), th)
+    truth = -spla.spsolve(A(y, th), B(y, th))
+    J, info = sd.implicit.jacobian(F, y, th, linear_solver="gmres", full_output=True)
+    assert rel(J, truth) < 1e-6
+    # the second column (both right-hand sides are smooth) is fitted from the first's products
+    assert info.gmres_iterations[1] < info.gmres_iterations[0] / 2
+    assert info.nfev < 2 * n
+
+
+def test_bounds_on_the_stacked_vector():
+    E = kepler_solution(1.2, 0.6)
+    d = 1 - 0.6 * np.cos(E)
+    truth = np.array([[1 / d, np.sin(E) / d]])
+    box = ([-10, 1.2, 0.0], [10, 5, 0.6])  # M at its lower bound, e at its upper bound
+    seen = []
+
+    def F(E_, p):
+        seen.append(p.copy())
+        return kepler(E_, p)
+
+    J = sd.implicit.jacobian(F, E, [1.2, 0.6], bounds=box)
+    assert rel(J, truth) < 1e-8
+    assert all(p[0] >= 1.2 and p[1] <= 0.6 for p in seen)
+    for ls in ("lu", "gmres"):  # v = (1, 1) points out of the box both ways: column by column
+        u = sd.implicit.jvp(F, E, [1.2, 0.6], [1.0, 1.0], bounds=box, linear_solver=ls)
+        assert rel(u, truth @ [1.0, 1.0]) < 1e-8
+    assert all(p[0] >= 1.2 and p[1] <= 0.6 for p in seen)

@@ -135,7 +135,7 @@ def _abs_steps(opts: dict, z: np.ndarray, scalar: bool = False):
 def section_options(opts: dict, z: np.ndarray, idx: np.ndarray) -> dict:
     """Options of the stacked vector restricted to the coordinates ``idx``."""
     out = dict(opts)
-    for key in ("step", "rel_step"):
+    for key in ("step", "rel_step", "scale"):
         val = opts.get(key)
         if val is not None and not isinstance(val, str) and np.ndim(val) == 1:
             out[key] = fitted(val, z.shape[0], key, "one per entry of [y, θ]")[idx]
@@ -156,6 +156,10 @@ def along_options(opts: dict, z: np.ndarray, n: int, W: np.ndarray) -> dict:
         ht = [min((h[n + j] / abs(W[j, k]) for j in np.flatnonzero(W[:, k])), default=1.0)
               for k in range(W.shape[1])]
         out["step"] = np.concatenate([h[:n], ht])
+    scale = opts.get("scale")
+    if scale is not None and np.ndim(scale) == 1:  # t is in units of s_k already
+        sc = fitted(scale, z.shape[0], "scale", "one per entry of [y, θ]")
+        out["scale"] = np.concatenate([sc[:n], np.ones(W.shape[1])])
     box = _box(opts, z)
     if box is not None:
         lo, hi = box
@@ -273,6 +277,14 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
     if sparsity is not None and linear_solver == "gmres":
         raise ArgumentError("sparsity= is for linear_solver='lu' (a sparse LU of ∂F/∂y); "
                             "linear_solver='gmres' never forms ∂F/∂y: give one or the other")
+    if mode == "jvp" and _blocked(opts, z, n, vec):
+        # bounds leave no room along v (θ at a corner of its box): ∂F/∂θ column by column,
+        # each of which may go one-sided inside the box, then dy*/dθ · v
+        X, info = implicit(sim, y, theta, mode="jacobian", linear_solver=linear_solver,
+                           sparsity=sparsity, tol=tol, on_residual=on_residual, ev=ev, opts=opts,
+                           gmres_rtol=gmres_rtol, maxiter=maxiter, what=what)
+        info.error = np.abs(info.error) @ np.abs(vec)
+        return X @ vec, info
     r = residual(sim, z, n, ev, what)
     sim = Shifted(sim, r)  # the same partials; the point is now an exact root of it
     if linear_solver == "gmres" and not (mode == "vjp" and p >= n):
@@ -370,6 +382,15 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
 
 def _rel(x: float) -> float:
     return float(x)
+
+
+def _blocked(opts: dict, z: np.ndarray, n: int, v: np.ndarray) -> bool:
+    """True when the bounds leave θ no room along v in either direction."""
+    box = _box(opts, z)
+    if box is None or not np.any(v):
+        return False
+    t_lo, t_hi = direction_range(z[n:], v / np.linalg.norm(v), (box[0][n:], box[1][n:]))
+    return not t_hi > t_lo
 
 
 def _dense_pattern(pat) -> np.ndarray:
