@@ -92,9 +92,8 @@ from .. import hessians as _h
 from ..differentiate import Info
 from ..errors import ArgumentError, ArgumentTypeError, SimdiffWarning
 from ..simulator import Simulator, as_simulator
-from ._core import (ResidualError, SingularJacobianError, as_vector, check_residual,
-                    derivative_options, evaluator_for, finish, fitted, implicit, newton_ratio,
-                    section_options)
+from ._core import (ResidualError, SingularJacobianError, as_vector, derivative_options,
+                    evaluator_for, finish, fitted, implicit, section_options)
 from ._linalg import Dense
 from ._residual import FixedPointResidual, Section, Stacked
 from ._root import Root, root

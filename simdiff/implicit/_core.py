@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import differentiate as _d
 from ..differentiate import Info
-from ..errors import ArgumentError, ArgumentTypeError, SimdiffError, SimdiffWarning
+from ..errors import (ArgumentError, ArgumentTypeError, SimdiffError, SimdiffWarning,
+                      SimulationError)
 from ..evaluate import resolve_evaluator
 from ..plan import direction_range
 from ..steps import normalize_bounds
@@ -310,13 +311,14 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
             T = central_curvature(ev.records, w, None if pat is None else _dense_pattern(pat))
     finally:
         ev.records = None
+    _finite_partials(J, jinfo, what)
     if pat is not None:
         import scipy.sparse as sp
 
         Jc = sp.csr_array(J)
         Ec = sp.csr_array(jinfo.error)
         if T is not None:
-            Ec = Ec + sp.csr_array(T) .multiply(pat != 0)
+            Ec = Ec + sp.csr_array(T).multiply(pat != 0)
         A, EA = Jc[:, :n], abs(Ec[:, :n])
         B, EB = Jc[:, n:].toarray(), np.abs(Ec[:, n:].toarray())
         fact = Sparse(A)
@@ -336,7 +338,7 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
     info = Info(error=err, residual=float(np.linalg.norm(r)), newton_step=rho, cond=cond,
                 nfev=ev.nfev, nrounds=ev.nrounds, linear_solver=fact.kind,
                 method=jinfo.get("method"), step=jinfo.get("step"),
-                failures=jinfo.get("failures", []), partials_error=_rel(relA))
+                failures=jinfo.get("failures", []), partials_error=float(relA))
     if pat is not None:
         info.n_groups = jinfo.get("n_groups")
     return value, info
@@ -380,8 +382,17 @@ def finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual, what, an
     return X, EX, rho, cond
 
 
-def _rel(x: float) -> float:
-    return float(x)
+def _finite_partials(J, jinfo, what: str) -> None:
+    """SimulationError naming the entries of the partials lost to failed points."""
+    vals = J.data if hasattr(J, "data") and not isinstance(J, np.ndarray) else np.asarray(J)
+    if np.all(np.isfinite(vals)):
+        return
+    bad = np.argwhere(~np.isfinite(np.asarray(J.toarray() if hasattr(J, "toarray") else J)))
+    raise SimulationError(
+        f"{what} could not be evaluated at every point the partials need: entries "
+        f"{[tuple(map(int, b)) for b in bad[:5]]} of ∂{what}/∂[y, θ] are NaN "
+        f"({len(bad)} in all); failures: {jinfo.get('failures', [])[:3]}",
+        failures=list(jinfo.get("failures", [])))
 
 
 def _blocked(opts: dict, z: np.ndarray, n: int, v: np.ndarray) -> bool:

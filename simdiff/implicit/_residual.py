@@ -56,7 +56,7 @@ class Stacked(Simulator):
         return f"implicit.stacked:{self.n}:{self.vectorized}:{_fp(as_simulator(self.fun))}"
 
     def __repr__(self) -> str:
-        return f"F={getattr(self.fun, '__name__', self.fun)!r}"
+        return f"{getattr(self.fun, '__name__', repr(self.fun))}(y, theta)"
 
 
 class FixedPointResidual(Simulator):
