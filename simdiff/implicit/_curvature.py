@@ -63,8 +63,8 @@ def central_curvature(records, w: np.ndarray, pattern) -> np.ndarray | None:
         e = d[kp]
         a = 1.0
         b = abs(d[km, j0]) / abs(e[j0])
-        if not np.allclose(d[km], -b * e, rtol=1e-6, atol=0):
-            continue
+        if np.max(np.abs(d[km] + b * e)) > 1e-6 * b * np.max(np.abs(e)):
+            continue  # not a pair along one line
         Fp, Fm = F[kp], F[km]  # F₀ = 0: the residual is shifted to its root
         D = (Fp * b**2 - Fm * a**2) / (a * b * (a + b))
         S = 2 * (Fp / a + Fm / b) / (a + b)
