@@ -20,8 +20,8 @@ from ..evaluate import resolve_evaluator
 from ..plan import direction_range
 from ..steps import normalize_bounds
 from ._linalg import EPS, Dense, KrylovMemory, Sparse, gmres_recycled
-from ._curvature import central_curvature
-from ._residual import Along, Section, Shifted
+from ._curvature import pair_errors
+from ._residual import Along, Line, Section, Shifted
 
 LINEAR_SOLVERS = ("lu", "gmres")
 ON_RESIDUAL = ("auto", "raise", "warn")
@@ -91,11 +91,21 @@ def derivative_options(opts: dict, target: Any, where: str) -> dict:
 
 
 class Counted:
-    """An Evaluator seen through a counter of simulator runs (nfev) and batches (nrounds)."""
+    """An Evaluator seen through a counter of simulator runs (nfev) and batches (nrounds),
+    which records the batches (``records``) and lifts the residual's values off its root
+    (``lift``, see ``_curvature.py``).
+
+    ``lift = (sim, w, mode)``: the values of ``sim`` (a residual that vanishes at w) are handed
+    on plus a constant per output and line ("line": 2·max|F_i| over the line's points, fixed at
+    the line's first batch) or per output ("row": K_i = max_k |F_ik|·s_k/δ_k over the first
+    batch, δ_k the displacement of point k from w and s_k = max(1, |w_j|) over what it moves,
+    an estimate of max_j |∂F_i/∂z_j|·s_j). The records hold the values as evaluated."""
 
     def __init__(self, ev: Any) -> None:
         self.ev, self.nfev, self.nrounds = ev, 0, 0
         self.records: list | None = None  # (X, values, ok) of each batch while recording
+        self.lift: tuple | None = None
+        self.K: Any = None
 
     def evaluate(self, sim, X):
         batch = self.ev.evaluate(sim, X)
@@ -103,10 +113,87 @@ class Counted:
         self.nrounds += 1
         if self.records is not None:
             self.records.append((np.asarray(X), batch.values, batch.ok))
+        if self.lift is not None and sim is self.lift[0] and not np.iscomplexobj(batch.values):
+            from dataclasses import replace
+
+            X = np.asarray(X)
+            w, mode = self.lift[1], self.lift[2]
+            if mode == "row":
+                if self.K is None:
+                    self.K = lift_constant(X, batch.values, batch.ok, w)
+                K = self.K[None, :]
+            else:
+                K = self._line_lift(X, batch.values, batch.ok, w)
+            batch = replace(batch, values=batch.values + K)
         return batch
+
+    def _line_lift(self, X, V, ok, w):
+        from ._curvature import direction_key
+
+        if self.K is None:
+            self.K = {}
+        keys = [direction_key(X[k] - w) for k in range(len(X))]
+        for key in set(keys):
+            if key is not None and key not in self.K:
+                rows = [k for k in range(len(X)) if keys[k] == key and ok[k]]
+                self.K[key] = lift_constant(X[rows], V[rows], np.ones(len(rows), bool), w) \
+                    if rows else np.zeros(V.shape[1])
+        return np.array([self.K[key] if key is not None else np.zeros(V.shape[1])
+                         for key in keys]).reshape(V.shape)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ev, name)
+
+
+def lift_mode(o: dict, ev: Counted) -> str | None:
+    """How a call's residual values are lifted: "line" for symmetric stencils (no point shared
+    between directions), "row" where the point itself may serve several (one-sided methods,
+    rebuilds of failed points with on_failure="skip", stencils shifted inside bounds), None for step="adaptive" and the
+    complex step (no two-point stencils to widen)."""
+    method = o.get("method", "central")
+    if isinstance(o.get("step"), str) or method == "complex":
+        return None
+    if method in ("central", "five-point") and getattr(ev, "on_failure", "raise") != "skip" \
+            and o.get("bounds") is None:  # bounds may shift a stencil onto the point itself
+        return "line"
+    return "row"
+
+
+class lifted:
+    """``with lifted(ev, sim, w):`` the values of ``sim`` are lifted (see ``Counted``)."""
+
+    def __init__(self, ev: Counted, sim, w: np.ndarray) -> None:
+        self.ev, self.sim, self.w = ev, sim, w
+
+    def __enter__(self):
+        self.ev.lift, self.ev.K = (self.sim, self.w, "line"), None
+        return self.ev
+
+    def __exit__(self, *exc):
+        self.ev.lift, self.ev.K = None, None
+        return False
+
+
+#: The lift is this share of |∂F/∂e|·s_e: enough for simdiff's model to read a length scale of
+#: s_e/LIFT_SHARE (hundreds of steps) rather than a root, little rounding (ε·|∂F/∂e|·s_e/64).
+LIFT_SHARE = 1.0 / 64
+
+
+def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """K_i = max(2·max_k |V_ik|, LIFT_SHARE·max_k |V_ik|·s_k/δ_k) (see ``Counted``): above
+    every value, so none changes sign; |V_k|/δ_k estimates the derivative along point k's
+    displacement, s_k = max(1, |w_j|) over the coordinates it moves its scale."""
+    m = V.shape[1]
+    K = np.zeros(m)
+    for k in np.flatnonzero(ok):
+        d = np.abs(X[k] - w)
+        delta = float(np.max(d)) if len(d) else 0.0
+        if delta == 0.0:
+            continue
+        s = float(np.max(np.maximum(1.0, np.abs(w[d > 0]))))
+        v = np.abs(np.real(V[k]))
+        K = np.maximum(K, np.maximum(2.0 * v, LIFT_SHARE * v * (s / delta)))
+    return K
 
 
 def evaluator_for(evaluator, n_jobs, backend, cache, timeout, retries, on_failure) -> Counted:
@@ -291,48 +378,42 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
     if linear_solver == "gmres" and not (mode == "vjp" and p >= n):
         return _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts,
                            gmres_rtol, maxiter, what)
-    # ---- partials: [∂F/∂y, ∂F/∂θ·W] in one batch
+    # ---- partials: ∂F/∂y (y's block), then ∂F/∂θ or ∂F/∂θ·v (θ's block), one batch each,
+    # each lifted by its own constant (see ``Counted``): a block's lift follows its own
+    # derivatives, so the small ∂F/∂θ of a stiff residual is not drowned by ∂F/∂y's lift
+    idx_y, idx_t = np.arange(n), np.arange(n, n + p)
+    pat = None if sparsity is None else _y_pattern(sparsity, n, p)
+    oy = derivative_options(section_options(opts, z, idx_y), _d.jacobian, "implicit")
+    A, EA, yinfo = _block(ev, Section(sim, z, idx_y), y, oy, pat, what)
     if mode == "jvp":
         W, fac = directions(vec[:, None], theta)
-        G, w = Along(sim, theta, W, n), np.concatenate([y, np.zeros(1)])
+        G, w0 = Along(sim, theta, W, n), np.zeros(1)
         o = derivative_options(along_options(opts, z, n, W), _d.jacobian, "implicit")
+        o = {k: (v[n:] if k in ("step", "scale") and np.ndim(v) == 1 else v) for k, v in o.items()}
+        if o.get("bounds") is not None:
+            o["bounds"] = (o["bounds"][0][n:], o["bounds"][1][n:])
+        G = Section(G, np.concatenate([y, w0]), np.array([n]))
     else:
         fac = None
-        G, w = sim, z
-        o = derivative_options(opts, _d.jacobian, "implicit")
-    q = w.shape[0] - n
-    pat = None if sparsity is None else _stacked_pattern(sparsity, n, p, q)
-    curv = o.get("method", "central") == "central" and not isinstance(o.get("step"), str)
-    ev.records = [] if curv else None
-    try:
-        J, jinfo = _d.jacobian(G, w, evaluator=ev, full_output=True, sparsity=pat, **o)
-        T = None
-        if curv:
-            T = central_curvature(ev.records, w, None if pat is None else _dense_pattern(pat))
-    finally:
-        ev.records = None
-    _finite_partials(J, jinfo, what)
+        G, w0 = Section(sim, z, idx_t), theta
+        o = derivative_options(section_options(opts, z, idx_t), _d.jacobian, "implicit")
+    B, EB, tinfo = _block(ev, G, w0, o, None, what)
+    if opts.get("method", "central") != "complex":  # the complex step subtracts nothing
+        EA, EB = _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, mode == "jvp")
+    if fac is not None:
+        B, EB = B * fac, EB * fac
     if pat is not None:
-        import scipy.sparse as sp
-
-        Jc = sp.csr_array(J)
-        Ec = sp.csr_array(jinfo.error)
-        if T is not None:
-            Ec = Ec + sp.csr_array(T).multiply(pat != 0)
-        A, EA = Jc[:, :n], abs(Ec[:, :n])
-        B, EB = Jc[:, n:].toarray(), np.abs(Ec[:, n:].toarray())
         fact = Sparse(A)
         normA = fact.norm1
         relA = float(_sparse_norm1(EA)) / normA if normA else np.inf
     else:
-        E = np.abs(jinfo.error) + (0.0 if T is None else T)
-        A, EA = J[:, :n], E[:, :n]
-        B, EB = J[:, n:], E[:, n:]
         fact = Dense(A)
         normA = fact.norm1
         relA = float(np.linalg.norm(EA, 1)) / normA if normA else np.inf
-    if fac is not None:
-        B, EB = B * fac, EB * fac
+    jinfo = Info(method=yinfo.get("method"),
+                 step=np.concatenate([np.ravel(yinfo.get("step")), np.ravel(tinfo.get("step"))]),
+                 failures=list(yinfo.get("failures", [])) + list(tinfo.get("failures", [])),
+                 n_groups=yinfo.get("n_groups"))
     value, err, rho, cond = finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual,
                                    what, "∂F/∂y" if what == "F" else f"∂({what})/∂y")
     info = Info(error=err, residual=float(np.linalg.norm(r)), newton_step=rho, cond=cond,
@@ -404,17 +485,57 @@ def _blocked(opts: dict, z: np.ndarray, n: int, v: np.ndarray) -> bool:
     return not t_hi > t_lo
 
 
-def _dense_pattern(pat) -> np.ndarray:
-    return np.asarray(pat.toarray() != 0)
+def _block(ev: Counted, G, w0: np.ndarray, o: dict, pat, what: str):
+    """One block of partials of the residual G (zero at w0) at w0, lifted off its root (see
+    ``_curvature.py``): (J, |error|, info); J and the error sparse when ``pat`` is. Central
+    differences get the error of ``pair_errors``; other methods simdiff's own estimate."""
+    mode = lift_mode(o, ev)
+    ev.records = []
+    ev.lift, ev.K = ((G, w0, mode), None) if mode else (None, None)
+    try:
+        J, info = _d.jacobian(G, w0, evaluator=ev, full_output=True, sparsity=pat, **o)
+        records = ev.records
+    finally:
+        ev.records, ev.lift, ev.K = None, None, None
+    _finite_partials(J, info, what)
+    dense_pat = None if pat is None else _dense_pattern(pat)
+    E = np.abs(info.error.toarray() if hasattr(info.error, "toarray") else np.asarray(info.error))
+    if o.get("method", "central") == "central" and mode is not None:
+        Eo, covered = pair_errors(records, w0, dense_pat, E.shape[0], E.shape[1])
+        E = np.where(covered, Eo, E)
+    if pat is not None:
+        import scipy.sparse as sp
+
+        return sp.csr_array(J), sp.csr_array(E * dense_pat), info
+    return J, E, info
 
 
-def _sparse_norm1(E) -> float:
-    return float(np.max(np.asarray(abs(E).sum(axis=0)).ravel())) if E.nnz else 0.0
+def _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, along: bool):
+    """The rounding floor of a residual's partials: F_i is computed from terms of about
+    ρ_i = Σ_j |∂F_i/∂z_j|·|z_j| (it vanishes at the solution, its parts do not), whose
+    rounding ε·ρ_i enters every difference: entry (i, j) errs by at least ε·ρ_i/h_j. (The
+    values of the stencil, near zero, do not show the parts; simdiff's floor ε·|∂F/∂z_j|·s_j
+    misses the other terms of the row.)"""
+    hy = np.abs(np.ravel(yinfo.get("step")))
+    ht = np.abs(np.ravel(tinfo.get("step")))
+    if hy.shape != (n,) or ht.shape != (B.shape[1],) or np.any(hy == 0) or np.any(ht == 0):
+        return EA, EB
+    zy, zt = np.abs(z[:n]), np.abs(z[n:])
+    rowA = np.asarray(abs(A) @ zy).ravel()
+    rowB = np.zeros(A.shape[0]) if along else np.abs(B) @ zt
+    rho = EPS * (rowA + rowB)
+    EB = np.maximum(EB, rho[:, None] / ht[None, :])
+    if hasattr(EA, "toarray"):  # sparse: on the pattern only
+        import scipy.sparse as sp
+
+        coo = sp.coo_array(A)
+        floor = sp.csr_array((rho[coo.row] / hy[coo.col], (coo.row, coo.col)), shape=A.shape)
+        return EA.maximum(floor), EB
+    return np.maximum(EA, np.where(A != 0, rho[:, None] / hy[None, :], 0.0)), EB
 
 
-def _stacked_pattern(sparsity, n: int, p: int, q: int):
-    """The pattern of [∂F/∂y, ∂F/∂θ·W]: S (n, n) padded with dense θ columns, or S (n, n + p)
-    as given (its θ part summed into the direction columns)."""
+def _y_pattern(sparsity, n: int, p: int):
+    """The pattern of ∂F/∂y: S (n, n), or the first n columns of S (n, n + p)."""
     import scipy.sparse as sp
 
     try:
@@ -427,46 +548,68 @@ def _stacked_pattern(sparsity, n: int, p: int, q: int):
         raise ArgumentError(
             f"sparsity must have shape ({n}, {n}) (the pattern of ∂F/∂y, n = len(y)) or "
             f"({n}, {n + p}) (of ∂F/∂[y, θ]); got shape {S.shape}")
-    S = (S != 0).astype(float)
-    if S.shape[1] == n + p and q == p:
-        return S
-    Sy = S[:, :n]
-    if S.shape[1] == n + p:  # directions mix θ's columns: their union
-        col = (np.asarray(S[:, n:].sum(axis=1)).ravel() > 0).astype(float)
-        return sp.hstack([Sy, sp.csr_array(np.repeat(col[:, None], q, axis=1))], format="csr")
-    return sp.hstack([Sy, sp.csr_array(np.ones((n, q)))], format="csr")
+    return sp.csr_array((S[:, :n] != 0).astype(float))
+
+
+def _dense_pattern(pat) -> np.ndarray:
+    return np.asarray(pat.toarray() != 0)
+
+
+def _sparse_norm1(E) -> float:
+    return float(np.max(np.asarray(abs(E).sum(axis=0)).ravel())) if E.nnz else 0.0
+
+
+def _directional(ev, sim, z: np.ndarray, v: np.ndarray, opts: dict, what: str):
+    """(J·v, its error (m,)) as the derivative along t of F(z + t·W) at t = 0, W = u·s_t,
+    u = v/‖v‖, s_t = min_j max(1, |z_j|)/|u_j| over the coordinates v moves (no coordinate
+    moves further than its own step, the rule of ``simdiff.jvp``); the nodes t = ±h are exact,
+    the rounding of z + t·W is below the differences' own error for |z_j| ≲ 1e3."""
+    nv = float(np.linalg.norm(v))
+    if nv == 0.0:  # sim is the Shifted residual: its length is that of r
+        return np.zeros(sim.r.shape[0]), np.zeros(sim.r.shape[0])
+    u = v / nv
+    moved = np.flatnonzero(u)
+    s_t = float(np.min(np.maximum(1.0, np.abs(z[moved])) / np.abs(u[moved])))
+    W = (u * s_t)[:, None]
+    o = dict(opts)
+    h = _abs_steps(opts, z, scalar=False)
+    if h is not None:
+        o.pop("rel_step", None)
+        o["step"] = float(np.min(h[moved] / np.abs(W[moved, 0])))
+    elif o.get("step") is not None and not isinstance(o.get("step"), str):
+        o["step"] = float(o["step"]) / s_t  # a float step is the step along u
+    if o.get("scale") is not None:
+        o.pop("scale")
+    box = _box(opts, z)
+    if box is not None:
+        t_lo, t_hi = direction_range(z, W[:, 0], box)
+        o["bounds"] = ([t_lo], [t_hi])
+    J, E, _ = _block(ev, Line(sim, z, W), np.zeros(1), o, None, what)
+    return np.real(J[:, 0]) * nv / s_t, np.abs(E[:, 0]) * nv / s_t
 
 
 def _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts, rtol, maxiter, what):
-    """Matrix-free: every A·v a directional derivative of F (sd.jvp, 2 evaluations central)."""
+    """Matrix-free: every A·v a directional derivative of F (2 evaluations central), the
+    derivative along t of F(z + t·W), W = u·s_t (``_directional``)."""
     n, p = y.shape[0], theta.shape[0]
     maxiter = n if maxiter is None else int(maxiter)
-    jopts = derivative_options(opts, _d.jvp, "implicit")
+    jopts = derivative_options(opts, _d.jacobian, "implicit")
     partial_err = [0.0]
 
     def matvec(v):
-        u = np.concatenate([v, np.zeros(p)])
-        out, inf = _d.jvp(sim, z, u, evaluator=ev, full_output=True,
-                          **direction_options(jopts, z, u / np.linalg.norm(u)))
-        e = float(np.linalg.norm(inf.error))
+        out, e = _directional(ev, sim, z, np.concatenate([v, np.zeros(p)]), jopts, what)
+        e = float(np.linalg.norm(e))
         partial_err[0] = max(partial_err[0], e)
-        return np.real(out), e
+        return out, e
 
     # right-hand sides −∂F/∂θ·v or −∂F/∂θ
     if mode == "jvp":
-        u = np.concatenate([np.zeros(n), vec])
-        nv = float(np.linalg.norm(vec))
-        if nv == 0:
-            Bq, EBq = np.zeros((n, 1)), np.zeros((n, 1))
-        else:
-            b, binf = _d.jvp(sim, z, u, evaluator=ev, full_output=True,
-                             **direction_options(jopts, z, u / nv))
-            Bq, EBq = np.real(b)[:, None], np.abs(binf.error)[:, None]
+        b, eb = _directional(ev, sim, z, np.concatenate([np.zeros(n), vec]), jopts, what)
+        Bq, EBq = b[:, None], eb[:, None]
     else:
         idx = np.arange(n, n + p)
         so = derivative_options(section_options(opts, z, idx), _d.jacobian, "implicit")
-        Bq, binf = _d.jacobian(Section(sim, z, idx), theta, evaluator=ev, full_output=True, **so)
-        EBq = np.abs(binf.error)
+        Bq, EBq, _ = _block(ev, Section(sim, z, idx), theta, so, None, what)
     cols, errs, iters, smin, smax, conv = [], [], [], np.inf, 0.0, True
     mem, eta = KrylovMemory(matvec), 0.0
     for k in range(Bq.shape[1]):

@@ -1,58 +1,73 @@
-"""A curvature term for the error of central differences of a residual at its root.
+"""Lifting a residual off its root, and the error of central differences taken there.
 
-simdiff's error model for a central difference without an embedded stencil takes the third
-derivative as |f'|/L², L the length over which f changes by its own size; where f changes sign
-among the nodes it takes L = s (the step's scale), because a root says nothing of the length.
-A residual at its solution always has that root, so a residual that bends on a scale shorter
-than s (a diode's exp(v/V_T), V_T = 0.026 V) has its truncation error underestimated.
+Why. A residual at its solution changes sign across every central stencil (F(y ± h e_j) ≈
+±h·∂F/∂y_j). simdiff reads a sign change inside a two-point stencil as a root of unknown length
+scale and settles it with a wider stencil (twice the evaluations). For a residual the root is
+known: it is the point itself, where F − F(y, θ) vanishes exactly, so the third point a
+two-point stencil lacks is there already.
 
-The points of the central stencil carry the second difference the model lacks. Along each
-direction e of the batch (a coordinate, or a group of columns) the pair w ± e and the value at
-w (0 for the shifted residual) give, per output row i,
+Lift. Each direction e of a batch (a coordinate, a group of columns, a jvp direction; the
+± points and any further points along the same line share it) gets a constant
+K_i,e = 2·max |F_i| over its points, per output i, added to the values handed to simdiff's
+assembly. A derivative along e uses the points of e only, so it is unchanged; the values keep
+one sign, so no widening; the rounding added, ε·K ≈ 2ε·h·|∂F/∂e|, is negligible. (Where a
+stencil shares the point itself between directions — one-sided methods, rebuilds of failed
+points — one constant per output is used instead: K_i = max_k |F_ik|·s_k/δ_k, an estimate of
+max_j |∂F_i/∂z_j|·s_j; see ``Counted`` in ``_core.py``.)
 
-    D_i = (b²(F₊ − F₀) − a²(F₋ − F₀)) / (ab(a + b)),   S_i = 2[(F₊ − F₀)/a + (F₋ − F₀)/b]/(a + b)
+Error. simdiff's estimate of a lifted two-point difference models the length scale from the
+lifted values and is meaningless there, so the error of a central difference is computed from
+the unlifted values of its own points (F₀ = 0 at the point): along e with points w + a·e and
+w − b·e (a = 1, b ≈ 1, in units of the step),
 
-(points w + a·e and w − b·e, in units of the step e; a = 1, b ≈ 1),
+    D = (b²F₊ − a²F₋) / (ab(a + b)),      S = 2(F₊/a + F₋/b) / (a + b),
+    rounding  R = ε·√2·max(|F₊|, |F₋|, |D|·s_e) / (a + b)      (the floor |D|·s_e: F is
+              computed from parts of the size its variation over its scale s_e, as in plan.py),
+    truncation T = (ab/6)·|S| / L,  L = max(|D|/|S|, MIN_LENGTH)   (third derivative modelled as
+              S/L: exact for exponentials, f'''/f'' = f''/f'; L at least MIN_LENGTH steps),
 
-and the third derivative is modelled as S_i / L_i with L_i = max(|D_i|/|S_i|, MIN_LENGTH) (in
-units of the step; exact for exponentials, where f''' / f'' = f'' / f'), so the truncation of
-the central difference is (ab/6)·|S_i|/L_i in units of the step, divided by |e_j| to become the
-error of entry (i, j), j the one column of the direction that row i touches. The term is
-added to ``info.error`` of the partials before the propagation through the solve. Used for
-method="central" with the default or given steps (step="adaptive" and five-point carry their
-own Richardson estimates; one-sided stencils lack the pair).
+and the error of entry (i, j), j the one column of e that row i touches, is (R + T)/|e_j|.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+EPS = np.finfo(float).eps
 MIN_LENGTH = 4.0
 
 
-def central_curvature(records, w: np.ndarray, pattern) -> np.ndarray | None:
-    """The extra error (m, N) of the partials from the recorded batches (X, values)."""
+def direction_key(d: np.ndarray) -> tuple | None:
+    """The line through the point along displacement d: its nonzero coordinates and their
+    ratios (sign-normalized, 9 significant digits), so that ±h, ±2h share it."""
+    nz = np.flatnonzero(d)
+    if not len(nz):
+        return None
+    r = d[nz] / d[nz[0]]
+    return (tuple(nz.tolist()), tuple(float(f"{v:.9g}") for v in r))
+
+
+def pair_errors(records, w: np.ndarray, pattern, m: int, N: int):
+    """(E (m, N), covered (m, N) bool): the error of the central-difference entries from the
+    recorded unlifted batches; ``covered`` False where no ± pair was found."""
     pts, vals = [], []
     for X, V, ok in records:
-        if np.iscomplexobj(X):
-            return None
-        keep = ok & (X.ndim == 2)
-        pts.append(X[keep])
-        vals.append(np.real(V[keep]))
+        if np.iscomplexobj(X) or np.iscomplexobj(V):
+            return np.zeros((m, N)), np.zeros((m, N), dtype=bool)
+        pts.append(X[ok])
+        vals.append(V[ok])
+    E = np.zeros((m, N))
+    covered = np.zeros((m, N), dtype=bool)
     if not pts:
-        return None
+        return E, covered
     P, F = np.vstack(pts), np.vstack(vals)
-    m, N = F.shape[1], w.shape[0]
     d = P - w[None, :]
-    T = np.zeros((m, N))
-    nz = d != 0
-    keys: dict[tuple, list[int]] = {}
+    lines: dict = {}
     for k in range(len(P)):
-        idx = tuple(np.flatnonzero(nz[k]))
-        if idx:
-            keys.setdefault(idx, []).append(k)
-    rows_of = None if pattern is None else pattern
-    for idx, ks in keys.items():
+        key = direction_key(d[k])
+        if key is not None:
+            lines.setdefault(key, []).append(k)
+    for (idx, _), ks in lines.items():
         j0 = idx[0]
         plus = [k for k in ks if d[k, j0] > 0]
         minus = [k for k in ks if d[k, j0] < 0]
@@ -61,25 +76,29 @@ def central_curvature(records, w: np.ndarray, pattern) -> np.ndarray | None:
         kp = min(plus, key=lambda k: abs(d[k, j0]))
         km = min(minus, key=lambda k: abs(d[k, j0]))
         e = d[kp]
-        a = 1.0
-        b = abs(d[km, j0]) / abs(e[j0])
-        if np.max(np.abs(d[km] + b * e)) > 1e-6 * b * np.max(np.abs(e)):
-            continue  # not a pair along one line
-        Fp, Fm = F[kp], F[km]  # F₀ = 0: the residual is shifted to its root
-        D = (Fp * b**2 - Fm * a**2) / (a * b * (a + b))
+        a, b = 1.0, abs(d[km, j0]) / abs(e[j0])
+        Fp, Fm = F[kp], F[km]
+        D = (b**2 * Fp - a**2 * Fm) / (a * b * (a + b))
         S = 2 * (Fp / a + Fm / b) / (a + b)
+        cols = np.array(idx)
+        s_e = float(np.max(np.maximum(1.0, np.abs(w[cols])) / np.abs(e[cols])))
+        R = EPS * np.sqrt(2.0) * np.maximum(np.maximum(np.abs(Fp), np.abs(Fm)),
+                                            np.abs(D) * s_e) / (a + b)
         with np.errstate(divide="ignore", invalid="ignore"):
             L = np.where(S != 0, np.abs(D) / np.abs(S), np.inf)
-        L = np.maximum(L, MIN_LENGTH)
-        trunc = np.where(S != 0, a * b / 6 * np.abs(S) / L, 0.0)
-        cols = np.array(idx)
+        T = np.where(S != 0, a * b / 6 * np.abs(S) / np.maximum(L, MIN_LENGTH), 0.0)
+        err = R + T
         if len(cols) == 1:
-            T[:, cols[0]] += trunc / abs(e[cols[0]])
+            E[:, cols[0]] = err / abs(e[cols[0]])
+            covered[:, cols[0]] = True
             continue
-        for i in np.flatnonzero(trunc):  # a group: the one column of row i in the pattern
-            if rows_of is None:
-                continue
-            hit = [j for j in cols if rows_of[i, j]]
+        if pattern is None:
+            continue
+        for i in range(m):  # a group: the one column of row i in the pattern
+            hit = [j for j in cols if pattern[i, j]]
             if len(hit) == 1:
-                T[i, hit[0]] += trunc[i] / abs(e[hit[0]])
-    return T
+                E[i, hit[0]] = err[i] / abs(e[hit[0]])
+                covered[i, hit[0]] = True
+            elif not hit:
+                covered[i, cols] = True  # row i untouched by the group: its entries are 0
+    return E, covered

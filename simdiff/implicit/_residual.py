@@ -162,12 +162,40 @@ class Shifted(Simulator):
 
     def evaluate(self, z: np.ndarray) -> Any:
         out = np.asarray(self.sim.evaluate(z))
+        # keep a float32 output float32: simdiff reads the outputs' precision from their type
+        dtype = out.dtype if out.dtype in (np.float32, np.complex64) else None
         if z.ndim == 2:
-            return out.reshape(len(z), -1) - self.r[None, :]
-        return out.reshape(-1) - self.r
+            res = out.reshape(len(z), -1) - self.r[None, :]
+        else:
+            res = out.reshape(-1) - self.r
+        return res if dtype is None else res.astype(dtype)
 
     def identity(self) -> str:
         return f"implicit.shifted:{_digest(self.r)}:{_fp(self.sim)}"
+
+    def __repr__(self) -> str:
+        return repr(self.sim)
+
+
+class Line(Simulator):
+    """t ↦ sim(z0 + W t), W (N, q): the simulator along q directions from z0."""
+
+    name = "implicit-line"
+
+    def __init__(self, sim: Simulator, z0: np.ndarray, W: np.ndarray) -> None:
+        self.sim = sim
+        self.z0 = np.asarray(z0, dtype=float)
+        self.W = np.asarray(W, dtype=float)
+        self.vectorized = bool(sim.vectorized)
+        self.complex_safe = sim.complex_safe
+
+    def evaluate(self, t: np.ndarray) -> Any:
+        if t.ndim == 2:
+            return self.sim.evaluate(self.z0[None, :] + t @ self.W.T)
+        return self.sim.evaluate(self.z0 + self.W @ t)
+
+    def identity(self) -> str:
+        return f"implicit.line:{_digest(self.z0, self.W)}:{_fp(self.sim)}"
 
     def __repr__(self) -> str:
         return repr(self.sim)
