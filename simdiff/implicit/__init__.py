@@ -12,25 +12,36 @@ the stacked vector z = [y, θ] (n + p entries).
 
 Rules
 -----
-Partials. A and B come from ``simdiff.jacobian`` / ``simdiff.jvp`` of F over z, so every
-derivative option works (method, order, step, rel_step, bounds, noise where the installed
-version has it, vectorized, n_jobs/backend/evaluator, cache/timeout/retries/on_failure), and
-each runs as batches of the Evaluator. Per-coordinate options (step and rel_step arrays,
-bounds) refer to z = [y, θ].
+Partials. A and B come from ``simdiff.jacobian`` of F over y and over θ, so every derivative
+option works (method, order, step, rel_step, scale, bounds, noise where the installed version
+has it, vectorized, n_jobs/backend/evaluator, cache/timeout/retries/on_failure), and each runs
+as one batch of the Evaluator. Per-coordinate options (step, rel_step, scale arrays, bounds)
+refer to z = [y, θ].
 
-* ``jacobian``, ``vjp`` (linear_solver="lu"): the stacked Jacobian [A, B] in ONE batch,
-  2(n + p) evaluations (central), plus F(y, θ) itself: 2(n + p) + 1.
-* ``jvp`` ("lu"): [A, B·v] in one batch, 2(n + 1) + 1: the residual along w = [y', t] with
-  θ = θ₀ + t·s·v/‖v‖ (s = max(1, max|θ_j| moved), the scale of ``simdiff.jvp``).
-* ``sparsity=S`` (the pattern of A, (n, n), or of [A, B], (n, n + p)): the same batch by
-  column groups (Curtis–Powell–Reid colouring, ``simdiff.sparsity``), 2·(groups) + 1
-  evaluations (a tridiagonal A with p = 1: 3 + 1 groups, 9 evaluations at any n), solved by
-  SuperLU (``scipy.sparse.linalg.splu``).
+* ``jacobian``, ``vjp`` (linear_solver="lu"): F(y, θ) (1 evaluation), A (2n, one batch), B
+  (2p, one batch): 2(n + p) + 1 evaluations (central) in 3 batches. (A and B are separate
+  batches so that each is lifted by its own constant, below.)
+* ``jvp`` ("lu"): A and B·v (the residual along θ + t·s·v/‖v‖, s = max(1, max|θ_j| moved),
+  the scale of ``simdiff.jvp``): 2(n + 1) + 1.
+* ``sparsity=S`` (the pattern of A, (n, n), or of [A, B], (n, n + p), whose first n columns
+  are used): A by column groups (Curtis–Powell–Reid colouring, ``simdiff.sparsity``),
+  2·(groups + p) + 1 evaluations (a tridiagonal A with p = 2: 3 groups, 11 evaluations at any
+  n), solved by SuperLU (``scipy.sparse.linalg.splu``).
 * ``linear_solver="gmres"``: A is never formed. Each product A·v is a directional derivative
-  of F (``simdiff.jvp``, 2 evaluations central), inside a full GMRES (``_linalg.gmres``);
-  right-hand sides −B (``simdiff.jacobian`` over θ, 2p) or −B·v (one ``jvp``, 2). GMRES stops
-  at ‖r‖ ≤ max(gmres_rtol, 10η)‖b‖, η the relative error of the products. Cost:
-  2p + 2·Σ(iterations) + 1 for the Jacobian, 2 + 2·iterations + 1 for a jvp.
+  of F (the derivative along t of F(z + t·u·s_t) at exact nodes t = ±h, 2 evaluations central),
+  inside a full GMRES (``_linalg.gmres``); right-hand sides −B (2p) or −B·v (2). GMRES stops at
+  ‖r‖ ≤ max(gmres_rtol, 10η)‖b‖, η the relative error of the products; a further right-hand
+  side starts from the least-squares fit over every earlier product (often needing none).
+  Cost: 2p + 2·Σ(iterations) + 1 for the Jacobian, 2 + 2·iterations + 1 for a jvp.
+
+The residual's root. F − F(y, θ) vanishes at the point, so it changes sign across every central
+stencil, which simdiff's error model reads as a root of unknown length scale inside the stencil
+(and settles with wider stencils: twice the evaluations). The values handed to simdiff are
+lifted by a constant per output and line of points (``_core.Counted``, ``_curvature.py``): the
+derivatives are unchanged, no value changes sign, and the error of each central difference is
+computed from its own points with the point itself as third node (rounding, and a truncation
+term from the measured second difference), with the rounding floor ε·Σ_j|∂F_i/∂z_j||z_j|/h of
+a residual computed from terms much larger than its value.
 
 VJP rule. gᵀ·dy*/dθ = −λᵀB with Aᵀλ = g (the transposed system). With "lu" (dense or sparse)
 the factors of A solve Aᵀλ = g directly. Finite differences give A·v, never Aᵀ·v, so with
@@ -55,15 +66,10 @@ Refusals.
 
 Error estimate (``full_output=True``: ``info.error``, the shape of the result). First-order
 perturbation of AX = −B: |δX| ≤ |A⁻¹|(|δA||X| + |δB|) componentwise for a dense A (|δA|, |δB|
-the ``info.error`` of the partials); for a sparse one the largest entry of that bound per
+the error estimates of the partials, above); for a sparse one the largest entry of that bound per
 column, ‖|A⁻¹|(|δA||X_k| + |δB_k|)‖_∞ = ‖diag(·)A⁻ᵀ‖₁ by the block 1-norm estimator (the
 forward-error bound of LAPACK's xGERFS), ‖A⁻¹‖₂(η‖x‖ + ‖δb‖ + ‖r_GMRES‖) for GMRES; plus the
-LU rounding and 2ρ·|X| for the offset of y. The partials are taken of F − F(y, θ) (the same
-derivatives, with y an exact root), and with method="central" their error gets a curvature term
-from the stencil's own points (``_curvature.py``): simdiff's truncation model assumes the
-length scale s = max(1, |z_j|) where f changes sign among the nodes, and a residual at its
-solution always does, so a residual that bends faster (a diode's exp(v/V_T)) would be
-underestimated. (The GMRES products carry the ``simdiff.jvp`` estimate only.) The info also holds ``residual`` (‖F(y, θ)‖₂ at the
+LU rounding and 2ρ·|X| for the offset of y. The info also holds ``residual`` (‖F(y, θ)‖₂ at the
 y given), ``newton_step`` (ρ), ``cond`` (κ₁ of A; GMRES: σ_max/σ_min of the Hessenberg
 matrix, a lower estimate), ``nfev``, ``nrounds`` (batches), ``linear_solver``, ``method``,
 ``step``, ``failures``, ``partials_error`` (δ), and ``n_groups`` (sparsity) or

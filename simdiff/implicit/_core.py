@@ -96,10 +96,9 @@ class Counted:
     (``lift``, see ``_curvature.py``).
 
     ``lift = (sim, w, mode)``: the values of ``sim`` (a residual that vanishes at w) are handed
-    on plus a constant per output and line ("line": 2·max|F_i| over the line's points, fixed at
-    the line's first batch) or per output ("row": K_i = max_k |F_ik|·s_k/δ_k over the first
-    batch, δ_k the displacement of point k from w and s_k = max(1, |w_j|) over what it moves,
-    an estimate of max_j |∂F_i/∂z_j|·s_j). The records hold the values as evaluated."""
+    on plus a constant per output and line of points ("line", fixed at the line's first batch)
+    or per output ("row", fixed at the first batch), ``lift_constant`` of those points. The
+    records hold the values as evaluated."""
 
     def __init__(self, ev: Any) -> None:
         self.ev, self.nfev, self.nrounds = ev, 0, 0
@@ -157,21 +156,6 @@ def lift_mode(o: dict, ev: Counted) -> str | None:
             and o.get("bounds") is None:  # bounds may shift a stencil onto the point itself
         return "line"
     return "row"
-
-
-class lifted:
-    """``with lifted(ev, sim, w):`` the values of ``sim`` are lifted (see ``Counted``)."""
-
-    def __init__(self, ev: Counted, sim, w: np.ndarray) -> None:
-        self.ev, self.sim, self.w = ev, sim, w
-
-    def __enter__(self):
-        self.ev.lift, self.ev.K = (self.sim, self.w, "line"), None
-        return self.ev
-
-    def __exit__(self, *exc):
-        self.ev.lift, self.ev.K = None, None
-        return False
 
 
 #: The lift is this share of |∂F/∂e|·s_e: enough for simdiff's model to read a length scale of
@@ -254,18 +238,6 @@ def along_options(opts: dict, z: np.ndarray, n: int, W: np.ndarray) -> dict:
         rng = [direction_range(z[n:], W[:, k], (lo[n:], hi[n:])) for k in range(W.shape[1])]
         out["bounds"] = (np.concatenate([lo[:n], [r[0] for r in rng]]),
                          np.concatenate([hi[:n], [r[1] for r in rng]]))
-    return out
-
-
-def direction_options(opts: dict, z: np.ndarray, u: np.ndarray) -> dict:
-    """Options for sd.jvp of the stacked vector along the unit vector u: a per-coordinate step
-    array becomes the largest step along u that moves no z_j more than its own step."""
-    out = dict(opts)
-    h = _abs_steps(opts, z)
-    if h is not None:
-        out.pop("rel_step", None)
-        moved = np.flatnonzero(u)
-        out["step"] = float(min(h[j] / abs(u[j]) for j in moved))
     return out
 
 

@@ -7,17 +7,19 @@ known: it is the point itself, where F − F(y, θ) vanishes exactly, so the thi
 two-point stencil lacks is there already.
 
 Lift. Each direction e of a batch (a coordinate, a group of columns, a jvp direction; the
-± points and any further points along the same line share it) gets a constant
-K_i,e = 2·max |F_i| over its points, per output i, added to the values handed to simdiff's
-assembly. A derivative along e uses the points of e only, so it is unchanged; the values keep
-one sign, so no widening; the rounding added, ε·K ≈ 2ε·h·|∂F/∂e|, is negligible. (Where a
-stencil shares the point itself between directions — one-sided methods, rebuilds of failed
-points — one constant per output is used instead: K_i = max_k |F_ik|·s_k/δ_k, an estimate of
-max_j |∂F_i/∂z_j|·s_j; see ``Counted`` in ``_core.py``.)
+± points and any further points along the same line share it) gets a constant per output,
+K_i,e = max(2·max|F_i|, |∂F_i/∂e|·s_e/64) over its points (``_core.lift_constant``), added to
+the values handed to simdiff's assembly. A derivative along e uses the points of e only, so it
+is unchanged; the values keep one sign, so no widening; simdiff's model reads a length scale
+of s_e/64 (hundreds of steps) rather than a root, so its comparisons between estimates (the
+second look at small inputs) stay sane; the rounding added, ε·|∂F/∂e|·s_e/64, is below the
+floor simdiff assumes. (Where a stencil shares the point itself between directions — one-sided
+methods, stencils shifted inside bounds, rebuilds of failed points — one constant per output
+is used instead, over all directions; see ``Counted`` in ``_core.py``.)
 
 Error. simdiff's estimate of a lifted two-point difference models the length scale from the
-lifted values and is meaningless there, so the error of a central difference is computed from
-the unlifted values of its own points (F₀ = 0 at the point): along e with points w + a·e and
+lifted values (s_e/64), so the error of a central difference is computed instead from the
+unlifted values of its own points (F₀ = 0 at the point): along e with points w + a·e and
 w − b·e (a = 1, b ≈ 1, in units of the step),
 
     D = (b²F₊ − a²F₋) / (ab(a + b)),      S = 2(F₊/a + F₋/b) / (a + b),
