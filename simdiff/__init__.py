@@ -66,3 +66,5 @@ __all__ = [
     "SweepResult",
     "relative_error",
 ]
+
+from . import implicit  # noqa: E402  simdiff.implicit: dy*/dθ of F(y*, θ) = 0 (issue 12)
