@@ -64,3 +64,7 @@ __all__ = [
     "SweepResult",
     "relative_error",
 ]
+
+from .optimize import minimize  # noqa: E402  (issue 11: the optimizers)
+
+__all__ += ["minimize"]
