@@ -10,3 +10,6 @@ the Evaluator), ``fdgrad.py``, ``options.py``, ``result.py``.
 from .minimize import METHODS, minimize
 
 __all__ = ["METHODS", "minimize"]
+from .least_squares import least_squares  # noqa: E402
+
+__all__ += ["least_squares"]
