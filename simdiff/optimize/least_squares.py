@@ -134,6 +134,7 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
     fresh = False
     updates = 0
     nit = 0
+    guard = 0
     try:
         J, E, res = fd_jacobian(tally, x, scheme, box, noise)
         njev += 1
@@ -184,6 +185,11 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
                 break
             pred_r = res + J @ s
             pred = cost - 0.5 * float(pred_r @ pred_r)
+            model_fresh = fresh
+            guard += 1
+            if guard > 50 * tally.maxfev:  # pragma: no cover - a safeguard against cycling
+                status = 6
+                break
             vals, ok = tally.values(xt[None, :])
             if ok[0]:
                 rt = vals[0]
@@ -208,11 +214,12 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
                     status = 2
                     break
             if rho < 0.25:
-                if rho < 0.1 and not fresh and (ok[0] or True):
+                if rho < 0.1 and not model_fresh:
+                    # the step came from a Broyden-updated model: refresh it before shrinking
                     J, E, _ = _fresh(tally, x, scheme, box, noise, J)
                     njev += 1
                     fresh, updates = True, 0
-                    delta = min(delta, max(Ds, 1e-300))
+                    delta = min(delta, 0.5 * Ds)
                 else:
                     delta = 0.25 * Ds
             elif rho > 0.75 and Ds >= 0.9 * delta:

@@ -113,16 +113,13 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             # -- direction ------------------------------------------------------------------
             free = ~act
             d = np.zeros(n)
-            if H is None:
-                # first step: along −g, at most a unit of the problem's scale
-                scale = max(1.0, float(np.max(np.abs(x))))
-                d[free] = -pg[free] * min(1.0, scale / max(gnorm, 1e-300))
-            else:
+            if H is not None:
                 d[free] = -H[np.ix_(free, free)] @ pg[free]
                 if not pg @ d < 0:
                     H = None
-                    scale = max(1.0, float(np.max(np.abs(x))))
-                    d[free] = -pg[free] * min(1.0, scale / max(gnorm, 1e-300))
+            if H is None:
+                # steepest descent, a step of unit length at most (as L-BFGS-B starts)
+                d[free] = -pg[free] * min(1.0, 1.0 / max(gnorm, 1e-300))
             # -- line search ----------------------------------------------------------------
             t = 1.0
             accepted = False
@@ -149,8 +146,6 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                     accepted = True
                     x_new, f_new, g_new, err_new = xt, ft, gt, et
                     break
-                if gt is not None and ft is not None:
-                    H = _update(H, s, gt - g)
                 t = backtrack(t, f, slope / t, ft, None if gt is None else float(gt @ s) / t)
             if not accepted:
                 if scheme == "forward":
@@ -176,8 +171,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                         status, message = 6, STATUS[6] + " (the gradient could not be formed)"
                         break
             s = x_new - x
-            H = _update(H, s, g_new - g)
             df = f - f_new
+            if H is not None and df <= 1e-10 * max(abs(f), 1e-300) and np.linalg.norm(
+                    s) <= 1e-8 * max(1.0, float(np.linalg.norm(x))):
+                H = None  # stalled on a badly conditioned H: start again from steepest descent
+            else:
+                H = _update(H, s, g_new - g)
             x, f, g, err = x_new, f_new, g_new, err_new
             nit += 1
             hist.record(tally, x, f, float(np.linalg.norm(s)), float(np.linalg.norm(g)),
