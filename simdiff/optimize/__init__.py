@@ -13,3 +13,6 @@ __all__ = ["METHODS", "minimize"]
 from .least_squares import least_squares  # noqa: E402
 
 __all__ += ["least_squares"]
+from .as_scipy import as_scipy  # noqa: E402
+
+__all__ += ["as_scipy"]
