@@ -47,11 +47,13 @@ def _tr_step(J: np.ndarray, r: np.ndarray, D: np.ndarray, delta: float) -> np.nd
     """argmin ‖r + J s‖ s.t. ‖D s‖ ≤ Δ (SVD of J D⁻¹; λ by bisection on log λ)."""
     Js = J / D[None, :]
     U, S, Vt = np.linalg.svd(Js, full_matrices=False)
+    S = np.where(np.isfinite(S), S, 0.0)
     c = U.T @ r
     tiny = S > S.max(initial=0.0) * 1e-14 * max(J.shape)
 
     def z(lam: float) -> np.ndarray:
-        w = np.where(tiny, S / (S * S + lam), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(tiny, S / (S * S + lam), 0.0)
         return -(Vt.T @ (w * c))
 
     z0 = z(0.0)
@@ -172,7 +174,8 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
             if np.max(np.abs(pg)) <= gtol:
                 status = 5
                 break
-            s = _tr_step(J, res, D, delta)
+            s = np.zeros(n)
+            s[free] = _tr_step(J[:, free], res, D[free], delta)  # active bounds held
             xt = np.clip(x + s, lo, hi)
             s = xt - x
             if not np.any(s != 0):
