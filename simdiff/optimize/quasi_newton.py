@@ -43,6 +43,8 @@ from .tally import BudgetExhausted
 
 __all__ = ["fd_bfgs"]
 
+DAMPED = True
+
 
 def _project(x: np.ndarray, box: Any) -> np.ndarray:
     return x if box is None else np.clip(x, box[0], box[1])
@@ -60,7 +62,8 @@ def _active(x: np.ndarray, g: np.ndarray, box: Any) -> np.ndarray:
 def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: float = 1e-10,
             ftol: float = 2.2e-12, xtol: float = 1e-14, maxiter: int | None = None,
             switch: float = 0.05, callback: Any = None, max_backtracks: int = 30,
-            slots: int = 1, sigma: float = 0.0, stop_factor: float = 2.0):
+            slots: int = 1, sigma: float = 0.0, stop_factor: float = 2.0,
+            speculate: Any = "auto"):
     n = x0.shape[0]
     hist = History()
     scheme = "forward"
@@ -72,6 +75,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
     noise_tol = 2.0 * sigma  # a noise-tolerant Armijo test (f known to ±σ at each end)
     maxiter = maxiter if maxiter is not None else 100 * n * 100
     H = None
+    last_first_ok = False
     try:
         g, err, f = fd_gradient(tally, x, scheme, box, noise)
         if f is None:
@@ -134,14 +138,14 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 if slope >= 0:  # projection turned the step uphill: shorten
                     t *= 0.25
                     continue
-                if trial == 0:
+                if trial == 0 and (speculate is True or (speculate == "auto" and H is not None
+                                                          and last_first_ok)):
                     gt, et, ft = fd_gradient(tally, xt, scheme, box, noise, curvature=_curv(H))
                 else:
-                    extra = []
-                    if slots > 1:  # idle workers: the next backtracking trials too
-                        extra = [_project(x + t * d * 0.25 ** k, box) for k in range(1, slots)]
-                    ft = tally.value(xt) if not extra else _value_with(tally, xt, extra)
+                    ft = tally.value(xt)
                     gt = et = None
+                if trial == 0:
+                    last_first_ok = armijo(f, slope, ft, noise_tol)
                 if armijo(f, slope, ft, noise_tol):
                     accepted = True
                     x_new, f_new, g_new, err_new = xt, ft, gt, et
@@ -211,7 +215,18 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     """The BFGS update of the inverse Hessian; skipped when sᵀy ≤ 1e-10·‖s‖‖y‖ (no curvature
     information the update could keep positive definite)."""
     sy = float(s @ y)
-    if not np.isfinite(sy) or sy <= 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+    if not np.isfinite(sy):
+        return H
+    B = getattr(H, "B", None)
+    if B is not None and DAMPED:
+        # Powell's damping (1978): move y towards B s until sᵀy ≥ 0.2 sᵀBs
+        Bs0 = B @ s
+        sBs0 = float(s @ Bs0)
+        if sBs0 > 0 and sy < 0.2 * sBs0:
+            theta = 0.8 * sBs0 / (sBs0 - sy)
+            y = theta * y + (1 - theta) * Bs0
+            sy = float(s @ y)
+    if sy <= 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
         return H
     n = s.shape[0]
     if H is None:
