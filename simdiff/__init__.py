@@ -68,3 +68,6 @@ __all__ = [
 ]
 
 from . import implicit  # noqa: E402  simdiff.implicit: dy*/dθ of F(y*, θ) = 0 (issue 12)
+from .optimize import least_squares, minimize  # noqa: E402  (issue 11: the optimizers)
+
+__all__ += ["minimize", "least_squares"]
