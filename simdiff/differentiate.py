@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, OutputError
-from .evaluate import resolve_evaluator
+from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .simulator import Simulator, as_simulator
@@ -47,6 +47,11 @@ __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
 class Info(dict):
     """The ``info`` of ``full_output=True``: a dict whose keys are also attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "failures" in self:  # one record type with a kind (evaluate.Failure)
+            self["failures"] = failure_records(self["failures"])
 
     def __getattr__(self, name: str) -> Any:
         try:

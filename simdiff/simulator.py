@@ -39,6 +39,14 @@ class Simulator(ABC):
     ``prefer``
         "threads" for adapters that wait on an external process, "processes" for in-process
         engines; a soft hint to the Evaluator.
+    ``scales``
+        None, or an array (n,) of the inputs' typical magnitudes: the default ``scale`` of the
+        derivative functions (an input in SI units, a capacitance of 1e-6 F, gets steps of its
+        own size).
+
+    ``quantize(X)`` returns the values the simulator actually uses for the points X (identity
+    here); an adapter that writes its inputs as text with limited digits returns what the
+    program reads back, and the derivative functions take their differences between those.
 
     ``evaluate`` is abstract: a subclass without it cannot be instantiated (TypeError naming
     the class), rather than failing at its first evaluation.
@@ -54,10 +62,22 @@ class Simulator(ABC):
     vectorized: bool = False
     complex_safe: bool | None = None
     prefer: str | None = None
+    scales: Any = None
 
     @abstractmethod
     def evaluate(self, x: np.ndarray) -> Any:
         """Return f(x): a float or an array of shape (m,)."""
+
+    def quantize(self, X: Any) -> Any:
+        """The points X ((n,) or (k, n)) as the simulator will actually use them.
+
+        The base class returns X itself (the same object: nothing is rounded). An adapter that
+        passes its inputs through a lossy channel (a deck printed with ``{E:.6e}``, a
+        single-precision engine) returns the values on the far side, so that a finite
+        difference divides by the step the simulator saw, not the one planned
+        (``simdiff.simulator.written_plan``).
+        """
+        return X
 
     def __call__(self, x: Any) -> Any:
         arr = np.asarray(x)

@@ -384,10 +384,11 @@ def test_fortran_d_exponents_and_json_keys_that_are_missing(tmp_path):
 def test_extreme_values_reach_the_program_bit_for_bit(tmp_path):
     prog = "print(*(repr(float(v)) for v in open('deck').read().split()))"
     sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=list("abcdef"),
-                  files={"deck": "{a} {b} {c} {d} {e} {f}"}, workdir=str(tmp_path))
+                  files={"deck": "{a:r} {b:r} {c:r} {d:r} {e:r} {f:r}"}, workdir=str(tmp_path))
     x = np.array([1e308, 5e-324, -0.0, 2.2250738585072014e-308, -1.7976931348623157e308, 0.1 + 0.2])
     y = sim(x)
-    assert y.tobytes() == x.tobytes(), "repr round-trips every float64, -0.0 and subnormals included"
+    assert y.tobytes() == x.tobytes(), "{a:r}: repr round-trips every float64, -0.0 and subnormals included"
+    assert sim.quantize(x).tobytes() == x.tobytes()
 
 
 def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
