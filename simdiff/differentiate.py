@@ -38,7 +38,7 @@ from .errors import ArgumentError, ArgumentTypeError, OutputError
 from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
-from .simulator import Simulator, as_simulator
+from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
 from .steps import base_steps, normalize_bounds
 
@@ -106,6 +106,7 @@ def _bounds_for(sim: Simulator, bounds: Any, x: np.ndarray):
 
 def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
     """Evaluate the plan's batch, repair failed entries, assemble: (D, E, nfev, failures)."""
+    plan = written_plan(sim, plan)  # the points as the simulator reads them (issue 13)
     points = plan.points
     nfev = 0
     failures: list[dict] = []

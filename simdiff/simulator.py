@@ -181,3 +181,89 @@ def _stable_repr(obj: Any) -> str:
     if callable(obj) and hasattr(obj, "__qualname__"):
         return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
     return repr(obj)
+
+
+def written_plan(sim: Simulator, plan: Any) -> Any:
+    """Make a derivative plan use the points the simulator actually reads (``sim.quantize``).
+
+    Rule. A planned node x + t·h·u that the simulator reads as q(x + t·h·u) (a deck printed
+    with ``{E:.6e}`` rounds it to 7 digits) sits at the realized offset
+    t' = (q(x + t·h·u) − q(x))·u / h from the point q(x) the program reads for x. Each
+    entry's weights become the Fornberg weights of its realized offsets t' (B. Fornberg,
+    "Generation of finite difference formulas on arbitrarily spaced grids", Math. Comp. 51
+    (1988)), its order and truncation coefficient those of the realized nodes (the first
+    non-vanishing moment Σ w·t'^(p+d)/(p+d)!), so the derivative is that of f at q(x) from
+    the values actually computed; an embedded lower-order estimate is re-weighted the same
+    way. With ``quantize`` the identity (the base class), the plan is returned untouched.
+
+    Changes ``plan`` in place (points, x, each term's offsets and weights) and returns it.
+    Raises ArgumentError when the rounding makes two nodes of an entry coincide (a step below
+    the resolution of the written values), naming the coordinate and the smallest usable step.
+    """
+    quantize = getattr(sim, "quantize", None)
+    P = plan.points
+    if quantize is None or plan.complex_step or not len(P):
+        return plan
+    Q = quantize(P)
+    if Q is P:
+        return plan
+    Q = np.asarray(Q, dtype=float)
+    if Q.shape != P.shape:
+        raise ArgumentTypeError(
+            f"simulator {sim!r}: quantize returned shape {Q.shape} for points of shape {P.shape}; "
+            "it must return an array of the same shape"
+        )
+    if np.array_equal(Q, P):
+        return plan
+    from .errors import ArgumentError
+    from .stencils import fornberg_weights
+
+    x = np.asarray(plan.x, dtype=float)
+    xq = np.asarray(quantize(x[None, :]), dtype=float)[0]
+    for term in plan.terms:
+        if term.kind == "fixed" or not len(term.rows) or term.h == 0:
+            continue
+        planned = P[term.rows] - x
+        far = int(np.argmax(np.abs(term.offsets)))
+        u = planned[far] / (term.offsets[far] * term.h)  # the entry's direction (e_j, or v/|v|)
+        t = (Q[term.rows] - xq) @ u / (term.h * float(u @ u))
+        if np.array_equal(t, term.offsets):
+            continue
+        if len(np.unique(t)) < len(t):
+            j = int(np.argmax(np.abs(u)))
+            raise ArgumentError(
+                f"step: the values simulator {sim!r} writes round the points of the derivative "
+                f"along x[{j}] onto each other (planned offsets {term.offsets.tolist()} x h = "
+                f"{term.h:.3g} became {(t * term.h).tolist()}); allowed: a step well above the "
+                "resolution of the written numbers (step=, rel_step=, a larger scale), or a "
+                "format with more digits"
+            )
+        w = np.asarray(fornberg_weights(list(t), term.deriv), dtype=float)
+        order, coef = _leading_error(w, t, term.deriv, term.order)
+        if term.low_weights is not None:
+            nominal = np.asarray(term.offsets)
+            keep = np.abs(nominal) < np.abs(nominal).max()
+            low = np.zeros(len(t))
+            if keep.sum() >= term.deriv + 1:
+                low[keep] = fornberg_weights(list(t[keep]), term.deriv)
+                term.low_weights = low
+            else:
+                term.low_weights = None
+        term.offsets, term.weights = t, w
+        term.order, term.error_coef = order, coef
+    plan.points = Q
+    plan.x = xq
+    return plan
+
+
+def _leading_error(w: np.ndarray, t: np.ndarray, d: int, nominal: int) -> tuple[int, float]:
+    """Order p and coefficient C of the leading truncation term C·h^p·f^(p+d) of weights w on
+    nodes t: the first moment Σ w·t^(p+d)/(p+d)! that does not vanish (to rounding)."""
+    from math import factorial
+
+    size = float(np.sum(np.abs(w) * np.abs(t) ** d))  # scale of the moments
+    for p in range(1, len(t) + 2):
+        c = float(np.sum(w * t ** (p + d))) / factorial(p + d)
+        if abs(c) > 1e-12 * size:
+            return p, c
+    return nominal, 0.0

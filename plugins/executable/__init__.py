@@ -664,7 +664,8 @@ def _scales(value: Any, inputs: list[str]) -> np.ndarray | None:
             )
         value = [value[name] for name in inputs]
     try:
-        arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+        arr = np.asarray(value, dtype=float)
+        arr = np.full(n, float(arr)) if arr.ndim == 0 else (arr.copy() if arr.shape == (n,) else None)
     except (TypeError, ValueError):
         arr = None
     if arr is None or not np.all(np.isfinite(arr)) or np.any(arr <= 0):

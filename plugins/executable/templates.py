@@ -23,10 +23,12 @@ Placeholders
 
 Default number format (``format_number``)
     ``repr(float(v))`` when it fits in 20 characters (the field width of Abaqus-style decks
-    and of many fixed-format Fortran readers such as ``(f20.0)``), else ``'%.{p}g' % v`` with
-    the largest p (at most 16) whose text fits in 20 characters: 14 significant digits for the
-    widest case, ``-1.2345678901234e-300``. Every float64 round-trips except those needing
-    more than 20 characters, which are written to about 1e-14 relative.
+    and of many fixed-format Fortran readers such as ``(f20.0)``); else the same with the
+    exponent compacted (``9.900000000000001e-5``: no '+', no leading zeros); else
+    ``'%.{p}g' % v``, compacted, with the largest p (at most 16) whose text fits: at least 13
+    significant digits (the widest case, ``-1.234567890123e-300``). Every float64 that needs
+    at most 20 characters round-trips exactly; the others are written to better than 5e-13
+    relative, and ``quantize`` accounts for that.
 
 What the program reads (``written``)
     The float the program reads back from a placeholder's text, ``float(text)``. The
@@ -71,11 +73,22 @@ def format_number(v: float, width: int = FIELD_WIDTH) -> str:
     s = repr(v)
     if len(s) <= width:
         return s
+    s = _compact(s)
+    if len(s) <= width:
+        return s
     for p in range(16, 0, -1):
-        s = f"{v:.{p}g}"
+        s = _compact(f"{v:.{p}g}")
         if len(s) <= width:
             return s
     return s  # pragma: no cover - width < 8
+
+
+_EXPONENT = re.compile(r"e([+-])0*(\d)")
+
+
+def _compact(s: str) -> str:
+    """The exponent without '+' and leading zeros: 1e+16 -> 1e16, 9.9e-05 -> 9.9e-5."""
+    return _EXPONENT.sub(lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), s)
 
 
 def format_value(v: float, spec: str | None) -> str:
