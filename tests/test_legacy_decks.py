@@ -319,3 +319,13 @@ def test_waiting_with_a_timeout_returns_the_exit_code_without_polling_paths(monk
         finally:
             p.kill()
             p.wait()
+
+
+def test_warnings_on_stderr_do_not_hide_an_error_on_stdout(tmp_path):
+    prog = ("import sys; print('warning: OMP_NUM_THREADS not set', file=sys.stderr); "
+            "print('step 1'); print('ERROR: lost atoms'); sys.exit(1)")
+    sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=["a"], keep="never")
+    with pytest.raises(sd.SimulationError) as err:
+        sim(np.array([1.0]))
+    msg = str(err.value)
+    assert "OMP_NUM_THREADS" in msg and "ERROR: lost atoms" in msg

@@ -401,6 +401,20 @@ def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
     rel = float(re.search(r"analytic Jacobian: (\S+)", run.stdout).group(1))
     assert rel < 1e-6 and "work dirs left after success: 0" in run.stdout
     assert "exit code 1, stderr 'HEATX-E-017" in run.stdout
+    # the work dir it says it kept is there afterwards, holding the failed run's deck
+    kept = Path(re.search(r"kept for inspection: (\S+)", run.stdout).group(1))
+    try:
+        assert (kept / "deck.nml").is_file() and (kept / "simdiff-stderr.txt").is_file()
+        assert f"look at {kept}" in run.stdout
+    finally:
+        import shutil
+
+        shutil.rmtree(kept.parent.parent, ignore_errors=True)
+    cleaned = subprocess.run([sys.executable, str(example), "--cleanup"], capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert cleaned.returncode == 0, cleaned.stderr
+    gone = Path(re.search(r"kept for inspection: (\S+)", cleaned.stdout).group(1))
+    assert not gone.exists() and not gone.parent.parent.exists(), "--cleanup leaves nothing"
 
 
 def test_a_program_reading_its_deck_from_stdin(tmp_path):

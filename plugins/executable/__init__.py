@@ -33,8 +33,8 @@ a death by a signal, a time-out or unparsable output raises ``SimulationError`` 
 exit code (``returncode``), the last lines of stderr and stdout (``stderr_tail``,
 ``stdout_tail``) and the path of the kept work directory (``workdir``); the message quotes the
 stderr tail, or the stdout tail when stderr holds nothing readable (ccx and LAMMPS print their
-reason on stdout). The ``SimulationError`` that a derivative call raises carries the same four
-attributes.
+reason on stdout; both tails when stderr holds only warnings and stdout names an error). The
+``SimulationError`` that a derivative call raises carries the same four attributes.
 
 Time-outs wait on the process itself (a pidfd on Linux, else a waiting thread): no polling
 delay is added to a run.
@@ -541,6 +541,8 @@ class Executable(Simulator):
         msg = f"command {self.command[0]!r} {what}; {where}"
         if _readable(err_tail):
             msg += f"; stderr tail:\n{err_tail}"
+            if _ERRORISH.search(out_tail) and not _ERRORISH.search(err_tail):
+                msg += f"\nstdout tail:\n{out_tail}"  # warnings on stderr, the reason on stdout
         elif _readable(out_tail):  # ccx, LAMMPS: the reason is on stdout
             msg += f"; stderr {'is empty' if not err_tail else 'says nothing readable'}, stdout tail:\n{out_tail}"
         err = cls(msg, point=np.array(x), cause=msg)
@@ -587,6 +589,9 @@ def _exit_text(code: int, ok: Sequence[int] = (0,)) -> str:
 
 def _tail(text: str | None, lines: int) -> str:
     return "\n".join((text or "").rstrip().splitlines()[-lines:])
+
+
+_ERRORISH = re.compile(r"error|fatal|abort|exception|traceback|failed", re.IGNORECASE)
 
 
 def _readable(text: str) -> bool:
