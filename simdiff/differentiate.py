@@ -38,9 +38,10 @@ from .errors import ArgumentError, ArgumentTypeError, OutputError
 from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
+from .refine import run_partials, warn_unresolved
 from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
-from .steps import base_steps, normalize_bounds
+from .steps import base_steps, normalize_bounds, typical_scale
 
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
@@ -121,6 +122,8 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
                 f"imaginary part (it is not complex-safe); use method='central' or make f accept "
                 f"complex x (simulator {sim!r})"
             )
+        if plan.complex_step and ok.any():
+            _refuse_complex_valued(sim, plan.x, F[ok], evaluator)
         if needs_center(plan, ok):
             extra = _at_x(sim, plan.x, evaluator)
             nfev += extra.nfev
@@ -140,6 +143,26 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
     return D, E, nfev, failures, batch.scalar
 
 
+def _refuse_complex_valued(sim: Simulator, x: np.ndarray, F: np.ndarray, evaluator: Any) -> None:
+    """The complex step reads f'(x) off Im f(x + ih) / h, which holds only for an f that is
+    real on real inputs. For such an f, |Im f(x + ih)| = h·|f'(x)| is tiny against |Re f|
+    (h = 2^-60·s), so outputs with |Im F| > 2^-26·|Re F| are checked with f(x) itself (one
+    more run, only then): a nonzero Im f(x) means f is complex-valued, and the step cannot
+    work there."""
+    if np.all(np.abs(F.imag) <= 2.0**-26 * np.abs(F.real)):
+        return
+    at = evaluator.evaluate(sim, x[None, :])
+    v = at.values[0] if at.ok[0] else None
+    if v is not None and np.iscomplexobj(v) and np.any(np.abs(v.imag) > 2.0**-40 * np.abs(v)):
+        k = int(np.argmax(np.abs(v.imag)))
+        raise ArgumentError(
+            f"method='complex': f is complex-valued (output {k} at x is {complex(v[k])!r}), and "
+            "the complex step only works for an f that is real for real x; allowed for a "
+            "complex-valued f: 'central', 'forward', 'backward', 'five-point' (they return the "
+            "complex derivative)"
+        )
+
+
 def _failure_dict(f: Any, offset: int = 0) -> dict:
     d = f.as_dict() if hasattr(f, "as_dict") else dict(f)
     d["index"] = d.get("index", 0) + offset
@@ -147,14 +170,38 @@ def _failure_dict(f: Any, offset: int = 0) -> dict:
 
 
 def _prepare(f, x, method, order, step, rel_step, bounds, vectorized, n_jobs, backend, evaluator,
-             scalar_input=False, deriv=1):
+             scalar_input=False, deriv=1, **shorthands):
     method = _method(method)
     sim = as_simulator(f, vectorized=vectorized, scalar_input=scalar_input)
     _check_complex(sim, method)
     st = scheme(method, order, deriv)
     box = _bounds_for(sim, bounds, x)
-    ev = resolve_evaluator(evaluator, n_jobs, backend)
+    ev = resolve_evaluator(evaluator, n_jobs, backend, **shorthands)
     return sim, st, box, ev, method
+
+
+def _scale_for(sim: Simulator, scale: Any, x: np.ndarray) -> np.ndarray | None:
+    """``scale=`` or, failing it, the simulator's ``scales`` attribute (checked alike)."""
+    if scale is None:
+        scale = getattr(sim, "scales", None)
+        return typical_scale(scale, x, "scales (attribute of the simulator)") if scale is not None else None
+    return typical_scale(scale, x)
+
+
+def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller):
+    """Every partial derivative with a fixed-step stencil (``refine.run_partials``):
+    (D (n, m), E (n, m), nfev, failures, plan, scalar)."""
+    n = x.shape[0]
+    typ = _scale_for(sim, scale, x)
+    auto = step is None and rel_step is None and typ is None
+    h = base_steps(x, st, step, rel_step, typical=typ)
+    lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
+    s = typ if typ is not None else np.maximum(1.0, np.abs(x))
+    D, E, nfev, failures, plan, scalar, notes = run_partials(
+        sim, x, np.eye(n), x.copy(), lo, hi, s, st, h, ev, auto=auto, partial=True,
+        unit_scale=None if typ is not None else s)
+    warn_unresolved(caller, sim, D, E, plan.terms, notes, stacklevel=4)
+    return D, E, nfev, failures, plan, scalar
 
 
 ADAPTIVE = "adaptive"
@@ -266,16 +313,20 @@ def _info(E, nfev, plan, method, failures, shape=None) -> Info:
         step=steps,
         method=method,
         failures=failures,
-        schemes=[t.kind for t in plan.terms],
+        schemes=[t.kind.replace("central", "five-point", 1)
+                 if method == "five-point" and t.kind.startswith("central") and len(t.rows) == 4
+                 else t.kind for t in plan.terms],
         fixed=[j for j, t in enumerate(plan.terms) if t.kind == "fixed"],
     )
     return info
 
 
 def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = None,
-             step: Any = None, rel_step: Any = None, bounds: Any = None,
+             step: Any = None, rel_step: Any = None, scale: Any = None, bounds: Any = None,
              vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
-             evaluator: Any = None, full_output: bool = False, sparsity: Any = None):
+             evaluator: Any = None, full_output: bool = False, sparsity: Any = None,
+             cache: Any = None, timeout: Any = None, retries: Any = None,
+             on_failure: Any = None, _caller: str = "jacobian"):
     """The Jacobian J[i, j] = ∂f_i/∂x_j of f: R^n -> R^m at x, shape (m, n) always.
 
     See the module docstring for the options; the step rule is in ``simdiff.steps``.
@@ -296,7 +347,8 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
-                                        n_jobs, backend, evaluator)
+                                        n_jobs, backend, evaluator, cache=cache, timeout=timeout,
+                                        retries=retries, on_failure=on_failure)
     if sparsity is not None:
         J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
         return (J, info) if full_output else J
@@ -306,9 +358,13 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         if not full_output:
             return J
         return J, _adaptive_info(np.ascontiguousarray(E.T), nfev, steps, schemes, method, failures)
-    h = base_steps(x, st, step, rel_step)
-    plan = plan_partials(x, st, h, box)
-    D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+    if st is None:
+        h = base_steps(x, st, step, rel_step, typical=_scale_for(sim, scale, x))
+        plan = plan_partials(x, st, h, box)
+        D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+    else:
+        D, E, nfev, failures, plan, _ = _partials(sim, x, st, step, rel_step, scale, box, ev,
+                                                  method, _caller)
     J = np.ascontiguousarray(D.T)
     if not full_output:
         return J
@@ -321,6 +377,7 @@ def gradient(f: Any, x: Any, **opts: Any):
     f may return a float or an array of size 1. Options as for ``jacobian``.
     """
     full = opts.pop("full_output", False)
+    opts.setdefault("_caller", "gradient")
     J, info = jacobian(f, x, full_output=True, **opts)
     if J.shape[0] != 1:
         raise OutputError(
@@ -335,9 +392,10 @@ def gradient(f: Any, x: Any, **opts: Any):
 
 
 def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = None,
-               step: Any = None, rel_step: Any = None, bounds: Any = None,
+               step: Any = None, rel_step: Any = None, scale: Any = None, bounds: Any = None,
                vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
-               evaluator: Any = None, full_output: bool = False):
+               evaluator: Any = None, full_output: bool = False, cache: Any = None,
+               timeout: Any = None, retries: Any = None, on_failure: Any = None):
     """The derivative f'(x) of f: R -> R at the float x.
 
     A callable is called with a float (with a (k,) array when ``vectorized``); a Simulator
@@ -354,14 +412,19 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
         step = None
     sim, st, box, ev, method = _prepare(f, xa, method, order, step, rel_step, bounds, vectorized,
                                         n_jobs, backend, evaluator,
-                                        scalar_input=not isinstance(f, Simulator))
+                                        scalar_input=not isinstance(f, Simulator), cache=cache,
+                                        timeout=timeout, retries=retries, on_failure=on_failure)
     if adaptive:
         D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method)
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
-    else:
-        h = base_steps(xa, st, step, rel_step)
+    elif st is None:
+        h = base_steps(xa, st, step, rel_step, typical=_scale_for(sim, scale, xa))
         plan = plan_partials(xa, st, h, box)
         D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
+        info = _info(E, nfev, plan, method, failures)
+    else:
+        D, E, nfev, failures, plan, scalar = _partials(sim, xa, st, step, rel_step, scale, box, ev,
+                                                       method, "derivative")
         info = _info(E, nfev, plan, method, failures)
     value = float(D[0, 0]) if scalar else D[0].copy()
     if not full_output:

@@ -224,9 +224,11 @@ def written_plan(sim: Simulator, plan: Any) -> Any:
         if term.kind == "fixed" or not len(term.rows) or term.h == 0:
             continue
         planned = P[term.rows] - x
-        far = int(np.argmax(np.abs(term.offsets)))
-        u = planned[far] / (term.offsets[far] * term.h)  # the entry's direction (e_j, or v/|v|)
-        t = (Q[term.rows] - xq) @ u / (term.h * float(u @ u))
+        far = int(np.argmax(np.linalg.norm(planned, axis=1)))
+        # the entry's unit direction (e_j, or v/|v|), signed as its planned offsets are (the
+        # offsets may have been realized before: this keeps the rewrite idempotent)
+        u = planned[far] / np.linalg.norm(planned[far]) * np.sign(term.offsets[far])
+        t = (Q[term.rows] - xq) @ u / term.h
         if np.array_equal(t, term.offsets):
             continue
         if len(np.unique(t)) < len(t):

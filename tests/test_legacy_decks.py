@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -286,16 +287,20 @@ def test_failure_records_have_one_shape_with_a_kind():
             raise ValueError("no")
         return float(np.sum(x**2))
 
-    g, info = sd.gradient(f, [1.0, 0.5], on_failure="skip", full_output=True) if _has_on_failure() \
-        else sd.gradient(f, [1.0, 0.5], evaluator=sd.Evaluator(on_failure="skip"), full_output=True)
-    kinds = sorted(r.kind for r in info.failures)
-    assert kinds == ["evaluation", "repair"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the rebuilt entry is reported as a warning too
+        g, info = sd.gradient(f, [1.0, 0.5], evaluator=sd.Evaluator(on_failure="skip"),
+                              full_output=True)
+    assert {r.kind for r in info.failures} == {"evaluation", "repair"}
     keys = {frozenset(r) for r in info.failures}
     assert len(keys) == 1, "every record has the same keys"
-    ev = next(r for r in info.failures if r.kind == "evaluation")
-    rep = next(r for r in info.failures if r.kind == "repair")
-    assert ev.point[0] > 1.0 and isinstance(ev.cause, ValueError) and "no" in ev.reason
-    assert rep.entry == 0 and rep.recovered and "rebuilt" in rep.reason and rep.point is None
+    for r in info.failures:
+        assert isinstance(r, dict) and r["kind"] == r.kind and r.reason
+        if r.kind == "evaluation":
+            assert r.point[0] > 1.0 and isinstance(r.cause, ValueError) and "no" in r.reason
+            assert r.entry is None
+        else:
+            assert r.entry == 0 and r.recovered and r.point is None
     np.testing.assert_allclose(g, [2.0, 1.0], rtol=1e-5)
 
 
