@@ -7,6 +7,7 @@ The fake programs here read the way Fortran and Abaqus-style readers do: a numbe
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import warnings
@@ -267,18 +268,19 @@ def test_scales_are_configuration_and_an_attribute(tmp_path):
 
 
 def test_scales_from_the_command_line(tmp_path):
-    prog = "import sys; print(float(open('d').read()) ** 2)"
+    # log C at C = 2e-6 F: steps on the scale max(1, |C|) = 1 would cross 0; scales=[1e-6]
+    # (the adapter's configuration, read by the derivative functions) keeps them at C's size
+    prog = "import math; print(math.log(float(open('d').read())))"
     run = subprocess.run(
         [sys.executable, "-m", "simdiff", "gradient", "subprocess",
-         "--set", f'command=["{sys.executable}", "-c", "{prog}"]', "--set", 'inputs=["C"]',
-         "--set", 'files={"d": "{C}"}', "--set", "scales=[1e-6]", "--at", "C=2e-6", "--json"],
+         "--set", f'command={json.dumps([sys.executable, "-c", prog])}', "--set", 'inputs=["C"]',
+         "--set", 'files={"d": "{C}"}', "--set", "scales=[1e-6]", "--set", "keep=\"never\"",
+         "--at", "C=2e-6", "--json"],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    import json
-
-    g = json.loads(run.stdout)
-    value = g.get("gradient", g.get("value"))
-    np.testing.assert_allclose(np.ravel(value)[0], 4e-6, rtol=1e-6)
+    out = json.loads(run.stdout)
+    np.testing.assert_allclose(out["gradient"][0], 1 / 2e-6, rtol=1e-6)
+    assert out["failures"] == [] and out["step"][0] < 1e-7 and out["nfev"] == 2
 
 
 def test_failure_records_have_one_shape_with_a_kind():
