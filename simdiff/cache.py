@@ -60,7 +60,9 @@ def fingerprint(sim: Any) -> str:
       function and instance; a ``Simulator`` (or any callable object) by its class and its
       whole instance state (``__getstate__``; or the text of its own ``identity()`` when the
       subclass overrides it), so a constructor keyword stored under another name
-      (``self._scale = scale``) still counts;
+      (``self._scale = scale``) still counts; the attributes a class lists in
+      ``cache_ignore`` (settings that cannot change a value: a work directory, a time-out)
+      are left out;
     * data by value: numbers, strings, containers (sets sorted), arrays by dtype, shape and
       bytes; any other object through ``__reduce_ex__`` (what pickle would store).
 
@@ -339,6 +341,10 @@ class _Fingerprint:
                 state = _NOTHING
             if state is None and not hasattr(obj, "__dict__") and not hasattr(obj, "__slots__"):
                 state = _NOTHING
+        if isinstance(obj, Simulator) and isinstance(state, dict):
+            # where runs happen and how long they may take does not change their values
+            ignore = set(getattr(cls, "cache_ignore", ()) or ())
+            state = {k: v for k, v in state.items() if k not in ignore}
         if state is _NOTHING:
             try:
                 red = obj.__reduce_ex__(4)

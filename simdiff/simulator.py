@@ -44,6 +44,11 @@ class Simulator(ABC):
         derivative functions (an input in SI units, a capacitance of 1e-6 F, gets steps of its
         own size).
 
+    ``cache_ignore``
+        Names of instance attributes that cannot change a value (where runs happen, how long
+        they may take): left out of the cache key (``simdiff.cache.fingerprint``), so a run
+        resumed with another work directory still finds its entries.
+
     ``quantize(X)`` returns the values the simulator actually uses for the points X (identity
     here); an adapter that writes its inputs as text with limited digits returns what the
     program reads back, and the derivative functions take their differences between those.
@@ -63,6 +68,7 @@ class Simulator(ABC):
     complex_safe: bool | None = None
     prefer: str | None = None
     scales: Any = None
+    cache_ignore: tuple = ()
 
     @abstractmethod
     def evaluate(self, x: np.ndarray) -> Any:

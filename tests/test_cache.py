@@ -346,3 +346,22 @@ def test_an_unreadable_part_warns():
 
     with pytest.warns(RuntimeWarning, match="cannot be read for its cache key.*lock"):
         fingerprint(as_simulator(Holder()))
+
+
+def test_an_executable_resumed_with_another_work_dir_and_timeout_finds_its_entries(tmp_path):
+    prog = "print(float(open('d').read()) ** 2)"
+
+    def make(run_dir, **cfg):
+        return sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=["a"],
+                       files={"d": "{a}"}, workdir=str(tmp_path / run_dir), **cfg)
+
+    xs = np.array([[1.0], [2.0]])
+    Evaluator(cache=tmp_path / "c").evaluate(make("one"), xs)
+    ev = Evaluator(cache=tmp_path / "c")
+    batch = ev.evaluate(make("two", timeout=30, keep="never"), xs)
+    assert ev.cache_hits == 2 and ev.nfev == 0
+    np.testing.assert_array_equal(batch.values[:, 0], [1.0, 4.0])
+    ev = Evaluator(cache=tmp_path / "c")
+    ev.evaluate(sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=["a"],
+                        files={"d": "{a:.3e}"}, workdir=str(tmp_path / "one")), xs)
+    assert ev.cache_hits == 0, "another deck is another simulator"

@@ -231,6 +231,8 @@ class Executable(Simulator):
     name = "subprocess"
     prefer = "threads"
     complex_safe = False
+    # where the runs go, what is kept and how long they may take: not part of a cache key
+    cache_ignore = ("workdir", "keep", "grace", "timeout")
 
     def __init__(
         self,
