@@ -275,3 +275,36 @@ def _leading_error(w: np.ndarray, t: np.ndarray, d: int, nominal: int) -> tuple[
         if abs(c) > 1e-12 * size:
             return p, c
     return nominal, 0.0
+
+
+def warn_if_rounded(sim: Simulator, x: np.ndarray, caller: str, stacklevel: int = 3) -> None:
+    """A SimdiffWarning when ``sim`` reads rounded values of the points it is given
+    (``quantize`` changes a point of many digits near x) and ``caller`` cannot take that into
+    account (it differentiates at the planned offsets: ``step="adaptive"``, Hessians)."""
+    if type(sim).quantize is Simulator.quantize:
+        return
+    x = np.asarray(x, dtype=float)
+    probe = x * (1.0 + 2.0**-21) + 2.0**-23  # numbers with many digits near x
+    try:
+        q = np.asarray(sim.quantize(probe[None, :]), dtype=float)[0]
+    except Exception:  # noqa: BLE001 - a quantize that fails will fail again, loudly, later
+        return
+    moved = np.flatnonzero(q != probe)
+    if not len(moved):
+        return
+    import warnings
+
+    from .errors import SimdiffWarning
+
+    j = int(moved[0])
+    names = getattr(sim, "inputs", None)
+    name = names[j] if names is not None and len(names) == len(x) else f"x[{j}]"
+    warnings.warn(
+        f"simdiff.{caller}: simulator {sim!r} rounds the values it is given ({name} = "
+        f"{float(probe[j])!r} is read as {float(q[j])!r}); {caller} takes its differences at "
+        "the planned offsets, so neither its result nor its error estimate accounts for that "
+        "rounding. Use a fixed step (step=None or a float, any method but 'complex'), which "
+        "differentiates between the values actually read, or write the inputs with more digits.",
+        SimdiffWarning,
+        stacklevel=stacklevel,
+    )

@@ -336,3 +336,17 @@ def test_warnings_on_stderr_do_not_hide_an_error_on_stdout(tmp_path):
         sim(np.array([1.0]))
     msg = str(err.value)
     assert "OMP_NUM_THREADS" in msg and "ERROR: lost atoms" in msg
+
+
+def test_adaptive_steps_and_hessians_warn_about_rounded_decks(fixed_width):
+    rounded = fixed_width("{E:.6e}\n{P:.6e}\n2.0\n8.0e-6\n")
+    x = np.array([2.1e11, 1234.5678])
+    with pytest.warns(sd.SimdiffWarning, match=r"rounds the values it is given \(E = "):
+        sd.gradient(rounded, x, step="adaptive")
+    with pytest.warns(sd.SimdiffWarning, match="simdiff.hessian: .* rounds the values"):
+        sd.hessian(rounded, x)
+    exact = fixed_width("{E}\n{P}\n2.0\n8.0e-6\n")  # 20 characters: nothing is rounded here
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sd.SimdiffWarning)
+        g = sd.gradient(exact, x, step="adaptive")
+    np.testing.assert_allclose(g, grad_deflection(*x), rtol=1e-8)
