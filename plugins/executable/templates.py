@@ -208,6 +208,9 @@ def _placeholder(whole: str, content: str, known: set, inputs: set, where: str) 
     _check(tree.body, known, whole, where)
     spec_ = spec if sep else None
     if spec_ is not None:
+        if spec_.endswith("c"):
+            raise ConfigError(f"{where}: placeholder {whole}: the format type 'c' writes a "
+                              "character, not a number; allowed: a numeric format spec")
         try:
             format_value(1.5, spec_)
         except (ValueError, TypeError) as exc:
