@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, OutputError
-from .evaluate import resolve_evaluator
+from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .refine import run_partials, warn_unresolved
-from .simulator import Simulator, as_simulator
+from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
 from .steps import base_steps, normalize_bounds, typical_scale
 
@@ -48,6 +48,11 @@ __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
 class Info(dict):
     """The ``info`` of ``full_output=True``: a dict whose keys are also attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "failures" in self:  # one record type with a kind (evaluate.Failure)
+            self["failures"] = failure_records(self["failures"])
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -102,6 +107,7 @@ def _bounds_for(sim: Simulator, bounds: Any, x: np.ndarray):
 
 def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
     """Evaluate the plan's batch, repair failed entries, assemble: (D, E, nfev, failures)."""
+    plan = written_plan(sim, plan)  # the points as the simulator reads them (issue 13)
     points = plan.points
     nfev = 0
     failures: list[dict] = []

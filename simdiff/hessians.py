@@ -53,7 +53,7 @@ from .differentiate import Info, _bounds_for, _method, as_point
 from .errors import ArgumentError, OutputError
 from .evaluate import resolve_evaluator
 from .plan import PointSet, _length
-from .simulator import as_simulator
+from .simulator import as_simulator, warn_if_rounded
 from .stencils import scheme
 from .steps import EPS, base_steps, realize
 
@@ -261,6 +261,7 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     if adaptive and rel_step is not None:
         raise ArgumentError(f"give step='adaptive' or rel_step=, not both (got rel_step={rel_step!r})")
     sim = as_simulator(f, vectorized=vectorized)
+    warn_if_rounded(sim, x, "hessian")  # issue 13: offsets not re-weighted here
     box = _bounds_for(sim, bounds, x)
     ev = resolve_evaluator(evaluator, n_jobs, backend)
     n = x.shape[0]

@@ -44,6 +44,7 @@ from .errors import SimdiffWarning
 from .evaluate import raise_failures
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
+from .simulator import written_plan
 from .stencils import Stencil, one_sided, stencil as make_stencil
 from .steps import EPS, base_steps, optimal_factor, place, realize
 
@@ -186,7 +187,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
             pts.add(x)
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
             plan = Plan(x, pts.array(), terms, center=pts.find(x))
-        D, E, lost = assemble(plan, F, ok, state["eps"])
+        D, E, lost = assemble(written_plan(sim, plan), F, ok, state["eps"])
         doubt = plan.doubt if plan.doubt is not None else np.zeros(r, dtype=bool)
         # second looks, each one batch for all the entries concerned
         hx = None
@@ -223,7 +224,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
             new_terms = {i: axes.term(pts, i, c[1], c[2], partial) for i, c in cand.items()}
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
             sub = Plan(x, pts.array(), list(new_terms.values()), center=pts.find(x))
-            D2, E2, lost2 = assemble(sub, F, ok, state["eps"])
+            D2, E2, lost2 = assemble(written_plan(sim, sub), F, ok, state["eps"])
             for k, (i, (why, _, _)) in enumerate(cand.items()):
                 d2, e2 = D2[k], E2[k]
                 if new_terms[i].kind == "fixed" or not np.all(np.isfinite(d2)):
