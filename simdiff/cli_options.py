@@ -15,6 +15,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
@@ -172,9 +173,16 @@ def parse_at(items: Sequence[str] | str, inputs: Sequence[str] | None,
         bad = next(t for t, n in zip(tokens, named) if not n)
         raise UsageError(f"{option} {bad!r}: give every value as NAME=VALUE (or all bare, in input "
                          f"order), not a mix; the form is NAME=VALUE, such as {option} speed=20")
-    if inputs is None:
-        raise UsageError(f"{option}: this adapter does not name its inputs; give bare values in "
-                         f"order, such as {option} 1.0,2.5")
+    if inputs is None:  # unnamed inputs answer to x0, x1, ... (as the tables name them)
+        pairs = named_text(tokens, option, "x0=1.0")
+        index = [re.fullmatch(r"x\[?(\d+)\]?", "".join(n.split())) for n, _ in pairs]
+        if not all(index):
+            bad = next(n for (n, _), i in zip(pairs, index) if not i)
+            raise UsageError(f"{option}: unknown input {bad!r}; this adapter does not name its "
+                             f"inputs: call them x0, x1, ... or give bare values in order, such "
+                             f"as {option} 1.0,2.5")
+        inputs = [f"x{j}" for j in range(max(int(i.group(1)) for i in index) + 1)]
+        tokens = [f"x{int(i.group(1))}={v}" for i, (_, v) in zip(index, pairs)]
     given: dict[str, float] = {}
     for text, value in named_text(tokens, option, "speed=20"):
         name = _resolve_name(text, inputs, option)
@@ -404,6 +412,9 @@ class Selected(Simulator):
 
     def config(self) -> dict[str, Any]:
         return {"sim": self.sim.identity(), "index": self.index}
+
+    def __repr__(self) -> str:
+        return f"{self.sim!r} output {self.label!r}"
 
 
 def select_output(sim: Simulator, output: Any) -> Simulator:
