@@ -132,14 +132,15 @@ def _resolve_name(text: str, inputs: Sequence[str], option: str) -> str:
     return name
 
 
-def named_text(items: Sequence[str] | str, option: str, example: str) -> list[tuple[str, str]]:
+def named_text(items: Sequence[str] | str, option: str, example: str,
+               form: str = "NAME=VALUE") -> list[tuple[str, str]]:
     """``NAME=VALUE,...`` texts as (name, value text) pairs; a token without ``=`` is refused
     with the form (``speed:20`` says to write ``speed=20``)."""
     pairs = []
     for t in _tokens(items):
         name, eq, value = t.partition("=")
         if not eq or not name.strip():
-            raise UsageError(f"{option} {t!r}: the form is NAME=VALUE, such as {option} {example}")
+            raise UsageError(f"{option} {t!r}: the form is {form}, such as {option} {example}")
         pairs.append((name.strip(), value.strip()))
     return pairs
 
@@ -207,7 +208,7 @@ def parse_per_input(items: Sequence[str] | str, option: str, example: str) -> An
 def parse_bounds(items: Sequence[str] | str) -> dict[str, tuple[float, float]]:
     """``--bounds speed=10:30,drag=0:`` -> {"speed": (10, 30), "drag": (0, inf)}."""
     out = {}
-    for name, text in named_text(items, "--bounds", "speed=10:30"):
+    for name, text in named_text(items, "--bounds", "speed=10:30", form="NAME=LO:HI,..."):
         lo, colon, hi = text.partition(":")
         if not colon:
             raise UsageError(f"--bounds {name}={text}: the form is NAME=LO:HI (an empty side is "
