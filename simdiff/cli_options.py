@@ -398,6 +398,7 @@ class Selected(Simulator):
 
     def __init__(self, sim: Simulator, index: int, label: str) -> None:
         self.sim, self.index, self.label = sim, int(index), str(label)
+        self.name = sim.name
         self.inputs = sim.inputs
         self.outputs = (self.label,)
         self.bounds = sim.bounds

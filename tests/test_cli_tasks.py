@@ -226,6 +226,28 @@ def test_verbose_logs_to_stderr_and_the_library_is_silent_by_default(capsys):
     assert not logging.getLogger("simdiff").handlers
 
 
+def test_the_library_logs_batches_retries_and_failures(caplog):
+    import logging
+
+    tries: dict = {}
+
+    def flaky(x):  # fails the first time at every point, and always beyond x0 = 5
+        key = tuple(x)
+        tries[key] = tries.get(key, 0) + 1
+        if tries[key] == 1 or x[0] > 5:
+            raise RuntimeError("flaky")
+        return float(x @ x)
+
+    with caplog.at_level(logging.DEBUG, logger="simdiff"):
+        ev = sd.Evaluator(retries=1, on_failure="skip")
+        batch = ev.evaluate(flaky, np.array([[1.0, 2.0], [6.0, 0.0]]))
+    assert batch.ok.tolist() == [True, False]
+    text = caplog.text
+    assert "batch of 2 point(s)" in text and "retry 1 of 1" in text
+    assert "point 1 failed after 2 attempt(s)" in text and "flaky" in text
+    assert all(r.name.startswith("simdiff") for r in caplog.records)
+
+
 # -- messages -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, says", [
