@@ -281,7 +281,7 @@ class CheckReport:
         for k in self.nonsmooth:
             lines.append(f"note: {k.message}")
         lines.append(f"numerical side: {self.method}, {self.nfev} evaluations; 'fd err' is its "
-                     "own error estimate")
+                     "own error estimate; 'rel err' is |a − n| / (|a| + |n|)")
         lines.append(_table(self.entries[: self.max_rows]))
         rest = self.entries[self.max_rows:]
         if rest:
