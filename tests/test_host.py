@@ -238,7 +238,7 @@ def test_the_plugin_template_installs_and_its_own_tests_pass(tmp_path, monkeypat
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(template / "tests")],
                          cwd=template, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout
 
 
 def test_a_plugin_that_exits_on_import_or_is_listed_twice_is_skipped(tmp_path, monkeypatch):
