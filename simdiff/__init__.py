@@ -15,6 +15,7 @@ from .errors import (
     PluginError,
     SimdiffError,
     SimulationError,
+    SimdiffWarning,
     UnknownAdapterError,
 )
 from .simulator import Simulator, as_simulator
@@ -50,6 +51,7 @@ __all__ = [
     "SerialEvaluator",
     "SimdiffError",
     "SimulationError",
+    "SimdiffWarning",
     "Simulator",
     "UnknownAdapterError",
     "as_simulator",

@@ -16,6 +16,11 @@
     │   └── ConfigError         (also TypeError)   an adapter was given a configuration it lacks
     └── MissingDependencyError (also ImportError)  an optional extra is not installed
 
+Warnings: ``SimdiffWarning`` (a UserWarning) says that a result came back but is not what
+was asked for in full: an entry simdiff could not resolve (noise, a kink, a domain edge, a
+step it could not place), an entry rebuilt from fewer points, a point that failed. It names
+the entries; ``info`` holds the details.
+
 Catch ``SimdiffError`` to catch them all; catch ``ValueError`` or ``TypeError`` where the
 built-in meaning fits.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "SimdiffWarning",
     "SimdiffError",
     "ArgumentError",
     "BoundsError",
@@ -38,6 +44,10 @@ __all__ = [
     "ConfigError",
     "MissingDependencyError",
 ]
+
+
+class SimdiffWarning(UserWarning):
+    """A result came back, but some of its entries are not resolved as asked; it names them."""
 
 
 class SimdiffError(Exception):

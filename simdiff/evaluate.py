@@ -98,6 +98,9 @@ class Batch:
     failures: list = field(default_factory=list)
     nfev: int = 0
     scalar: bool = True
+    #: Unit roundoff of the outputs: 2^-52 for float64, 2^-23 for float32 (what the step rule
+    #: and the rounding estimate of a derivative must use).
+    eps: float = float(np.finfo(float).eps)
 
 
 class EvaluatorProtocol(Protocol):
@@ -163,10 +166,26 @@ def check_output(value: Any, index: int, point: np.ndarray) -> np.ndarray:
 
 
 def is_finite_output(arr: np.ndarray) -> bool:
+    """A usable output: finite, or, with several outputs, at least one of them finite (an
+    output that is NaN everywhere must not take the others' derivatives with it: the entries
+    it enters come out NaN and are named by the derivative functions)."""
     if arr.ndim == 0:  # the common scalar case, without a numpy reduction
         v = arr.item()
         return cmath.isfinite(v) if isinstance(v, complex) else math.isfinite(v)
-    return bool(np.isfinite(arr).all())
+    fin = np.isfinite(arr)
+    return bool(fin.all()) or (arr.size > 1 and bool(fin.any()))
+
+
+def output_eps(outputs: Sequence[Any], ok: np.ndarray) -> float:
+    """Unit roundoff of f's outputs, read off the first successful one: float32 (or complex64)
+    outputs carry 2^-23 relative rounding, float16 2^-10; float64, integers and Python floats
+    2^-52."""
+    for i in np.flatnonzero(ok):
+        dt = np.asarray(outputs[i]).dtype
+        if dt.kind in "fc" and dt.itemsize < (8 if dt.kind == "f" else 16):
+            return float(np.finfo(dt).eps)
+        break
+    return float(np.finfo(float).eps)
 
 
 def stack_outputs(outputs: Sequence[Any], X: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -608,7 +627,8 @@ class Evaluator:
         if failures and self.on_failure == "raise":
             raise_failures(failures, sim)
         values, scalar = stack_outputs(run.outputs, X, run.ok)
-        return Batch(values=values, ok=run.ok, failures=failures, nfev=run.nfev, scalar=scalar)
+        return Batch(values=values, ok=run.ok, failures=failures, nfev=run.nfev, scalar=scalar,
+                     eps=output_eps(run.outputs, run.ok))
 
 
 class SerialEvaluator(Evaluator):

@@ -118,6 +118,7 @@ class Plan:
     placements: list = field(default_factory=list)
     complex_step: bool = False
     center: int | None = None  # the row holding x itself, if planned
+    doubt: np.ndarray | None = None  # set by ``assemble``: entries ``upgrade`` should widen
 
     @property
     def steps(self) -> np.ndarray:
@@ -308,42 +309,56 @@ def _pole_growth(d: int, p_lo: int, p: int) -> float:
     return factorial(p + d) / factorial(p_lo + d) / ratio ** ((p - p_lo) / p_lo)
 
 
-def _length(D: np.ndarray, Fr: np.ndarray, s, h, d: int) -> np.ndarray:
+def _length(D: np.ndarray, Fr: np.ndarray, s, h, d: int, doubt: list | None = None,
+            at_root: str = "scale") -> np.ndarray:
     """The length L over which f changes by its own size: min(s, (max|F| / |f^(d)|)^(1/d)),
     at least MIN_LENGTH·h (shorter scales cannot be told apart from noise by the stencil).
-    Fr is (q, m) for one term or (r, q, m) for r terms (then s and h are (r, 1))."""
+    Fr is (q, m) for one term or (r, q, m) for r terms (then s and h are (r, 1)).
+
+    Where f changes sign among the nodes, |F| is small because of a root (or a pole) inside
+    the stencil, not because f varies fast, so the values say nothing of the length: sin at 0
+    and (t − 1)³ at 1 give the same two values ±a at ±h, yet the second one's central
+    difference is pure truncation. There L is taken as h itself (the error may be as large as
+    the estimate) with ``at_root="step"``, and the entries are appended to ``doubt`` (a list,
+    when given), so that the caller can add the nodes that tell the two apart (``upgrade``).
+    ``at_root="scale"`` (the Hessian's rule, whose stencil holds f(x)) takes L = s there."""
     big = np.max(np.abs(Fr), axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
         ell = np.where(np.abs(D) > 0, (big / np.abs(D)) ** (1.0 / d), np.inf)
-    # f changes sign among the nodes: a root of f lies inside the stencil, and |F| there is
-    # small because of the root, not because f varies fast; its length scale is unknown and
-    # taken as s, the scale the step was chosen for (sin at 0: error 1e-11, not 7 %).
-    root = np.any(Fr <= 0, axis=-2) & np.any(Fr >= 0, axis=-2)
-    return np.where(root, s, np.clip(ell, MIN_LENGTH * h, s))
+    root = np.any(Fr <= 0, axis=-2) & np.any(Fr >= 0, axis=-2) & (ell < s)
+    if doubt is not None:
+        doubt.append(root)
+    return np.where(root, h if at_root == "step" else s, np.clip(ell, MIN_LENGTH * h, s))
 
 
 def _term_estimate(term: Term, Fr: np.ndarray, weights: np.ndarray, order: int, coef: float,
-                   low: np.ndarray | None, low_order: int, low_coef: float):
+                   low: np.ndarray | None, low_order: int, low_coef: float, eps: float = EPS,
+                   doubt: list | None = None, mag: np.ndarray | None = None):
     """D and its error estimate: rounding + truncation (see ``error_estimate``)."""
     D, E = _estimate(Fr[None], weights[None], np.array([[term.h]]), np.array([[term.scale]]),
-                     term.deriv, order, coef, None if low is None else low[None], low_order, low_coef)
+                     term.deriv, order, coef, None if low is None else low[None], low_order, low_coef,
+                     eps, doubt, None if mag is None else mag[None])
     return D[0], E[0]
 
 
 def _estimate(Fr: np.ndarray, weights: np.ndarray, h: np.ndarray, s: np.ndarray, d: int,
-              order: int, coef: float, low: np.ndarray | None, low_order: int, low_coef: float):
+              order: int, coef: float, low: np.ndarray | None, low_order: int, low_coef: float,
+              eps: float = EPS, doubt: list | None = None, mag: np.ndarray | None = None):
     """``_term_estimate`` for r terms of one stencil shape at once: Fr (r, q, m), weights and
-    low (r, q), h and s (r, 1); returns D and E of shape (r, m)."""
+    low (r, q), h and s (r, 1); returns D and E of shape (r, m). ``eps`` is the unit roundoff
+    of f's outputs (2^-23 for float32). ``mag`` holds the raw values when Fr was centred
+    (``_centred``): rounding and length scales are those of the values themselves."""
     hd = h**d
     D = np.einsum("rq,rqm->rm", weights, Fr) / hd
+    Fv = Fr if mag is None else mag
     # Values carry noise at least ε·|f^(d)|·s^d: f varies by about that over its scale, so it
     # is computed from parts of that size even where its own value is small.
     floor = np.abs(D) * s**d
-    mag = np.maximum(np.abs(Fr), floor[:, None, :])
+    mag = np.maximum(np.abs(Fv), floor[:, None, :])
     if ROUND_RSS:
-        rounding = ROUND_FACTOR * EPS * np.sqrt(np.einsum("rq,rqm->rm", weights**2, mag**2)) / hd
+        rounding = ROUND_FACTOR * eps * np.sqrt(np.einsum("rq,rqm->rm", weights**2, mag**2)) / hd
     else:
-        rounding = ROUND_FACTOR * EPS * np.einsum("rq,rqm->rm", np.abs(weights), mag) / hd
+        rounding = ROUND_FACTOR * eps * np.einsum("rq,rqm->rm", np.abs(weights), mag) / hd
     if low is not None and low_coef != 0:
         # The embedded estimate measures |f^(p_lo+d)|; carry it to f^(p+d) with the growth per
         # order it shows against f^(d) itself (geometric growth), but never less than 1/s.
@@ -358,28 +373,45 @@ def _estimate(Fr: np.ndarray, weights: np.ndarray, h: np.ndarray, s: np.ndarray,
     else:
         # No second estimate on these points: the model |f^(p+d)| ≈ |f^(d)| / L^p with the
         # length L of ``_length``.
-        L = _length(D, Fr, s, h, d)
+        L = _length(D, Fv, s, h, d, doubt, at_root="step")
         trunc = MODEL_FACTOR * abs(coef) * h**order * np.abs(D) / L**order
     return D, rounding + trunc
 
 
-def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
+def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None, eps: float = EPS):
     """The derivative entries D (r, m), their error estimates (r, m), and the entries lost.
 
     Rows of F where ``ok`` is False are failed evaluations: an entry that used one is rebuilt
     from its surviving rows (plus f(x) when planned) with Fornberg weights of the same step,
     a lower-order but valid estimate; with fewer than deriv + 1 survivors it is NaN.
+
+    A complex-valued f (complex F without the complex step) is differentiated as two real
+    functions: D = D(Re f) + i·D(Im f), and the error bound is the sum of the two parts'.
+    ``eps`` is the unit roundoff of the outputs (``Batch.eps``). Afterwards ``plan.doubt`` (r,)
+    marks the two-point entries whose estimate could not be checked (a root or pole inside
+    the stencil, see ``_length``), for ``upgrade``.
     """
+    ok = np.ones(len(F), dtype=bool) if ok is None else ok
+    if np.iscomplexobj(F) and not plan.complex_step:
+        Dr, Er, lost = _assemble_real(plan, np.ascontiguousarray(F.real), ok, eps)
+        doubt = plan.doubt
+        Di, Ei, _ = _assemble_real(plan, np.ascontiguousarray(F.imag), ok, eps)
+        plan.doubt = doubt | plan.doubt
+        return Dr + 1j * Di, Er + Ei, lost
+    return _assemble_real(plan, F, ok, eps)
+
+
+def _assemble_real(plan: Plan, F: np.ndarray, ok: np.ndarray, eps: float):
     m = F.shape[1]
     r = len(plan.terms)
     D = np.zeros((r, m))
     E = np.zeros((r, m))
+    doubt = np.zeros(r, dtype=bool)
     lost: list[dict] = []
-    ok = np.ones(len(F), dtype=bool) if ok is None else ok
-    Fre = F.imag if plan.complex_step else np.real(F)
+    Fre = F.imag if plan.complex_step else F
     done = np.zeros(r, dtype=bool)
     if not plan.complex_step:
-        _assemble_groups(plan.terms, Fre, ok, D, E, done)
+        _assemble_groups(plan.terms, Fre, ok, D, E, done, eps, doubt)
     for i, term in enumerate(plan.terms):
         if done[i]:
             continue
@@ -393,12 +425,15 @@ def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
                 continue
             D[i] = Fre[row] / term.h
             M = np.maximum(np.abs(F[row].real), np.abs(D[i]) * term.scale)
-            E[i] = 4 * EPS * np.abs(D[i]) + term.h**2 / 6.0 * M / term.scale**3
+            E[i] = 4 * eps * np.abs(D[i]) + term.h**2 / 6.0 * M / term.scale**3
             continue
         good = ok[term.rows]
         if good.all():
-            D[i], E[i] = _term_estimate(term, Fre[term.rows], term.weights, term.order,
-                                        term.error_coef, term.low_weights, term.low_order, term.low_coef)
+            dl: list = []
+            D[i], E[i] = _term_estimate(term, _centred(Fre[term.rows]), term.weights, term.order,
+                                        term.error_coef, term.low_weights, term.low_order,
+                                        term.low_coef, eps, dl, mag=Fre[term.rows])
+            doubt[i] = bool(np.any(dl)) if dl else False
             continue
         rows, offs = list(term.rows[good]), list(term.offsets[good])
         if 0.0 not in offs and plan.center is not None and ok[plan.center]:
@@ -413,14 +448,25 @@ def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
         order = len(offs) - term.deriv
         coef = float(np.sum(w * np.asarray(offs) ** (order + term.deriv))) / float(
             np.prod(np.arange(1, order + term.deriv + 1)))
-        D[i], E[i] = _term_estimate(term, Fre[np.asarray(rows)], w, order, coef or 1.0, None, 0, 0.0)
+        Fr = Fre[np.asarray(rows)]
+        D[i], E[i] = _term_estimate(term, _centred(Fr), w, order, coef or 1.0, None, 0, 0.0, eps,
+                                    mag=Fr)
         term.kind = term.kind.split(" ")[0] + " (fallback: points failed)"
         lost.append({"entry": i, "reason": f"{int((~good).sum())} point(s) failed; rebuilt from "
                      f"offsets {sorted(offs)} (order {order})", "recovered": True})
+    plan.doubt = doubt
     return D, E, lost
 
 
-def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done) -> None:
+def _centred(Fr: np.ndarray) -> np.ndarray:
+    """The values minus the first node's: the weights of a derivative sum to 0, so D is
+    unchanged, but equal values (an output that does not depend on x_j) cancel exactly and
+    give an exact 0, and the differences of nearby values are exact (Sterbenz)."""
+    return Fr - Fr[..., :1, :]
+
+
+def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done, eps: float = EPS,
+                     doubt: np.ndarray | None = None) -> None:
     """Entries whose points all succeeded, grouped by stencil shape and estimated together
     (the same arithmetic as ``_term_estimate``, without a Python loop per entry)."""
     groups: dict = {}
@@ -437,7 +483,12 @@ def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done) -
         low = None if no_low else np.array([t.low_weights for t in ts])
         h = np.array([[t.h] for t in ts])
         s = np.array([[t.scale] for t in ts])
-        D[idx], E[idx] = _estimate(Fre[rows], W, h, s, d, order, coef, low, low_order, low_coef)
+        Fr = Fre[rows]
+        dl: list = []
+        D[idx], E[idx] = _estimate(_centred(Fr), W, h, s, d, order, coef, low, low_order, low_coef,
+                                   eps, dl, mag=Fr)
+        if doubt is not None and dl:
+            doubt[idx] = np.any(dl[0], axis=-1)
         done[idx] = True
 
 
