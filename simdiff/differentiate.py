@@ -346,6 +346,15 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
     info = Info(error=Err, nfev=nfev, step=steps, method=method, failures=failures,
                 schemes=schemes, fixed=[j for j, s_ in enumerate(schemes) if s_ == "zero column"],
                 groups=[g.tolist() for g in groups], n_groups=len(groups))
+    from .sparsity import SparsityWarning, verify_pattern  # one J·v check of the pattern
+
+    info.pattern_check, extra = verify_pattern(sim, x, J, Err, box, ev, groups=groups, D=D, DE=E,
+                                               rows=(rows, cols))
+    info.nfev += extra
+    if info.pattern_check:
+        import warnings
+
+        warnings.warn(info.pattern_check, SparsityWarning, stacklevel=3)
     return J, info
 
 
