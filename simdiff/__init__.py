@@ -64,3 +64,7 @@ __all__ = [
     "SweepResult",
     "relative_error",
 ]
+
+from .noise import NoiseEstimate, NoiseWarning, noise_level  # noqa: E402  (issue 10)
+
+__all__ += ["NoiseEstimate", "NoiseWarning", "noise_level"]
