@@ -40,6 +40,7 @@ from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .simulator import Simulator, as_simulator
 from .stencils import METHODS, scheme
+from .noise import noise_error, setup_noise
 from .steps import base_steps, normalize_bounds
 
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
@@ -130,6 +131,7 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
         nfev += batch.nfev
         F, ok = batch.values[:0], batch.ok[:0]
     D, E, lost = assemble(plan, F, ok)
+    E = noise_error(plan, F, ok, D, E)  # noise given (noise=) or seen in the values (noise.py)
     failures.extend(lost)
     return D, E, nfev, failures, batch.scalar
 
@@ -269,7 +271,8 @@ def _info(E, nfev, plan, method, failures, shape=None) -> Info:
 def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = None,
              step: Any = None, rel_step: Any = None, bounds: Any = None,
              vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
-             evaluator: Any = None, full_output: bool = False, sparsity: Any = None):
+             evaluator: Any = None, full_output: bool = False, sparsity: Any = None,
+             noise: Any = None):
     """The Jacobian J[i, j] = ∂f_i/∂x_j of f: R^n -> R^m at x, shape (m, n) always.
 
     See the module docstring for the options; the step rule is in ``simdiff.steps``.
@@ -281,12 +284,17 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         (matrix, if S is a sparse matrix) when S is sparse, dense otherwise;
         ``info.groups`` lists the column groups, ``info.n_groups`` counts them.
 
+    noise : None, a level (float or array (m,)), a ``NoiseEstimate``, or "estimate" (see
+        ``simdiff.noise``): noise-optimal steps and the noise term in ``info.error``
+        (``info.noise`` is the level used); it replaces step="adaptive".
+
     Returns
     -------
     J : ndarray (m, n), or ``(J, info)`` with ``full_output=True``; info.error is (m, n).
     """
     x = as_point(x)
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
@@ -300,13 +308,15 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         if not full_output:
             return J
         return J, _adaptive_info(np.ascontiguousarray(E.T), nfev, steps, schemes, method, failures)
-    h = base_steps(x, st, step, rel_step)
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step)
+    h = base_steps(x, st, step, rel_step) if nz.steps is None else nz.steps
     plan = plan_partials(x, st, h, box)
-    D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+    with nz:
+        D, E, nfev, failures, _ = _run(sim, plan, nz.evaluator, method)
     J = np.ascontiguousarray(D.T)
     if not full_output:
         return J
-    return J, _info(np.ascontiguousarray(E.T), nfev, plan, method, failures)
+    return J, nz.annotate(_info(np.ascontiguousarray(E.T), nfev, plan, method, failures))
 
 
 def gradient(f: Any, x: Any, **opts: Any):
@@ -331,7 +341,7 @@ def gradient(f: Any, x: Any, **opts: Any):
 def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = None,
                step: Any = None, rel_step: Any = None, bounds: Any = None,
                vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
-               evaluator: Any = None, full_output: bool = False):
+               evaluator: Any = None, full_output: bool = False, noise: Any = None):
     """The derivative f'(x) of f: R -> R at the float x.
 
     A callable is called with a float (with a (k,) array when ``vectorized``); a Simulator
@@ -343,7 +353,8 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
             "(use simdiff.gradient or simdiff.jacobian for several variables)"
         )
     xa = as_point(np.reshape(np.asarray(x, dtype=float) if not np.iscomplexobj(x) else x, (1,)))
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, xa, method, order, step, rel_step, bounds, vectorized,
@@ -353,10 +364,12 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
         D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method)
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
     else:
-        h = base_steps(xa, st, step, rel_step)
+        nz = setup_noise(noise, sim, xa, ev, method, step, rel_step)
+        h = base_steps(xa, st, step, rel_step) if nz.steps is None else nz.steps
         plan = plan_partials(xa, st, h, box)
-        D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
-        info = _info(E, nfev, plan, method, failures)
+        with nz:
+            D, E, nfev, failures, scalar = _run(sim, plan, nz.evaluator, method)
+        info = nz.annotate(_info(E, nfev, plan, method, failures))
     value = float(D[0, 0]) if scalar else D[0].copy()
     if not full_output:
         return value
@@ -368,7 +381,7 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
 def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = None,
         step: Any = None, rel_step: Any = None, bounds: Any = None,
         vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
-        evaluator: Any = None, full_output: bool = False):
+        evaluator: Any = None, full_output: bool = False, noise: Any = None):
     """The directional derivative J(x)·v, shape (m,) (a float-valued f gives shape (1,)).
 
     The stencil runs along u = v/‖v‖₂ with the step rule of ``steps.py`` on the scale
@@ -379,7 +392,8 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
     v = as_point(v, "v") if np.any(np.asarray(v, dtype=float) != 0) else np.asarray(v, dtype=float)
     if v.shape != x.shape:
         raise ArgumentError(f"v must have the shape of x, {x.shape}; got shape {v.shape}")
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
@@ -407,13 +421,16 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
             return out
         info = _adaptive_info(E[0] * norm, nfev, float(steps[0]), schemes, method, failures)
         return out, info
-    h = float(base_steps(np.array([scale]), st, step, rel_step, scale=np.array([scale]))[0])
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=np.array([scale]), direction=u)
+    h = float(base_steps(np.array([scale]), st, step, rel_step, scale=np.array([scale]))[0]
+              if nz.steps is None else nz.steps[0])
     plan = plan_direction(x, u, st, h, box, scale)
-    D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+    with nz:
+        D, E, nfev, failures, _ = _run(sim, plan, nz.evaluator, method)
     out = D[0] * norm
     if not full_output:
         return out
-    info = _info(E[0] * norm, nfev, plan, method, failures)
+    info = nz.annotate(_info(E[0] * norm, nfev, plan, method, failures))
     info.step = float(plan.steps[0])
     return out, info
 

@@ -109,6 +109,8 @@ NOISE_FACTOR = 3.0
 CURVATURE_FLOOR = 1e3
 #: Noise-optimal steps are at most this share of the inputs' scale.
 MAX_STEP = 0.1
+#: Midpoint spread below this share of the largest first-order change h·|D| is not taken as noise.
+SLOPE_SHARE = 1e-3
 #: A value printed with at most this many significant digits is taken as quantized.
 MAX_PRINTED_DIGITS = 12
 
@@ -549,7 +551,7 @@ def decimal_quantum(values: np.ndarray) -> np.ndarray:
 
 def _quantized_outputs(F: np.ndarray) -> np.ndarray:
     """Outputs (m,) whose every finite nonzero value has at most MAX_PRINTED_DIGITS significant
-    digits and which take at least two distinct such values or repeat one (bool (m,))."""
+    digits, not all short binary fractions, and which take at least two distinct values (bool (m,))."""
     if F.size == 0:
         return np.zeros(F.shape[1], dtype=bool)
     _, dg = decimal_quantum(F)
@@ -559,7 +561,10 @@ def _quantized_outputs(F: np.ndarray) -> np.ndarray:
     # at x = 1, 2, 0.5 with steps powers of two) prints exactly too: require a value that is
     # not a dyadic rational of few bits, i.e. one that a binary computation would not give
     dyadic = np.where(finite, _is_short_dyadic(F), True).all(axis=0)
-    return few & finite.any(axis=0) & ~dyadic
+    # an output that takes one value at every point is flat on every scale the batch saw (a
+    # constant prints short too): nothing says its digits hide a change
+    varies = np.array([np.unique(F[:, i][np.isfinite(F[:, i])]).size >= 2 for i in range(F.shape[1])])
+    return few & finite.any(axis=0) & ~dyadic & varies
 
 
 def _printed_quantum(F: np.ndarray) -> np.ndarray:
@@ -602,8 +607,10 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
       off by up to q/2, so the entry may be off by Σ|w_i|·q/2 / h^d — a forward difference of
       two equal printed values is 0 ± q/(2h)·2, never a confident 0;
     * random noise between central pairs: the midpoints (f(x + h e_j) + f(x − h e_j))/2 of all
-      coordinates estimate f(x) + O(h²); where they (and f(x), if evaluated) spread beyond
-      rounding and beyond the curvature model's h_j²·M/s_j², by a factor 100, the spread
+      coordinates estimate f(x) + h_j²·f_jj/2; where they (and f(x), if evaluated) spread
+      beyond 100× the rounding 4ε·max|F| plus the curvature model h_j²·(max|F|/s_j² +
+      |D_j|/s_j), and beyond SLOPE_SHARE·max_j h_j·|D_j| (noise that would move the entries
+      by less than about 0.1 % is left to the other estimates), the spread
       σ̂ = their standard deviation·√2 is taken as the noise level, and the entries get
       NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d.
     """
@@ -654,10 +661,17 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     if len(pts) >= 3:
         P = np.array(pts)
         med = np.median(P, axis=0)
-        hmax = max((hh / s) for _, hh, s in hs)
-        allowed = 100.0 * (EPS * np.max(np.abs(P), axis=0) * 4 + hmax**2 * np.max(np.abs(P), axis=0))
+        big = np.max(np.abs(P), axis=0)
+        Dk = np.abs(np.real(D[[k for k, _, _ in hs]]))  # (len, m)
+        hh = np.array([[a] for _, a, _ in hs])
+        ss = np.array([[sc] for _, _, sc in hs])
+        curv = np.max(hh**2 * (big / ss**2 + Dk / ss), axis=0)
+        slope = np.max(hh * Dk, axis=0)
+        allowed = 100.0 * (4 * EPS * big + curv) + SLOPE_SHARE * slope
         spread = np.std(P, axis=0, ddof=1)
-        noisy = (spread > allowed) & ~quant
+        # (an output whose every entry is exactly 0 has no slope to compare with: a curvature
+        # at a root, log1p(x0²)·x2 at x0 = 0, spreads the midpoints as noise would)
+        noisy = (spread > allowed) & (slope > 0) & ~quant
         if noisy.any():
             sigma = spread * math.sqrt(2.0)
             for k in idx:
@@ -772,3 +786,91 @@ class ReuseEvaluator:
             if v is not None:
                 values[i] = v
         return Batch(values=values, ok=okv, failures=failures, nfev=nfev, scalar=scalar)
+
+
+# -- what the derivative functions call ------------------------------------------------------
+
+class NoiseSetup:
+    """The noise side of one derivative call (``setup_noise``): the level, the steps, the
+    evaluator (answering the estimate's points from its values), and the context in which the
+    assembly adds the noise term (``with setup: ...``).
+
+    level : (m,) or None; steps : (n,) or None (None: the caller's own step rule);
+    estimate : the NoiseEstimate when noise="estimate"; nfev : runs spent here (the estimate,
+    or f(x) for the curvature model)."""
+
+    def __init__(self, level, steps, evaluator, estimate=None, nfev=0):
+        self.level, self.steps, self.evaluator = level, steps, evaluator
+        self.estimate, self.nfev = estimate, nfev
+        self._ctx = noise_context(level)
+
+    def __enter__(self):
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+    def annotate(self, info: Any) -> Any:
+        """Write ``noise`` (the level used, or None) and ``noise_estimate`` into info."""
+        info["noise"] = None if self.level is None else self.level.copy()
+        if self.estimate is not None:
+            info["noise_estimate"] = self.estimate
+        info["nfev"] = info.get("nfev", 0) + self.nfev
+        return info
+
+
+def setup_noise(noise: Any, sim: Any, x: np.ndarray, ev: Any, method: str, step: Any = None,
+                rel_step: Any = None, deriv: int = 1, scale: Any = None,
+                direction: Any = None) -> NoiseSetup:
+    """Resolve ``noise=`` for a derivative call at x (the rules of the module docstring).
+
+    noise None: no level, the caller's steps, detection of unannounced noise in the assembly.
+    noise a level or a NoiseEstimate: f(x) is evaluated once (one run, through ``ev``; reused
+    where the stencil needs f(x)) for the curvature model, unless the estimate carries it.
+    noise "estimate": ``noise_level`` first (12 runs when the first spacing works), through the
+    same evaluator, along ``direction`` when given (jvp: v), its f(x) and points reused.
+    Steps become noise-optimal (``noise_steps`` on the scale max(1, |x_j|), or ``scale``)
+    unless the caller gave step= or rel_step=; method "complex" keeps its step (no subtraction).
+    """
+    check_noise_arg(noise)
+    s = np.maximum(1.0, np.abs(x)) if scale is None else np.asarray(scale, dtype=float)
+    if noise is None:
+        return NoiseSetup(None, None, ev)
+    est, nfev, fx = None, 0, None
+    if isinstance(noise, str):  # "estimate"
+        est = noise_level(sim, x, evaluator=ev, direction=direction)
+        nfev += est.nfev
+        level = est.level.copy()
+        fx = est.fx
+        ev = ReuseEvaluator(ev, est.points, est.values)
+    else:
+        level = resolve_noise(noise)
+        if isinstance(noise, NoiseEstimate):
+            fx = noise.fx
+    own_steps = step is not None or rel_step is not None or method == "complex"
+    if fx is None and not own_steps:
+        batch = ev.evaluate(sim, x[None, :])
+        nfev += batch.nfev
+        fx = np.real(np.asarray(batch.values[0], dtype=complex)).astype(float)
+        if not batch.ok[0] or not np.all(np.isfinite(fx)):
+            fx = np.zeros_like(fx)
+        ev = ReuseEvaluator(ev, x[None, :], batch.values[:1])
+    m = None if fx is None else np.asarray(fx).size
+    if m is not None:
+        level = resolve_noise(level if level.size != 1 else float(level[0]), m)
+    steps = None
+    if not own_steps:
+        steps = noise_steps(level, fx, s, method, deriv)
+    return NoiseSetup(level, steps, ev, est, nfev)
+
+
+def hessian_noise_error(level: Any, h: np.ndarray) -> np.ndarray:
+    """The noise term (n, n) of the 2n² + 1 Hessian scheme: NOISE_FACTOR·σ·(Σw²)^(1/2) with
+    weights (1, −2, 1)/h_j² on the diagonal, √6·σ/h_j², and (1, −1, −1, 1)/(4h_i h_j) off it,
+    σ/(2h_i h_j)."""
+    sig = float(np.max(np.asarray(level, dtype=float)))
+    h = np.asarray(h, dtype=float)
+    T = NOISE_FACTOR * sig * 0.5 / np.outer(h, h)
+    np.fill_diagonal(T, NOISE_FACTOR * sig * math.sqrt(6.0) / h**2)
+    return T
