@@ -40,7 +40,7 @@ from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .simulator import Simulator, as_simulator
 from .stencils import METHODS, scheme
-from .noise import noise_error, setup_noise
+from .noise import adaptive_with_noise, noise_error, setup_noise
 from .steps import base_steps, normalize_bounds
 
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
@@ -303,12 +303,13 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
         return (J, info) if full_output else J
     if adaptive:
-        D, E, nfev, failures, steps, schemes, _ = _adaptive_partials(sim, x, box, ev, method)
+        D, E, nfev, failures, steps, schemes, _ = adaptive_with_noise(
+            lambda e: _adaptive_partials(sim, x, box, e, method), x, ev, method)  # noise.py
         J = np.ascontiguousarray(D.T)
         if not full_output:
             return J
         return J, _adaptive_info(np.ascontiguousarray(E.T), nfev, steps, schemes, method, failures)
-    nz = setup_noise(noise, sim, x, ev, method, step, rel_step)
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, bounds=box)
     h = base_steps(x, st, step, rel_step) if nz.steps is None else nz.steps
     plan = plan_partials(x, st, h, box)
     with nz:
@@ -361,10 +362,11 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                                         n_jobs, backend, evaluator,
                                         scalar_input=not isinstance(f, Simulator))
     if adaptive:
-        D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method)
+        D, E, nfev, failures, steps, schemes, scalar = adaptive_with_noise(
+            lambda e: _adaptive_partials(sim, xa, box, e, method), xa, ev, method)  # noise.py
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
     else:
-        nz = setup_noise(noise, sim, xa, ev, method, step, rel_step)
+        nz = setup_noise(noise, sim, xa, ev, method, step, rel_step, bounds=box)
         h = base_steps(xa, st, step, rel_step) if nz.steps is None else nz.steps
         plan = plan_partials(xa, st, h, box)
         with nz:
@@ -421,7 +423,8 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
             return out
         info = _adaptive_info(E[0] * norm, nfev, float(steps[0]), schemes, method, failures)
         return out, info
-    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=np.array([scale]), direction=u)
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=np.array([scale]), direction=u,
+                     bounds=box)
     h = float(base_steps(np.array([scale]), st, step, rel_step, scale=np.array([scale]))[0]
               if nz.steps is None else nz.steps[0])
     plan = plan_direction(x, u, st, h, box, scale)

@@ -110,7 +110,12 @@ CURVATURE_FLOOR = 1e3
 #: Noise-optimal steps are at most this share of the inputs' scale.
 MAX_STEP = 0.1
 #: Midpoint spread below this share of the largest first-order change h·|D| is not taken as noise.
-SLOPE_SHARE = 1e-3
+SLOPE_SHARE = 1e-6
+#: Margins on the curvature model of the centre estimates: midpoints (error h²·f''/2), two pair
+#: levels (h⁴·f''''/6), three (0.05·h⁶·f⁽⁶⁾): about 200×, 180× and 60× the coefficient.
+CURVATURE_MARGIN = (100.0, 30.0, 3.0)
+#: The probe of a printed output that printed one value everywhere: this far, relative to s_j.
+PROBE = 1e-3
 #: A value printed with at most this many significant digits is taken as quantized.
 MAX_PRINTED_DIGITS = 12
 
@@ -505,11 +510,12 @@ class noise_context:
     """``with noise_context(level):`` the assembly inside adds the noise term of ``level``
     (array (m,), or None for detection); used by the derivative functions."""
 
-    def __init__(self, level: Any) -> None:
-        self.level = level
+    def __init__(self, level: Any, probe: Any = None) -> None:
+        self.level, self.probe = level, probe
 
     def __enter__(self):
-        self._token = _LEVEL.set(("given", self.level) if self.level is not None else ("detect", None))
+        self._token = _LEVEL.set(("given", self.level, None) if self.level is not None
+                                 else ("detect", None, self.probe))
         return self
 
     def __exit__(self, *exc):
@@ -549,9 +555,10 @@ def decimal_quantum(values: np.ndarray) -> np.ndarray:
     return q, dg
 
 
-def _quantized_outputs(F: np.ndarray) -> np.ndarray:
+def _quantized_outputs(F: np.ndarray, constant: bool = False) -> np.ndarray:
     """Outputs (m,) whose every finite nonzero value has at most MAX_PRINTED_DIGITS significant
-    digits, not all short binary fractions, and which take at least two distinct values (bool (m,))."""
+    digits, not all short binary fractions, and which take at least two distinct values (bool
+    (m,)); with ``constant=True``, those that take one value only instead (printed, or flat)."""
     if F.size == 0:
         return np.zeros(F.shape[1], dtype=bool)
     _, dg = decimal_quantum(F)
@@ -562,9 +569,10 @@ def _quantized_outputs(F: np.ndarray) -> np.ndarray:
     # not a dyadic rational of few bits, i.e. one that a binary computation would not give
     dyadic = np.where(finite, _is_short_dyadic(F), True).all(axis=0)
     # an output that takes one value at every point is flat on every scale the batch saw (a
-    # constant prints short too): nothing says its digits hide a change
+    # constant prints short too): only a wider probe can tell (``detect_noise``)
     varies = np.array([np.unique(F[:, i][np.isfinite(F[:, i])]).size >= 2 for i in range(F.shape[1])])
-    return few & finite.any(axis=0) & ~dyadic & varies
+    base = few & finite.any(axis=0) & ~dyadic
+    return base & (~varies if constant else varies)
 
 
 def _printed_quantum(F: np.ndarray) -> np.ndarray:
@@ -590,29 +598,82 @@ def _is_short_dyadic(F: np.ndarray) -> np.ndarray:
     return scaled == np.round(scaled)
 
 
-@dataclass
-class _Flag:
-    entries: list
-    kind: str
+@dataclass(eq=False)
+class PseudoTerm:
+    """The parts of a ``plan.Term`` the detection reads (used for the adaptive search's pairs)."""
+
+    rows: np.ndarray
+    offsets: np.ndarray
+    weights: np.ndarray
+    h: float
+    deriv: int = 1
+    kind: str = "central"
+    scale: float = 1.0
+
+
+def _center_estimate(t: Any, Fre: np.ndarray, good: np.ndarray):
+    """f(x) from the symmetric pairs of a central term: the midpoints m(k·a) =
+    (f(x + k·a·h) + f(x − k·a·h))/2, k = 1..L (L ≤ 3 consecutive multiples of the smallest
+    offset a), extrapolated to 0 in (k·a)² (Lagrange; L = 1: m(a) itself, L = 2:
+    (4·m(a) − m(2a))/3), which leaves f(x) + O(h^(2L)). Returns (estimate (m,), a·h, 2L,
+    ‖weights‖₂), or None when the term has no symmetric pair."""
+    if t.kind.split(" ")[0] != "central" or len(t.rows) < 2:
+        return None
+    offs = np.asarray(t.offsets, dtype=float)
+    pos = offs[offs > 0]
+    if not pos.size:
+        return None
+    a = float(np.min(pos))
+
+    def mid(v):
+        ip, im = np.flatnonzero(np.isclose(offs, v, rtol=1e-9, atol=0)), \
+            np.flatnonzero(np.isclose(offs, -v, rtol=1e-9, atol=0))
+        if not len(ip) or not len(im) or not (good[t.rows[ip[0]]] and good[t.rows[im[0]]]):
+            return None
+        return 0.5 * (Fre[t.rows[ip[0]]] + Fre[t.rows[im[0]]])
+
+    mids = []
+    for k in (1, 2, 3):
+        mk = mid(k * a)
+        if mk is None:
+            break
+        mids.append(mk)
+    if not mids:
+        return None
+    u = np.array([(k + 1.0) ** 2 for k in range(len(mids))])
+    w = np.array([np.prod([(0 - u[i]) / (u[l] - u[i]) for i in range(len(u)) if i != l])
+                  for l in range(len(u))])
+    est = sum(wl * ml for wl, ml in zip(w, mids))
+    return est, a * t.h, 2 * len(mids), float(np.linalg.norm(w))
 
 
 def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
-                 center: int | None = None) -> tuple[np.ndarray, list]:
+                 center: int | None = None, probe: Any = None,
+                 norms: tuple | None = None) -> tuple[np.ndarray, list]:
     """Error floors (r, m) for entries whose stencil values look noisy or printed, and the
-    reasons [(entry, output, kind)], from the values of the batch alone (no evaluation).
+    reasons [(entry, output, kind)], from the values of the batch (plus, at most, one probe).
 
     * printed outputs: an output whose values all have ≤ MAX_PRINTED_DIGITS significant digits
-      (and are not short binary fractions) is quantized with the quantum q of its values' last
-      printed digit (the least over the entry's values, ``decimal_quantum``); each value is
-      off by up to q/2, so the entry may be off by Σ|w_i|·q/2 / h^d — a forward difference of
-      two equal printed values is 0 ± q/(2h)·2, never a confident 0;
-    * random noise between central pairs: the midpoints (f(x + h e_j) + f(x − h e_j))/2 of all
-      coordinates estimate f(x) + h_j²·f_jj/2; where they (and f(x), if evaluated) spread
-      beyond 100× the rounding 4ε·max|F| plus the curvature model h_j²·(max|F|/s_j² +
-      |D_j|/s_j), and beyond SLOPE_SHARE·max_j h_j·|D_j| (noise that would move the entries
-      by less than about 0.1 % is left to the other estimates), the spread
-      σ̂ = their standard deviation·√2 is taken as the noise level, and the entries get
-      NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d.
+      (and are not all short binary fractions) is quantized with the quantum q of its values'
+      last printed digit (the finest among the entry's values, ``decimal_quantum``); each value
+      is off by up to q/2, so the entry may be off by Σ|w_i|·q/2 / h^d. When such an output
+      takes ONE value at every point (a forward difference whose f(x + h) prints as f(x)),
+      ``probe`` (a callable returning f at a point 1e-3·s_j away in every input, or None) tells
+      a printed output (the probe prints differently: flat only below its last digit) from a
+      flat one; a printed one gets the floor, so 0 is never returned as a confident 0;
+    * random noise between central pairs: the estimates of f(x) each term's symmetric pairs
+      give (``_center_estimate``: the midpoint (f(x + h e_j) + f(x − h e_j))/2 = f(x) +
+      h_j²·f_jj/2, or with pairs at h, 2h (, 3h) its extrapolation f(x) + O(h^4 or h^6)), and f(x) if
+      evaluated, should agree across inputs; where they spread beyond 100× the rounding
+      4ε·max|F| plus the curvature model K·h_j^k·(max|F|/s_j^k + |D_j|/s_j^(k−1)) (K = 100 for
+      k = 2, 30 for k = 4, 3 for k = 6, ``CURVATURE_MARGIN``; the |D| part covers exp(a·x) with a up to
+      2K), and beyond
+      SLOPE_SHARE·max_j h_j·|D_j| (and some entry of the output is nonzero: a curvature at a
+      root spreads them too), their standard deviation σ̂ (×√2 for midpoints) is taken as the
+      noise level and the entries get NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d.
+
+    ``norms`` = (Σ|w|·h, (Σw²)^(1/2)·h) overrides the weights' (the adaptive search, whose
+    chosen windows are not known here).
     """
     r = len(terms)
     m = F.shape[1] if F.ndim == 2 else 1
@@ -620,69 +681,89 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     reasons: list = []
     if r == 0 or F.size == 0:
         return floor, reasons
-    Fre = np.real(F)
+    Fre = np.real(F).reshape(len(F), m)
     good = np.asarray(ok, dtype=bool) & np.all(np.isfinite(Fre), axis=1)
-    quant = _quantized_outputs(Fre[good]) if good.any() else np.zeros(m, dtype=bool)
-    if quant.any():
-        qv, _ = decimal_quantum(Fre)
-        for k, t in enumerate(terms):
-            if t.kind == "fixed" or t.kind.startswith("complex") or not len(t.rows):
+    if not good.any():
+        return floor, reasons
+    quant = _quantized_outputs(Fre[good])
+    flat = _quantized_outputs(Fre[good], constant=True)
+    qv, _ = decimal_quantum(Fre)
+    if flat.any() and probe is not None:
+        pv = probe()
+        if pv is not None:
+            pv = np.asarray(pv, dtype=float).reshape(-1)
+            const = Fre[good][0]
+            moved = flat & np.isfinite(pv) & (pv != const)
+            quant = quant | moved
+    active = [k for k, t in enumerate(terms)
+              if t.kind != "fixed" and not t.kind.startswith("complex") and len(t.rows)
+              and good[t.rows].all()]
+
+    def sums(k):
+        t = terms[k]
+        if norms is not None:
+            nr = norms[k] if isinstance(norms, list) else norms
+            return nr[0] / t.h**t.deriv, nr[1] / t.h**t.deriv
+        w = np.asarray(t.weights, dtype=float)
+        return float(np.sum(np.abs(w))) / t.h**t.deriv, math.sqrt(float(np.sum(w**2))) / t.h**t.deriv
+
+    for i in np.flatnonzero(quant):
+        for k in active:
+            t = terms[k]
+            qs = qv[t.rows, i]
+            qs = qs[qs > 0]
+            if not qs.size:
                 continue
-            rows = t.rows[good[t.rows]]
-            if len(rows) != len(t.rows):
-                continue
-            w = np.abs(np.asarray(t.weights, dtype=float))
-            for i in np.flatnonzero(quant):
-                qs = qv[rows, i]
-                qs = qs[qs > 0]
-                q = float(np.min(qs)) if qs.size else 0.0
-                if q == 0:
-                    continue
-                floor[k, i] = float(np.sum(w)) * q / 2 / t.h**t.deriv
-                reasons.append((k, i, "printed"))
-    # random noise: the midpoints of central pairs
-    mids, hs = [], []
-    for k, t in enumerate(terms):
-        if t.kind.split(" ")[0] not in ("central",) or len(t.rows) < 2:
-            mids.append(None)
-            continue
-        offs = np.asarray(t.offsets, dtype=float)
-        a = float(np.min(np.abs(offs[offs != 0]))) if np.any(offs != 0) else 0.0
-        ip, im = np.flatnonzero(offs == a), np.flatnonzero(offs == -a)
-        if a == 0 or not len(ip) or not len(im) or not (good[t.rows[ip[0]]] and good[t.rows[im[0]]]):
-            mids.append(None)
-            continue
-        mids.append(0.5 * (Fre[t.rows[ip[0]]] + Fre[t.rows[im[0]]]))
-        hs.append((k, a * t.h, t.scale))
-    idx = [k for k, v in enumerate(mids) if v is not None]
-    pts = [mids[k] for k in idx]
-    if center is not None and good[center]:
-        pts.append(Fre[center])
-    if len(pts) >= 3:
-        P = np.array(pts)
-        med = np.median(P, axis=0)
+            floor[k, i] = sums(k)[0] * float(np.min(qs)) / 2
+            reasons.append((k, i, "printed"))
+    # random noise: the centre estimates of the central terms
+    est, info = [], []
+    for k in active:
+        c = _center_estimate(terms[k], Fre, good)
+        if c is not None:
+            est.append(c[0])
+            info.append((k, c[1], c[2], terms[k].scale, c[3]))
+    if center is not None and good[center] and est:
+        est.append(Fre[center])
+        info.append((None, 0.0, 2, 1.0, math.sqrt(2.0)))  # f(x) itself: σ, as ‖w‖/√2 = 1
+    if len(est) >= 3:
+        P = np.array(est)
         big = np.max(np.abs(P), axis=0)
-        Dk = np.abs(np.real(D[[k for k, _, _ in hs]]))  # (len, m)
-        hh = np.array([[a] for _, a, _ in hs])
-        ss = np.array([[sc] for _, _, sc in hs])
-        curv = np.max(hh**2 * (big / ss**2 + Dk / ss), axis=0)
+        ent = [i for i, row in enumerate(info) if row[0] is not None]
+        Dk = np.abs(np.real(D[[info[i][0] for i in ent]])).reshape(len(ent), m)
+        hh = np.array([[info[i][1]] for i in ent])
+        pw = np.array([[info[i][2]] for i in ent])
+        ss = np.array([[info[i][3]] for i in ent])
+        K = np.where(pw == 2, CURVATURE_MARGIN[0], np.where(pw == 4, CURVATURE_MARGIN[1],
+                                                             CURVATURE_MARGIN[2]))
+        curv_j = K * hh**pw * (big / ss**pw + Dk / ss ** (pw - 1))  # (len(ent), m)
+        if len(ent) < len(info):  # f(x) itself: no curvature error
+            curv_j = np.vstack([curv_j, np.zeros((1, m))])
         slope = np.max(hh * Dk, axis=0)
-        allowed = 100.0 * (4 * EPS * big + curv) + SLOPE_SHARE * slope
-        spread = np.std(P, axis=0, ddof=1)
-        # (an output whose every entry is exactly 0 has no slope to compare with: a curvature
-        # at a root, log1p(x0²)·x2 at x0 = 0, spreads the midpoints as noise would)
-        noisy = (spread > allowed) & (slope > 0) & ~quant
+        noisy = np.zeros(m, dtype=bool)
+        spread = np.zeros(m)
+        for i in range(m):
+            # the estimates with the least curvature allowance (within 10× of the least, at
+            # least 3): a long step on one input must not hide the noise the others show
+            order = np.argsort(curv_j[:, i])
+            keep = curv_j[:, i] <= 10 * curv_j[order[0], i]
+            if keep.sum() < 3:
+                keep = np.zeros(len(P), dtype=bool)
+                keep[order[:3]] = True
+            spread[i] = np.std(P[keep, i], ddof=1)
+            allowed = 100.0 * 4 * EPS * big[i] + np.max(curv_j[keep, i]) + SLOPE_SHARE * slope[i]
+            noisy[i] = spread[i] > allowed and slope[i] > 0 and not quant[i]
         if noisy.any():
-            sigma = spread * math.sqrt(2.0)
-            for k in idx:
-                t = terms[k]
-                w = np.asarray(t.weights, dtype=float)
-                term = NOISE_FACTOR * sigma * math.sqrt(float(np.sum(w**2))) / t.h**t.deriv
+            # each estimate carries noise σ·‖w‖/√2 (midpoints of values with noise σ)
+            gain = float(np.sqrt(np.mean([(row[4] / math.sqrt(2.0)) ** 2 for row in info])))
+            sigma = spread / gain
+            for i_ in ent:
+                k = info[i_][0]
+                term = NOISE_FACTOR * sigma * sums(k)[1]
                 for i in np.flatnonzero(noisy):
                     if term[i] > floor[k, i]:
                         floor[k, i] = term[i]
                         reasons.append((k, i, "noisy"))
-            del med
     return floor, reasons
 
 
@@ -696,7 +777,7 @@ def noise_error(plan: Any, F: np.ndarray, ok: np.ndarray, D: np.ndarray, E: np.n
     ctx = _LEVEL.get()
     if ctx is None or getattr(plan, "complex_step", False) or F is None or not len(getattr(plan, "terms", [])):
         return E
-    mode, level = ctx
+    mode, level, probe = ctx
     E = np.array(E, dtype=float, copy=True)
     if mode == "given":
         level = np.broadcast_to(np.asarray(level, dtype=float), (E.shape[1],))
@@ -706,13 +787,61 @@ def noise_error(plan: Any, F: np.ndarray, ok: np.ndarray, D: np.ndarray, E: np.n
             w = np.asarray(t.weights, dtype=float)
             E[k] = E[k] + NOISE_FACTOR * level * math.sqrt(float(np.sum(w**2))) / t.h**t.deriv
         return E
-    floor, reasons = detect_noise(F, ok, plan.terms, D, plan.center)
+    wide = None
+    if probe is not None:
+        steps = np.array([t.h for t in plan.terms])
+        wide = lambda: probe(plan.x, steps)  # noqa: E731
+    floor, reasons = detect_noise(F, ok, plan.terms, D, plan.center, wide)
+    return _apply(E, floor, reasons)
+
+
+def _apply(E: np.ndarray, floor: np.ndarray, reasons: list) -> np.ndarray:
     if reasons:
         grow = floor > E
         E = np.maximum(E, floor)
         if grow.any():
             _warn(reasons, grow, E.shape)
     return E
+
+
+def adaptive_noise_error(x: np.ndarray, X: np.ndarray, F: np.ndarray, ok: np.ndarray,
+                         D: np.ndarray, E: np.ndarray, steps: np.ndarray,
+                         one_sided: bool = False, schemes: Any = None) -> np.ndarray:
+    """``detect_noise`` for step="adaptive" along the coordinates, from the points the search
+    evaluated (X, F, recorded by ``RecordingEvaluator``): each coordinate's pairs
+    x ± t·h_j·e_j become a pseudo-term at its unit step h_j, and the floors use Σ|w|·h = 1.5
+    and (Σw²)^(1/2)·h = 1 (those of the order-4 window on ±h, ±2h, which the search picks most
+    often), or for one-sided searches 6.7 and 3.8 (order 3 on 0, h, 2h, 3h) — unless the
+    entry's scheme names the nodes of its window ("nodes [t1, t2, ...]"), whose Fornberg
+    weights then give both (high-order windows on spread nodes amplify noise far more).
+    D, E are (n, m)."""
+    ctx = _LEVEL.get()
+    if ctx is None or ctx[0] != "detect" or X is None or not len(X):
+        return E
+    n = x.size
+    Fr = np.real(np.asarray(F)).reshape(len(F), -1)
+    d = np.asarray(X, dtype=float) - x[None, :]
+    nz = d != 0
+    single = nz.sum(axis=1) == 1
+    terms, index = [], []
+    for j in range(n):
+        if not steps[j] > 0:
+            continue
+        rows = np.flatnonzero(single & nz[:, j])
+        if len(rows) < 2:
+            continue
+        offs = d[rows, j] / steps[j]
+        terms.append(PseudoTerm(rows=rows, offsets=offs, weights=np.zeros(len(rows)), h=float(steps[j]),
+                                scale=float(max(1.0, abs(x[j])))))
+        index.append(j)
+    if not terms:
+        return E
+    norms = [_window_norms(schemes[j] if schemes is not None else None, terms[k].h,
+                           (6.7, 3.8) if one_sided else (1.5, 1.0)) for k, j in enumerate(index)]
+    floor, reasons = detect_noise(Fr, ok, terms, D[index], None, None, norms=norms)
+    full = np.zeros_like(E)
+    full[index] = floor
+    return _apply(E, full, [(index[k], i, kind) for k, i, kind in reasons])
 
 
 def _warn(reasons: list, grow: np.ndarray, shape: tuple) -> None:
@@ -799,10 +928,27 @@ class NoiseSetup:
     estimate : the NoiseEstimate when noise="estimate"; nfev : runs spent here (the estimate,
     or f(x) for the curvature model)."""
 
-    def __init__(self, level, steps, evaluator, estimate=None, nfev=0):
+    def __init__(self, level, steps, evaluator, estimate=None, nfev=0, sim=None, bounds=None):
         self.level, self.steps, self.evaluator = level, steps, evaluator
         self.estimate, self.nfev = estimate, nfev
-        self._ctx = noise_context(level)
+        self._sim, self._bounds = sim, bounds
+        self._ctx = noise_context(level, self._probe if sim is not None else None)
+
+    def _probe(self, x: np.ndarray, steps: np.ndarray):
+        """f at x + δ, δ_j = PROBE·max(1, |x_j|) toward the side of the box with room (one
+        run): tells a printed output from a flat one (``detect_noise``)."""
+        s = np.maximum(1.0, np.abs(x)) * PROBE
+        lo, hi = self._bounds if self._bounds is not None else (np.full(x.size, -np.inf),
+                                                              np.full(x.size, np.inf))
+        delta = np.where(hi - x >= s, s, np.where(x - lo >= s, -s, 0.0))
+        if not np.any(delta):
+            return None
+        try:
+            batch = self.evaluator.evaluate(self._sim, (x + delta)[None, :])
+        except Exception:  # noqa: BLE001 - a failed probe says nothing; the caller goes on
+            return None
+        self.nfev += batch.nfev
+        return np.real(batch.values[0]) if batch.ok[0] else None
 
     def __enter__(self):
         self._ctx.__enter__()
@@ -822,7 +968,7 @@ class NoiseSetup:
 
 def setup_noise(noise: Any, sim: Any, x: np.ndarray, ev: Any, method: str, step: Any = None,
                 rel_step: Any = None, deriv: int = 1, scale: Any = None,
-                direction: Any = None) -> NoiseSetup:
+                direction: Any = None, bounds: Any = None) -> NoiseSetup:
     """Resolve ``noise=`` for a derivative call at x (the rules of the module docstring).
 
     noise None: no level, the caller's steps, detection of unannounced noise in the assembly.
@@ -836,7 +982,7 @@ def setup_noise(noise: Any, sim: Any, x: np.ndarray, ev: Any, method: str, step:
     check_noise_arg(noise)
     s = np.maximum(1.0, np.abs(x)) if scale is None else np.asarray(scale, dtype=float)
     if noise is None:
-        return NoiseSetup(None, None, ev)
+        return NoiseSetup(None, None, ev, sim=sim, bounds=bounds)
     est, nfev, fx = None, 0, None
     if isinstance(noise, str):  # "estimate"
         est = noise_level(sim, x, evaluator=ev, direction=direction)
@@ -874,3 +1020,79 @@ def hessian_noise_error(level: Any, h: np.ndarray) -> np.ndarray:
     T = NOISE_FACTOR * sig * 0.5 / np.outer(h, h)
     np.fill_diagonal(T, NOISE_FACTOR * sig * math.sqrt(6.0) / h**2)
     return T
+
+
+class RecordingEvaluator:
+    """Hands every batch to the wrapped evaluator and keeps the points and values (the
+    adaptive search's, for ``adaptive_noise_error``)."""
+
+    def __init__(self, ev: Any) -> None:
+        self._ev = ev
+        self.X: list = []
+        self.F: list = []
+        self.ok: list = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ev, name)
+
+    def evaluate(self, sim: Any, X: Any):
+        b = self._ev.evaluate(sim, X)
+        self.X.append(np.asarray(X))
+        self.F.append(np.asarray(b.values))
+        self.ok.append(np.asarray(b.ok))
+        return b
+
+    def arrays(self):
+        if not self.X or len({f.shape[1] for f in self.F}) != 1:
+            return None, None, None
+        return np.vstack(self.X), np.vstack(self.F), np.concatenate(self.ok)
+
+
+def adaptive_with_noise(run: Any, x: np.ndarray, ev: Any, method: str = "central"):
+    """Run the adaptive search ``run(ev)`` -> (D, E, nfev, failures, steps, schemes, scalar)
+    through a recording evaluator and apply ``adaptive_noise_error`` to its E (detection mode
+    only; D and E are (n, m) per coordinate)."""
+    rec = RecordingEvaluator(ev)
+    out = list(run(rec))
+    X, F, ok = rec.arrays()
+    if X is not None and not np.iscomplexobj(X):
+        with noise_context(None):
+            out[1] = adaptive_noise_error(x, X, F, ok, out[0], out[1], np.asarray(out[4], dtype=float),
+                                          one_sided=method in ("forward", "backward"),
+                                          schemes=out[5])
+    return tuple(out)
+
+
+def _window_norms(scheme: Any, h: float, default: tuple) -> tuple:
+    """(Σ|w|·h, ‖w‖₂·h) of an adaptive window from its scheme text "adaptive central|forward|
+    backward, order p, nodes [t1, ...]" (absolute node distances), else ``default``."""
+    import re
+
+    if not isinstance(scheme, str):
+        return default
+    mt = re.search(r"nodes \[([^\]]*)\]", scheme)
+    if not mt:
+        return default
+    try:
+        nodes = [float(v) for v in mt.group(1).split(",") if v.strip()]
+    except ValueError:
+        return default
+    if not nodes:
+        return default
+    from .stencils import fornberg_weights
+
+    if "central" in scheme:
+        offs = [-v for v in nodes] + nodes
+    elif "backward" in scheme:
+        offs = [0.0] + [-v for v in nodes]
+    elif "forward" in scheme:
+        offs = [0.0] + nodes
+    else:
+        return default
+    try:
+        w = np.asarray(fornberg_weights(offs, 1), dtype=float)
+    except Exception:  # noqa: BLE001 - nodes that give no stencil
+        return default
+    if not np.all(np.isfinite(w)):
+        return default
+    return float(np.sum(np.abs(w))) * h, float(np.linalg.norm(w)) * h
