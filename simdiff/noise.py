@@ -109,11 +109,15 @@ NOISE_FACTOR = 3.0
 CURVATURE_FLOOR = 1e3
 #: Noise-optimal steps are at most this share of the inputs' scale.
 MAX_STEP = 0.1
-#: Midpoint spread below this share of the largest first-order change h·|D| is not taken as noise.
-SLOPE_SHARE = 1e-6
+#: Spread of the centre estimates below this share of the largest first-order change h·|D| is
+#: not taken as noise (a guard for outputs whose entries are all about 0).
+SLOPE_SHARE = 1e-10
 #: Margins on the curvature model of the centre estimates: midpoints (error h²·f''/2), two pair
 #: levels (h⁴·f''''/6), three (0.05·h⁶·f⁽⁶⁾): about 200×, 180× and 60× the coefficient.
 CURVATURE_MARGIN = (100.0, 30.0, 3.0)
+#: Noise spreads the centre estimates of L and L − 1 pair levels alike; below this ratio the
+#: spread is taken as curvature.
+LEVEL_RATIO = 0.5
 #: The probe of a printed output that printed one value everywhere: this far, relative to s_j.
 PROBE = 1e-3
 #: A value printed with at most this many significant digits is taken as quantized.
@@ -594,7 +598,7 @@ def _printed_quantum(F: np.ndarray) -> np.ndarray:
 
 def _is_short_dyadic(F: np.ndarray) -> np.ndarray:
     m, e = np.frexp(np.where(np.isfinite(F), F, 0.0))
-    scaled = m * 2.0**24
+    scaled = m * 2.0**40  # a printed decimal fraction needs all 53 bits
     return scaled == np.round(scaled)
 
 
@@ -644,7 +648,13 @@ def _center_estimate(t: Any, Fre: np.ndarray, good: np.ndarray):
     w = np.array([np.prod([(0 - u[i]) / (u[l] - u[i]) for i in range(len(u)) if i != l])
                   for l in range(len(u))])
     est = sum(wl * ml for wl, ml in zip(w, mids))
-    return est, a * t.h, 2 * len(mids), float(np.linalg.norm(w))
+    low = None
+    if len(mids) >= 2:  # the same extrapolation with one level less: its curvature error is
+        ul = u[:-1]     # h^(2L-2), so curvature shrinks by far from it to est, noise does not
+        wl_ = [np.prod([(0 - ul[i]) / (ul[l] - ul[i]) for i in range(len(ul)) if i != l])
+               for l in range(len(ul))]
+        low = sum(c * ml for c, ml in zip(wl_, mids[:-1]))
+    return est, a * t.h, 2 * len(mids), float(np.linalg.norm(w)), low
 
 
 def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
@@ -661,13 +671,18 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
       ``probe`` (a callable returning f at a point 1e-3·s_j away in every input, or None) tells
       a printed output (the probe prints differently: flat only below its last digit) from a
       flat one; a printed one gets the floor, so 0 is never returned as a confident 0;
+    * random noise along one-sided runs of ≥ 6 equally spaced values from f(x) (the adaptive
+      one-sided search): ECnoise on each run; the median level σ̂ of the conclusive runs,
+      where it exceeds 10ε·max|F|, gives NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d;
     * random noise between central pairs: the estimates of f(x) each term's symmetric pairs
       give (``_center_estimate``: the midpoint (f(x + h e_j) + f(x − h e_j))/2 = f(x) +
       h_j²·f_jj/2, or with pairs at h, 2h (, 3h) its extrapolation f(x) + O(h^4 or h^6)), and f(x) if
       evaluated, should agree across inputs; where they spread beyond 100× the rounding
       4ε·max|F| plus the curvature model K·h_j^k·(max|F|/s_j^k + |D_j|/s_j^(k−1)) (K = 100 for
       k = 2, 30 for k = 4, 3 for k = 6, ``CURVATURE_MARGIN``; the |D| part covers exp(a·x) with a up to
-      2K), and beyond
+      2K), and — where the estimate used L ≥ 2 pair levels — at least LEVEL_RATIO times
+      the spread of the estimates from L − 1 levels (noise spreads both alike, a curvature
+      the lower one by far more), and beyond
       SLOPE_SHARE·max_j h_j·|D_j| (and some entry of the output is nonzero: a curvature at a
       root spreads them too), their standard deviation σ̂ (×√2 for midpoints) is taken as the
       noise level and the entries get NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d.
@@ -717,15 +732,17 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             floor[k, i] = sums(k)[0] * float(np.min(qs)) / 2
             reasons.append((k, i, "printed"))
     # random noise: the centre estimates of the central terms
-    est, info = [], []
+    est, info, lows = [], [], []
     for k in active:
         c = _center_estimate(terms[k], Fre, good)
         if c is not None:
             est.append(c[0])
             info.append((k, c[1], c[2], terms[k].scale, c[3]))
+            lows.append(c[4])
     if center is not None and good[center] and est:
         est.append(Fre[center])
         info.append((None, 0.0, 2, 1.0, math.sqrt(2.0)))  # f(x) itself: σ, as ‖w‖/√2 = 1
+        lows.append(Fre[center])
     if len(est) >= 3:
         P = np.array(est)
         big = np.max(np.abs(P), axis=0)
@@ -753,6 +770,12 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             spread[i] = np.std(P[keep, i], ddof=1)
             allowed = 100.0 * 4 * EPS * big[i] + np.max(curv_j[keep, i]) + SLOPE_SHARE * slope[i]
             noisy[i] = spread[i] > allowed and slope[i] > 0 and not quant[i]
+            kept = np.flatnonzero(keep)
+            if noisy[i] and all(lows[q] is not None for q in kept):
+                # noise spreads the extrapolation of one level less about as much (its weights
+                # are smaller); a curvature spreads it by far more (sin(10x): h² against h⁴)
+                low_spread = np.std([lows[q][i] for q in kept], ddof=1)
+                noisy[i] = spread[i] >= LEVEL_RATIO * low_spread
         if noisy.any():
             # each estimate carries noise σ·‖w‖/√2 (midpoints of values with noise σ)
             gain = float(np.sqrt(np.mean([(row[4] / math.sqrt(2.0)) ** 2 for row in info])))
@@ -764,6 +787,42 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
                     if term[i] > floor[k, i]:
                         floor[k, i] = term[i]
                         reasons.append((k, i, "noisy"))
+    # random noise along one-sided node runs 0, h, 2h, ... (≥ 6 equally spaced values, the
+    # adaptive one-sided search): ECnoise on each run, the median level of the runs that pass
+    levels = []
+    runs = []
+    for k in active:
+        t = terms[k]
+        if t.kind.split(" ")[0] not in ("forward", "backward"):
+            continue
+        offs = np.abs(np.asarray(t.offsets, dtype=float))
+        order = np.argsort(offs)
+        o = offs[order]
+        if len(o) < 6 or o[0] != 0:
+            continue
+        unit = o[1]
+        run = [0]
+        for q in range(1, len(o)):
+            if np.isclose(o[q], len(run) * unit, rtol=1e-9, atol=0):
+                run.append(q)
+        if len(run) < 6:
+            continue
+        runs.append(k)
+        levels.append([ecnoise_table(Fre[t.rows[order[run]], i]) for i in range(m)])
+    if len(runs) >= 2:
+        big = np.max(np.abs(Fre[good]), axis=0)
+        for i in range(m):
+            lv = [lvl[i][0] for lvl in levels if lvl[i][1] == "ok"]
+            if len(lv) < 2 or quant[i]:
+                continue
+            sigma = float(np.median(lv))
+            if sigma <= 10 * EPS * big[i]:
+                continue
+            for k in runs:
+                term = NOISE_FACTOR * sigma * sums(k)[1]
+                if term > floor[k, i]:
+                    floor[k, i] = term
+                    reasons.append((k, i, "noisy"))
     return floor, reasons
 
 
@@ -823,6 +882,7 @@ def adaptive_noise_error(x: np.ndarray, X: np.ndarray, F: np.ndarray, ok: np.nda
     d = np.asarray(X, dtype=float) - x[None, :]
     nz = d != 0
     single = nz.sum(axis=1) == 1
+    centre = np.flatnonzero(nz.sum(axis=1) == 0)
     terms, index = [], []
     for j in range(n):
         if not steps[j] > 0:
@@ -830,8 +890,11 @@ def adaptive_noise_error(x: np.ndarray, X: np.ndarray, F: np.ndarray, ok: np.nda
         rows = np.flatnonzero(single & nz[:, j])
         if len(rows) < 2:
             continue
+        if one_sided and centre.size:
+            rows = np.concatenate([centre[:1], rows])
         offs = d[rows, j] / steps[j]
         terms.append(PseudoTerm(rows=rows, offsets=offs, weights=np.zeros(len(rows)), h=float(steps[j]),
+                                kind="forward" if one_sided else "central",
                                 scale=float(max(1.0, abs(x[j])))))
         index.append(j)
     if not terms:

@@ -177,3 +177,40 @@ def test_smooth_functions_do_not_warn():
             sd.jacobian(lambda x: np.array([np.sin(x).sum(), np.prod(x), x[0] ** 2]),
                         np.array([0.0, 1.0, 2.0]), method=method)
             sd.gradient(lambda x: np.sum(x**2), np.array([1.0, 2.0, 3.0]), method=method)
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "five-point"])
+@pytest.mark.parametrize("digits", [6, 8])
+def test_printed_outputs_keep_every_method_honest(method, digits):
+    def f(x):
+        return float(f"{f0(x):.{digits}g}")
+
+    for step in (None, "adaptive"):
+        with pytest.warns(NoiseWarning):
+            g, info = sd.gradient(f, X, method=method, step=step, full_output=True)
+        err = np.abs(g - g0(X))
+        assert np.mean(info.error >= err) >= 7 / 8, (step, err, info.error)
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "five-point"])
+def test_adaptive_stays_honest_on_random_noise(method):
+    covered = []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        with pytest.warns(NoiseWarning, match="noisy"):
+            g, info = sd.gradient(lambda x: f0(x) + 1e-6 * rng.standard_normal(), X,
+                                  method=method, step="adaptive", full_output=True)
+        covered.append(info.error >= np.abs(g - g0(X)))
+    assert np.mean(covered) >= 0.9
+
+
+def test_detection_leaves_fast_varying_smooth_functions_alone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoiseWarning)
+        for scale in (1e-8, 1.0, 1e8):
+            for method in ("central", "forward", "five-point"):
+                for step in (None, "adaptive"):
+                    x = np.array([0.157, 0.3, 0.9, 1.2])
+                    sd.gradient(lambda z: scale * np.sum(np.sin(10 * z)), x, method=method, step=step)
+                    sd.gradient(lambda z: scale * np.sum(np.arange(1, 5) * z**2), np.zeros(4),
+                                method=method, step=step)
