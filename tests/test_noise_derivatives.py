@@ -195,7 +195,8 @@ def test_printed_outputs_keep_every_method_honest(method, digits):
 @pytest.mark.parametrize("method", ["central", "forward", "five-point"])
 def test_adaptive_stays_honest_on_random_noise(method):
     covered = []
-    for seed in range(4):
+    # (one seed for forward: the one-sided search itself runs ~10 s on noise, adaptive.py)
+    for seed in range(1 if method == "forward" else 4):
         rng = np.random.default_rng(seed)
         with pytest.warns(NoiseWarning, match="noisy"):
             g, info = sd.gradient(lambda x: f0(x) + 1e-6 * rng.standard_normal(), X,
