@@ -304,7 +304,7 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         return (J, info) if full_output else J
     if adaptive:
         D, E, nfev, failures, steps, schemes, _ = adaptive_with_noise(
-            lambda e: _adaptive_partials(sim, x, box, e, method), x, ev, method)  # noise.py
+            lambda e: _adaptive_partials(sim, x, box, e, method), x, ev, method, sim, box)  # noise.py
         J = np.ascontiguousarray(D.T)
         if not full_output:
             return J
@@ -363,7 +363,7 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                                         scalar_input=not isinstance(f, Simulator))
     if adaptive:
         D, E, nfev, failures, steps, schemes, scalar = adaptive_with_noise(
-            lambda e: _adaptive_partials(sim, xa, box, e, method), xa, ev, method)  # noise.py
+            lambda e: _adaptive_partials(sim, xa, box, e, method), xa, ev, method, sim, box)  # noise.py
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
     else:
         nz = setup_noise(noise, sim, xa, ev, method, step, rel_step, bounds=box)

@@ -120,6 +120,9 @@ CURVATURE_MARGIN = (100.0, 30.0, 3.0)
 LEVEL_RATIO = 0.5
 #: The probe of a printed output that printed one value everywhere: this far, relative to s_j.
 PROBE = 1e-3
+#: A factor with a long decimal expansion (the fixed point of cos), so that the probe's inputs
+#: are not short decimals.
+GENERIC = 0.7390851332151607
 #: A value printed with at most this many significant digits is taken as quantized.
 MAX_PRINTED_DIGITS = 12
 
@@ -657,6 +660,15 @@ def _center_estimate(t: Any, Fre: np.ndarray, good: np.ndarray):
     return est, a * t.h, 2 * len(mids), float(np.linalg.norm(w)), low
 
 
+def _trimmed_std(v: np.ndarray) -> float:
+    """The standard deviation of the values without the one farthest from their median (a
+    kink of f at x shifts one input's midpoint; noise shifts them all)."""
+    v = np.asarray(v, dtype=float)
+    if v.size >= 3:
+        v = np.delete(v, int(np.argmax(np.abs(v - np.median(v)))))
+    return float(np.std(v, ddof=1)) if v.size >= 2 else 0.0
+
+
 def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
                  center: int | None = None, probe: Any = None,
                  norms: tuple | None = None) -> tuple[np.ndarray, list]:
@@ -666,11 +678,14 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     * printed outputs: an output whose values all have ≤ MAX_PRINTED_DIGITS significant digits
       (and are not all short binary fractions) is quantized with the quantum q of its values'
       last printed digit (the finest among the entry's values, ``decimal_quantum``); each value
-      is off by up to q/2, so the entry may be off by Σ|w_i|·q/2 / h^d. When such an output
-      takes ONE value at every point (a forward difference whose f(x + h) prints as f(x)),
-      ``probe`` (a callable returning f at a point 1e-3·s_j away in every input, or None) tells
-      a printed output (the probe prints differently: flat only below its last digit) from a
-      flat one; a printed one gets the floor, so 0 is never returned as a confident 0;
+      is off by up to q/2, so the entry may be off by Σ|w_i|·q/2 / h^d. Short values also come
+      from exact arithmetic on short inputs (a polynomial at x = 0.7 with steps 2^-6), so
+      ``probe`` (a callable returning f at a point 0.00074·s_j away in every input, a long
+      decimal; or None, and then nothing is taken as printed) confirms it: a printed output
+      still prints short there. When the output takes ONE value at every point (a forward
+      difference whose f(x + h) prints as f(x)), the probe printing a different short value
+      tells a printed output from a flat one; a printed one gets the floor, so 0 is never
+      returned as a confident 0 (one extra run, only when the values look printed);
     * random noise along one-sided runs of ≥ 6 equally spaced values from f(x) (the adaptive
       one-sided search): ECnoise on each run; the median level σ̂ of the conclusive runs,
       where it exceeds 10ε·max|F|, gives NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d;
@@ -703,13 +718,21 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     quant = _quantized_outputs(Fre[good])
     flat = _quantized_outputs(Fre[good], constant=True)
     qv, _ = decimal_quantum(Fre)
-    if flat.any() and probe is not None:
+    if (flat.any() or quant.any()) and probe is not None:
+        # short values can come from exact arithmetic on short inputs (a polynomial at x = 0.7
+        # with steps 2^-6); the probe sits at a point with long decimals, where only a printed
+        # output still prints short (and a printed flat one moves)
         pv = probe()
-        if pv is not None:
+        if pv is None:
+            quant = quant & False
+        else:
             pv = np.asarray(pv, dtype=float).reshape(-1)
+            short = _quantized_outputs(np.vstack([Fre[good], pv[None, :]]))
             const = Fre[good][0]
-            moved = flat & np.isfinite(pv) & (pv != const)
-            quant = quant | moved
+            moved = flat & np.isfinite(pv) & (pv != const) & short
+            quant = (quant & short) | moved
+    elif probe is None:
+        quant = quant & False
     active = [k for k, t in enumerate(terms)
               if t.kind != "fixed" and not t.kind.startswith("complex") and len(t.rows)
               and good[t.rows].all()]
@@ -769,7 +792,8 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
                 keep[order[:3]] = True
             spread[i] = np.std(P[keep, i], ddof=1)
             allowed = 100.0 * 4 * EPS * big[i] + np.max(curv_j[keep, i]) + SLOPE_SHARE * slope[i]
-            noisy[i] = spread[i] > allowed and slope[i] > 0 and not quant[i]
+            noisy[i] = (spread[i] > allowed and _trimmed_std(P[keep, i]) > allowed
+                        and slope[i] > 0 and not quant[i])
             kept = np.flatnonzero(keep)
             if noisy[i] and all(lows[q] is not None for q in kept):
                 # noise spreads the extrapolation of one level less about as much (its weights
@@ -865,7 +889,7 @@ def _apply(E: np.ndarray, floor: np.ndarray, reasons: list) -> np.ndarray:
 
 def adaptive_noise_error(x: np.ndarray, X: np.ndarray, F: np.ndarray, ok: np.ndarray,
                          D: np.ndarray, E: np.ndarray, steps: np.ndarray,
-                         one_sided: bool = False, schemes: Any = None) -> np.ndarray:
+                         one_sided: bool = False, schemes: Any = None, probe: Any = None) -> np.ndarray:
     """``detect_noise`` for step="adaptive" along the coordinates, from the points the search
     evaluated (X, F, recorded by ``RecordingEvaluator``): each coordinate's pairs
     x ± t·h_j·e_j become a pseudo-term at its unit step h_j, and the floors use Σ|w|·h = 1.5
@@ -901,7 +925,7 @@ def adaptive_noise_error(x: np.ndarray, X: np.ndarray, F: np.ndarray, ok: np.nda
         return E
     norms = [_window_norms(schemes[j] if schemes is not None else None, terms[k].h,
                            (6.7, 3.8) if one_sided else (1.5, 1.0)) for k, j in enumerate(index)]
-    floor, reasons = detect_noise(Fr, ok, terms, D[index], None, None, norms=norms)
+    floor, reasons = detect_noise(Fr, ok, terms, D[index], None, probe, norms=norms)
     full = np.zeros_like(E)
     full[index] = floor
     return _apply(E, full, [(index[k], i, kind) for k, i, kind in reasons])
@@ -1000,7 +1024,7 @@ class NoiseSetup:
     def _probe(self, x: np.ndarray, steps: np.ndarray):
         """f at x + δ, δ_j = PROBE·max(1, |x_j|) toward the side of the box with room (one
         run): tells a printed output from a flat one (``detect_noise``)."""
-        s = np.maximum(1.0, np.abs(x)) * PROBE
+        s = np.maximum(1.0, np.abs(x)) * PROBE * GENERIC
         lo, hi = self._bounds if self._bounds is not None else (np.full(x.size, -np.inf),
                                                               np.full(x.size, np.inf))
         delta = np.where(hi - x >= s, s, np.where(x - lo >= s, -s, 0.0))
@@ -1111,7 +1135,8 @@ class RecordingEvaluator:
         return np.vstack(self.X), np.vstack(self.F), np.concatenate(self.ok)
 
 
-def adaptive_with_noise(run: Any, x: np.ndarray, ev: Any, method: str = "central"):
+def adaptive_with_noise(run: Any, x: np.ndarray, ev: Any, method: str = "central", sim: Any = None,
+                        bounds: Any = None):
     """Run the adaptive search ``run(ev)`` -> (D, E, nfev, failures, steps, schemes, scalar)
     through a recording evaluator and apply ``adaptive_noise_error`` to its E (detection mode
     only; D and E are (n, m) per coordinate)."""
@@ -1119,10 +1144,13 @@ def adaptive_with_noise(run: Any, x: np.ndarray, ev: Any, method: str = "central
     out = list(run(rec))
     X, F, ok = rec.arrays()
     if X is not None and not np.iscomplexobj(X):
+        setup = NoiseSetup(None, None, ev, sim=sim, bounds=bounds)
+        probe = (lambda: setup._probe(x, None)) if sim is not None else None  # noqa: E731
         with noise_context(None):
             out[1] = adaptive_noise_error(x, X, F, ok, out[0], out[1], np.asarray(out[4], dtype=float),
                                           one_sided=method in ("forward", "backward"),
-                                          schemes=out[5])
+                                          schemes=out[5], probe=probe)
+        out[2] += setup.nfev
     return tuple(out)
 
 
