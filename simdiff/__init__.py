@@ -66,5 +66,6 @@ __all__ = [
 ]
 
 from .noise import NoiseEstimate, NoiseWarning, noise_level  # noqa: E402  (issue 10)
+from .sweep import SweepSet  # noqa: E402  (issue 10)
 
-__all__ += ["NoiseEstimate", "NoiseWarning", "noise_level"]
+__all__ += ["NoiseEstimate", "NoiseWarning", "noise_level", "SweepSet"]
