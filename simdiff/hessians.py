@@ -56,6 +56,7 @@ from .plan import PointSet, _length
 from .simulator import as_simulator, warn_if_rounded
 from .stencils import scheme
 from .steps import EPS, base_steps, realize
+from .noise import hessian_noise_error, setup_noise
 
 __all__ = ["hessian", "MAX_LEVELS"]
 
@@ -237,13 +238,16 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
 
 def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_step: Any = None,
             bounds: Any = None, vectorized: bool | None = None, n_jobs: int | None = None,
-            backend: Any = None, evaluator: Any = None, full_output: bool = False):
+            backend: Any = None, evaluator: Any = None, full_output: bool = False,
+            noise: Any = None):
     """The Hessian ∇²f of f: R^n -> R at x, shape (n, n), exactly symmetric.
 
     Parameters as for ``simdiff.gradient``; ``method`` must be "central". ``step``: None
     (c·ε^(1/4)·max(1, |x_j|)), "adaptive" (Richardson over halved steps), or absolute steps
     (a float or an array (n,)). Costs 2n² + 2n + 1 evaluations (see the module docstring);
     a user step keeps the plain 2n² + 1 scheme.
+    ``noise``: as for ``simdiff.gradient`` (noise-optimal steps for the second difference,
+    (48·ε_f/μ)^(1/4), and the noise term in ``info.error``; it replaces step="adaptive").
 
     Returns
     -------
@@ -253,7 +257,8 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     method = _method(method)
     if method != "central":
         raise ArgumentError(f"method for hessian must be 'central'; got {method!r}")
-    adaptive = isinstance(step, str)
+    adaptive = isinstance(step, str) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == "adaptive" else step
     if adaptive and step != "adaptive":
         raise ArgumentError(
             f"step must be None, a positive float, an array of positive floats or 'adaptive'; "
@@ -266,10 +271,12 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     ev = resolve_evaluator(evaluator, n_jobs, backend)
     n = x.shape[0]
     scale = np.maximum(1.0, np.abs(x))
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, deriv=2)  # noise.py
+    ev = nz.evaluator
     if adaptive:
         h0 = 2.0 ** np.round(np.log2(ADAPTIVE_START * scale))
     else:
-        h0 = base_steps(x, scheme("central", 2, deriv=2), step, rel_step)
+        h0 = base_steps(x, scheme("central", 2, deriv=2), step, rel_step) if nz.steps is None else nz.steps
     h0, sigma, free = _fit(x, h0, box)
     pts = PointSet(n)
     failures: list = []
@@ -295,6 +302,7 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
             H, E = Hr + 1j * Hi, Er + Ei
         else:
             H, E, bad = _default_estimate(level, F, ok, scale)
+        E = E if nz.level is None else E + hessian_noise_error(nz.level, h0)
         H[bad] = E[bad] = np.nan
         steps = h0
     else:
@@ -304,9 +312,9 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     if not full_output:
         return H
     fixed = [j for j in range(n) if j not in set(free.tolist())]
-    return H, Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
+    return H, nz.annotate(Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
                    schemes=["shifted" if sigma[j] else ("fixed" if j in fixed else "central")
-                            for j in range(n)], fixed=fixed)
+                            for j in range(n)], fixed=fixed))
 
 
 def _take_eps(failures: list) -> float:

@@ -260,6 +260,10 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         raise_failures(state["raw"], sim)
     failures = state["failures"] + lost
     plan = Plan(x, pts.array(), terms, center=pts.find(x))
+    # noise given (noise=) or seen in the values (noise.py): grows E where it applies
+    from .noise import noise_error
+
+    E = noise_error(plan, F, ok, D, E)
     notes["ref"] = _variation(terms, F, ok)
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
 
