@@ -357,6 +357,12 @@ def _curvature_model(D, Fv, center, h, s, order, coef, eps):
     f2 = np.where(f2 > 4 * noise, f2, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(np.abs(D) > 0, f2 / np.abs(D), np.inf)
+        # near a critical point (f' changes by more than itself within a few steps) the ratio
+        # f2/|f'| measures the closeness of the zero of f', not the growth of the derivatives:
+        # there the growth is read off f itself, (f2/max|F|)^(1/2) (cos at 1e-6: 1, not 1e6)
+        big = np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center))
+        g0 = np.where(big > 0, np.sqrt(f2 / big), np.inf)
+    g = np.where(np.abs(D) < MIN_LENGTH * f2 * h, g0, g)
     g = np.minimum(np.maximum(g, 1.0 / s), 1.0 / (MIN_LENGTH * h))
     trunc = CURVATURE_FACTOR * abs(coef) * h**order * f2 * g
     # the one-sided slopes on either side differ by f2·h; for an f smooth on the scale of 4h

@@ -73,7 +73,8 @@ class _Axes:
     def __init__(self, x, U, origin, lo, hi, scale):
         self.x, self.U, self.origin, self.lo, self.hi, self.scale = x, U, origin, lo, hi, scale
 
-    def term(self, pts: PointSet, r: int, st: Stencil, h: float, partial: bool) -> Term:
+    def term(self, pts: PointSet, r: int, st: Stencil, h: float, partial: bool,
+             scale: float | None = None) -> Term:
         o, lo, hi = float(self.origin[r]), float(self.lo[r]), float(self.hi[r])
         if lo == hi:
             return _fixed_term()
@@ -87,7 +88,8 @@ class _Axes:
             return _fixed_term()
         if 0.0 in pl.stencil.offsets:
             pts.add(self.x)
-        return _stencil_term(pts, self.x, self.U[r], pl, float(self.scale[r]), o,
+        return _stencil_term(pts, self.x, self.U[r], pl,
+                             float(self.scale[r] if scale is None else scale), o,
                              r if partial else None)
 
 
@@ -205,27 +207,32 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 if failed and np.any(~ok[t.rows]) and (auto or rnd == 0) and rnd < CLOSER_ROUNDS:
                     if auto:
                         tried[i] = tried.get(i, t.h) / CLOSER
-                        cand[i] = ("closer", st, tried[i])
+                        own = None
+                        if hx is not None and origin[i] != 0 and \
+                                64 * np.spacing(abs(origin[i])) < hx[i] < tried[i]:
+                            tried[i] = float(hx[i])  # a small x_j: its own scale at once
+                            own = abs(float(origin[i]))
+                        cand[i] = ("closer", st, tried[i], own)
                     continue
                 if rnd > 0:
                     continue
                 span = float(np.max(np.abs(t.offsets))) * t.h
                 if hx is not None and origin[i] != 0 and span > abs(origin[i]) / SMALL_X \
                         and 64 * np.spacing(abs(origin[i])) < hx[i] < t.h / SMALL_X:
-                    cand[i] = ("small x", st, float(hx[i]))
+                    cand[i] = ("small x", st, float(hx[i]), abs(float(origin[i])))
                 elif hx is not None and _aliased(t, F, ok, plan.center, scale[i]):
-                    cand[i] = ("small x", st, float(optimal_factor(st, state["eps"])))
+                    cand[i] = ("small x", st, float(optimal_factor(st, state["eps"])), 1.0)
                 elif doubt[i]:
                     wide = _wider(t, st)
                     if wide is not None:
-                        cand[i] = ("widened", wide, t.h)
+                        cand[i] = ("widened", wide, t.h, None)
             if not cand:
                 break
-            new_terms = {i: axes.term(pts, i, c[1], c[2], partial) for i, c in cand.items()}
+            new_terms = {i: axes.term(pts, i, c[1], c[2], partial, c[3]) for i, c in cand.items()}
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
             sub = Plan(x, pts.array(), list(new_terms.values()), center=pts.find(x))
             D2, E2, lost2 = assemble(written_plan(sim, sub), F, ok, state["eps"])
-            for k, (i, (why, _, _)) in enumerate(cand.items()):
+            for k, (i, (why, *_)) in enumerate(cand.items()):
                 d2, e2 = D2[k], E2[k]
                 if new_terms[i].kind == "fixed" or not np.all(np.isfinite(d2)):
                     if why == "closer":
