@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import SimdiffWarning
 from .evaluate import raise_failures
+from .fastpath import look_candidates, variation
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
 from .simulator import written_plan
@@ -198,7 +199,10 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         tried: dict = {}
         for rnd in range(CLOSER_ROUNDS + 1):
             cand: dict = {}
-            for i, t in enumerate(terms):
+            # the entries this round can act on, found with whole-array tests (fastpath.py)
+            for i in look_candidates(terms, D, E, doubt, rnd, hx, origin, scale, FALLBACK_OK,
+                                     SMALL_X, LARGE_X):
+                t = terms[i]
                 if t.kind == "fixed":
                     continue
                 with np.errstate(invalid="ignore"):
@@ -285,7 +289,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     from .noise import noise_error
 
     E = noise_error(plan, F, ok, D, E)
-    notes["ref"] = _variation(terms, F, ok)
+    notes["ref"] = variation(terms, F, ok)  # _variation, entries of one shape together
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
 
 

@@ -1,0 +1,177 @@
+"""Whole-array versions of the per-entry bookkeeping of a derivative call (issue 15).
+
+Every function here computes exactly what the per-entry Python loop it replaces computes,
+bit for bit (the same floating-point operations in the same order, only applied to all the
+entries of one stencil shape at once), or selects the entries that loop would visit, as a
+superset, so that the loop itself decides as before. The rule each one keeps is stated in
+its docstring, with the function whose result it must equal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["center_estimates", "surely_unprinted", "look_candidates", "variation"]
+
+
+def _first_word(kind: str) -> str:
+    return kind.split(" ")[0]
+
+
+def center_estimates(terms: list, active: list, Fre: np.ndarray, good: np.ndarray):
+    """``noise._center_estimate`` for every term in ``active``, grouped by nodes.
+
+    Terms of one kind whose offsets are equal share the positions of their symmetric pairs and
+    the extrapolation weights, so the midpoints m(k·a) = (f(x + k·a·h) + f(x − k·a·h))/2 and
+    the Lagrange sums Σ w_l·m_l are formed for the whole group with one indexing (the same
+    additions in the same order as the scalar code, starting from 0). Returns the lists
+    (est, info, lows) that ``detect_noise`` builds, in the order of ``active``: info rows are
+    (k, a·h, 2L, scale, ‖w‖₂). Terms the grouping does not cover (a single term of its shape,
+    a pair that failed) go through ``_center_estimate`` itself.
+    """
+    from .noise import _center_estimate
+
+    groups: dict = {}
+    for k in active:
+        t = terms[k]
+        if _first_word(t.kind) != "central" or len(t.rows) < 2:
+            continue
+        offs = np.asarray(t.offsets, dtype=float)
+        groups.setdefault((len(offs), offs.tobytes()), []).append(k)
+    out: dict = {}
+    for (q, _), ks in groups.items():
+        if len(ks) < 2:
+            continue
+        t0 = terms[ks[0]]
+        offs = np.asarray(t0.offsets, dtype=float)
+        pos = offs[offs > 0]
+        if not pos.size:
+            continue
+        a = float(np.min(pos))
+        R = np.array([terms[k].rows for k in ks], dtype=int)  # (g, q)
+        pairs = []
+        for kk in (1, 2, 3):
+            v = kk * a
+            ip = np.flatnonzero(np.isclose(offs, v, rtol=1e-9, atol=0))
+            im = np.flatnonzero(np.isclose(offs, -v, rtol=1e-9, atol=0))
+            if not len(ip) or not len(im):
+                break
+            pairs.append((ip[0], im[0]))
+        if not pairs:
+            continue
+        rp = R[:, [p for p, _ in pairs]]
+        rm = R[:, [m_ for _, m_ in pairs]]
+        if not (good[rp].all() and good[rm].all()):
+            continue  # the scalar code stops at a failed pair, term by term
+        mids = [0.5 * (Fre[rp[:, l]] + Fre[rm[:, l]]) for l in range(len(pairs))]  # (g, m) each
+        u = np.array([(kk + 1.0) ** 2 for kk in range(len(mids))])
+        w = np.array([np.prod([(0 - u[i]) / (u[l] - u[i]) for i in range(len(u)) if i != l])
+                      for l in range(len(u))])
+        est = 0
+        for wl, ml in zip(w, mids):
+            est = est + wl * ml
+        low = None
+        if len(mids) >= 2:
+            ul = u[:-1]
+            wl_ = [np.prod([(0 - ul[i]) / (ul[l] - ul[i]) for i in range(len(ul)) if i != l])
+                   for l in range(len(ul))]
+            low = 0
+            for c, ml in zip(wl_, mids[:-1]):
+                low = low + c * ml
+        nw = float(np.linalg.norm(w))
+        for g, k in enumerate(ks):
+            out[k] = (est[g], a * terms[k].h, 2 * len(mids), nw,
+                      None if low is None else low[g])
+    est_l, info, lows = [], [], []
+    for k in active:
+        c = out.get(k)
+        if c is None:
+            c = _center_estimate(terms[k], Fre, good)
+        if c is not None:
+            est_l.append(c[0])
+            info.append((k, c[1], c[2], terms[k].scale, c[3]))
+            lows.append(c[4])
+    return est_l, info, lows
+
+
+#: ``noise.MAX_PRINTED_DIGITS`` (kept equal by ``surely_unprinted``'s import).
+_TRIES = 3
+
+
+def surely_unprinted(F: np.ndarray) -> bool:
+    """True when no output of F (q, m) can be taken for printed or flat-printed by
+    ``noise._quantized_outputs`` (both its modes are then all False): every output either has
+    no finite nonzero value (then it is never "printed") or has a value whose shortest
+    round-trip decimal (repr) needs more than MAX_PRINTED_DIGITS significant digits (then it
+    fails "every value has few digits"). Looks at the first few finite nonzero values of each
+    output only; False (undecided) sends the caller to the full test."""
+    from .noise import MAX_PRINTED_DIGITS, decimal_quantum
+
+    F = np.asarray(F, dtype=float)
+    if F.ndim != 2:
+        return False
+    fin = np.isfinite(F) & (F != 0)
+    for i in range(F.shape[1]):
+        idx = np.flatnonzero(fin[:, i])
+        if not idx.size:
+            continue
+        _, dg = decimal_quantum(F[idx[:_TRIES], i])
+        if not np.any(dg > MAX_PRINTED_DIGITS):
+            return False
+    return True
+
+
+def look_candidates(terms: list, D: np.ndarray, E: np.ndarray, doubt: np.ndarray, rnd: int,
+                    hx: np.ndarray | None, origin: np.ndarray, scale: np.ndarray,
+                    fallback_ok: float, small_x: float, large_x: float) -> np.ndarray:
+    """The entries ``refine.run_partials``'s second-look loop must visit in round ``rnd`` (a
+    superset of those it acts on; the loop's own tests decide): not fixed, and failed (a
+    non-finite entry, or a fallback rebuild with E > fallback_ok·|D|), or in round 0 possibly
+    a small input (x_j ≠ 0 and its own-scale step below h/small_x), a step grown past
+    large_x unit steps (aliasing check), or doubted by ``assemble``."""
+    r = len(terms)
+    fixed = np.fromiter((t.kind == "fixed" for t in terms), dtype=bool, count=r)
+    fb = np.fromiter(("fallback" in t.kind for t in terms), dtype=bool, count=r)
+    with np.errstate(invalid="ignore"):
+        failed = ~np.all(np.isfinite(D), axis=1)
+        if fb.any():
+            failed |= fb & np.any(E > fallback_ok * np.abs(D), axis=1)
+    mask = failed
+    if rnd == 0:
+        mask = mask | np.asarray(doubt, dtype=bool)
+        if hx is not None:
+            hs = np.fromiter((t.h for t in terms), dtype=float, count=r)
+            with np.errstate(invalid="ignore"):
+                mask = mask | ((origin != 0) & (hx < hs / small_x)) | (scale > large_x)
+    return np.flatnonzero(mask & ~fixed)
+
+
+def variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``refine._variation`` (r, m), max|F_i − F_0| / span per entry, with the entries of one
+    node count formed together (the same operations per entry)."""
+    r, m = len(terms), F.shape[1]
+    out = np.zeros((r, m))
+    groups: dict = {}
+    for i, t in enumerate(terms):
+        if t.kind == "fixed" or len(t.rows) < 2:
+            continue
+        groups.setdefault(len(t.rows), []).append(i)
+    for q, idx in groups.items():
+        R = np.array([terms[i].rows for i in idx], dtype=int)
+        keep = ok[R].all(axis=1)
+        if not keep.any():
+            continue
+        idx = np.asarray(idx)[keep]
+        R = R[keep]
+        O = np.array([terms[i].offsets for i in idx], dtype=float)
+        hs = np.array([terms[i].h for i in idx], dtype=float)
+        span = np.ptp(O, axis=1) * hs
+        pos = span > 0
+        if not pos.any():
+            continue
+        Fr = F[R[pos]]  # (g, q, m)
+        out[idx[pos]] = np.max(np.abs(Fr - Fr[:, :1]), axis=1) / span[pos][:, None]
+    return out
