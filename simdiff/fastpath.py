@@ -175,3 +175,69 @@ def variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
         Fr = F[R[pos]]  # (g, q, m)
         out[idx[pos]] = np.max(np.abs(Fr - Fr[:, :1]), axis=1) / span[pos][:, None]
     return out
+
+
+def partial_terms(axes: Any, pts: Any, st: Any, h: np.ndarray) -> list | None:
+    """``[axes.term(pts, i, st, h[i], True) for i in range(r)]`` for the usual case, built with
+    whole arrays: no bounds (every lo_r = −∞, hi_r = +∞), finite origins and steps, and every
+    entry's realized offsets ((x_j + t·h) − x_j)/h equal to the stencil's own (the nominal
+    weights). The steps are realized as ``steps.realize`` does, the points are
+    x + (t·h)·u_r as ``plan._stencil_term`` forms them, added to ``pts`` in the same order
+    (f(x) first when the stencil holds 0), so the rows, terms and batch are the same. Returns
+    None (and adds nothing) when the case does not apply; the caller then takes the loop."""
+    from .plan import Term, _embedded_nominal
+
+    lo, hi, o = np.asarray(axes.lo), np.asarray(axes.hi), np.asarray(axes.origin, dtype=float)
+    r = len(o)
+    if r == 0 or not (np.all(lo == -np.inf) and np.all(hi == np.inf)):
+        return None
+    h = np.asarray(h, dtype=float)
+    if h.shape != (r,) or not (np.all(np.isfinite(o)) and np.all(np.isfinite(h))):
+        return None
+    tmin, tmax = st.width
+    kind = "central" if tmin < 0 < tmax else ("forward" if tmin >= 0 else "backward")
+    T = np.asarray(st.offsets, dtype=float)
+    with np.errstate(all="ignore"):
+        hr = np.abs((o + h) - o)
+        hr = np.where(hr > 0, hr, h)  # realize
+        if not np.all(np.isfinite(hr)) or not np.all(hr > 0):
+            return None
+        th = T[None, :] * hr[:, None]  # t·h
+        real = ((o[:, None] + th) - o[:, None]) / hr[:, None]
+    if not np.array_equal(real, np.broadcast_to(T, real.shape)):
+        return None  # some entry's offsets are not the stencil's own: the loop handles it
+    # also the edge tests of steps.place: the stencil fits inside (-inf, inf)
+    if not (np.all(o + tmin * hr >= -np.inf) and np.all(o + tmax * hr <= np.inf)):
+        return None
+    U = np.asarray(axes.U)
+    x = np.asarray(axes.x)
+    P = x[None, None, :] + (real * hr[:, None])[:, :, None] * U[:, None, :]  # (r, q, n)
+    if 0.0 in st.offsets:
+        pts.add(x)
+    rows = _add_rows(pts, P.reshape(-1, P.shape[-1])).reshape(r, len(T))
+    low_w, low_p, low_c = _embedded_nominal(st)
+    scale = axes.scale
+    terms = []
+    for i in range(r):
+        terms.append(Term(rows=rows[i], offsets=real[i].copy(), weights=st.weights, h=float(hr[i]),
+                          deriv=st.deriv, order=st.order, error_coef=st.error_coef, kind=kind,
+                          scale=float(scale[i]), low_weights=low_w, low_order=low_p, low_coef=low_c))
+    return terms
+
+
+def _add_rows(pts: Any, P: np.ndarray) -> np.ndarray:
+    """``[pts.add(p) for p in P]`` as an int array (``plan.PointSet``: deduplicated by exact
+    bytes, in insertion order)."""
+    P = np.ascontiguousarray(P, dtype=pts.dtype)
+    index, store = pts._index, pts._rows
+    out = np.empty(len(P), dtype=int)
+    for k in range(len(P)):
+        p = P[k]
+        key = p.tobytes()
+        i = index.get(key)
+        if i is None:
+            i = len(store)
+            index[key] = i
+            store.append(p.copy())
+        out[k] = i
+    return out

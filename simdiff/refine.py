@@ -42,7 +42,7 @@ import numpy as np
 
 from .errors import SimdiffWarning
 from .evaluate import raise_failures
-from .fastpath import look_candidates, variation
+from .fastpath import look_candidates, partial_terms, variation
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
 from .simulator import written_plan
@@ -175,12 +175,14 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         pts = PointSet(x.shape[0])
         if tuple(st.offsets) == (-1, 1) and st.deriv == 1:
             pts.add(x)  # f(x): a measured f'' for the two-point estimates (plan._curvature_model)
-        terms = [axes.term(pts, i, st, h[i], partial) for i in range(r)]
+        terms = (partial_terms(axes, pts, st, h) if partial else None) or \
+            [axes.term(pts, i, st, h[i], partial) for i in range(r)]
         F, ok = _evaluate(sim, ev, pts, None, None, state)
         if auto and state["eps"] > 1.5 * EPS and F is not None and len(F):
             # float32 (or lower) outputs: the steps were planned for float64 values
             h = h * (optimal_factor(st, state["eps"]) / optimal_factor(st))
-            terms = [axes.term(pts, i, st, h[i], partial) for i in range(r)]
+            terms = (partial_terms(axes, pts, st, h) if partial else None) or \
+                [axes.term(pts, i, st, h[i], partial) for i in range(r)]
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
         if F is None:  # every entry fixed: one evaluation at x tells the output size
             pts.add(x)
