@@ -10,6 +10,7 @@ its docstring, with the function whose result it must equal.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -42,46 +43,27 @@ def center_estimates(terms: list, active: list, Fre: np.ndarray, good: np.ndarra
         offs = np.asarray(t.offsets, dtype=float)
         groups.setdefault((len(offs), offs.tobytes()), []).append(k)
     out: dict = {}
-    for (q, _), ks in groups.items():
+    for (q, key), ks in groups.items():
         if len(ks) < 2:
             continue
-        t0 = terms[ks[0]]
-        offs = np.asarray(t0.offsets, dtype=float)
-        pos = offs[offs > 0]
-        if not pos.size:
+        lay = _pair_layout(key)
+        if lay is None:
             continue
-        a = float(np.min(pos))
+        a, pairs, w, wl_, nw = lay
         R = np.array([terms[k].rows for k in ks], dtype=int)  # (g, q)
-        pairs = []
-        for kk in (1, 2, 3):
-            v = kk * a
-            ip = np.flatnonzero(np.isclose(offs, v, rtol=1e-9, atol=0))
-            im = np.flatnonzero(np.isclose(offs, -v, rtol=1e-9, atol=0))
-            if not len(ip) or not len(im):
-                break
-            pairs.append((ip[0], im[0]))
-        if not pairs:
-            continue
         rp = R[:, [p for p, _ in pairs]]
         rm = R[:, [m_ for _, m_ in pairs]]
         if not (good[rp].all() and good[rm].all()):
             continue  # the scalar code stops at a failed pair, term by term
         mids = [0.5 * (Fre[rp[:, l]] + Fre[rm[:, l]]) for l in range(len(pairs))]  # (g, m) each
-        u = np.array([(kk + 1.0) ** 2 for kk in range(len(mids))])
-        w = np.array([np.prod([(0 - u[i]) / (u[l] - u[i]) for i in range(len(u)) if i != l])
-                      for l in range(len(u))])
         est = 0
         for wl, ml in zip(w, mids):
             est = est + wl * ml
         low = None
         if len(mids) >= 2:
-            ul = u[:-1]
-            wl_ = [np.prod([(0 - ul[i]) / (ul[l] - ul[i]) for i in range(len(ul)) if i != l])
-                   for l in range(len(ul))]
             low = 0
             for c, ml in zip(wl_, mids[:-1]):
                 low = low + c * ml
-        nw = float(np.linalg.norm(w))
         for g, k in enumerate(ks):
             out[k] = (est[g], a * terms[k].h, 2 * len(mids), nw,
                       None if low is None else low[g])
@@ -95,6 +77,38 @@ def center_estimates(terms: list, active: list, Fre: np.ndarray, good: np.ndarra
             info.append((k, c[1], c[2], terms[k].scale, c[3]))
             lows.append(c[4])
     return est_l, info, lows
+
+
+@lru_cache(maxsize=256)
+def _pair_layout(key: bytes):
+    """What ``noise._center_estimate`` derives from a central term's offsets alone (given as
+    the bytes of a float64 array): the smallest positive offset a, the node indices of the
+    pairs ±k·a, k = 1..L (L ≤ 3, consecutive), the Lagrange weights w of the extrapolation to
+    0 in (k·a)², those of one level less, and ‖w‖₂; None without a pair."""
+    offs = np.frombuffer(key, dtype=float)
+    pos = offs[offs > 0]
+    if not pos.size:
+        return None
+    a = float(np.min(pos))
+    pairs = []
+    for kk in (1, 2, 3):
+        v = kk * a
+        ip = np.flatnonzero(np.isclose(offs, v, rtol=1e-9, atol=0))
+        im = np.flatnonzero(np.isclose(offs, -v, rtol=1e-9, atol=0))
+        if not len(ip) or not len(im):
+            break
+        pairs.append((int(ip[0]), int(im[0])))
+    if not pairs:
+        return None
+    u = np.array([(kk + 1.0) ** 2 for kk in range(len(pairs))])
+    w = np.array([np.prod([(0 - u[i]) / (u[l] - u[i]) for i in range(len(u)) if i != l])
+                  for l in range(len(u))])
+    wl_ = None
+    if len(pairs) >= 2:
+        ul = u[:-1]
+        wl_ = [np.prod([(0 - ul[i]) / (ul[l] - ul[i]) for i in range(len(ul)) if i != l])
+               for l in range(len(ul))]
+    return a, tuple(pairs), w, wl_, float(np.linalg.norm(w))
 
 
 #: ``noise.MAX_PRINTED_DIGITS`` (kept equal by ``surely_unprinted``'s import).
@@ -241,3 +255,19 @@ def _add_rows(pts: Any, P: np.ndarray) -> np.ndarray:
             store.append(p.copy())
         out[k] = i
     return out
+
+
+def active_terms(terms: list, good: np.ndarray) -> list:
+    """``[k for k, t in enumerate(terms) if t.kind != "fixed" and not
+    t.kind.startswith("complex") and len(t.rows) and good[t.rows].all()]`` (the entries
+    ``noise.detect_noise`` reads), with the last test done per node count at once."""
+    groups: dict = {}
+    for k, t in enumerate(terms):
+        if t.kind != "fixed" and not t.kind.startswith("complex") and len(t.rows):
+            groups.setdefault(len(t.rows), []).append(k)
+    keep = []
+    for ks in groups.values():
+        R = np.array([terms[k].rows for k in ks], dtype=int)
+        sel = good[R].all(axis=1)
+        keep.extend(k for k, s_ in zip(ks, sel) if s_)
+    return sorted(keep)

@@ -715,7 +715,7 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     good = np.asarray(ok, dtype=bool) & np.all(np.isfinite(Fre), axis=1)
     if not good.any():
         return floor, reasons
-    from .fastpath import center_estimates, surely_unprinted
+    from .fastpath import active_terms, center_estimates, surely_unprinted
 
     if surely_unprinted(Fre[good]):  # fast path: no output can look printed (issue 15)
         quant = flat = np.zeros(m, dtype=bool)
@@ -739,9 +739,9 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             quant = (quant & short) | moved
     elif probe is None:
         quant = quant & False
-    active = [k for k, t in enumerate(terms)
-              if t.kind != "fixed" and not t.kind.startswith("complex") and len(t.rows)
-              and good[t.rows].all()]
+    active = active_terms(terms, good)  # fastpath.py: the test below, per shape at once
+    # [k for k, t in enumerate(terms) if t.kind != "fixed" and not t.kind.startswith("complex")
+    #  and len(t.rows) and good[t.rows].all()]
 
     def sums(k):
         t = terms[k]

@@ -280,8 +280,9 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 break
     # on_failure="raise" allows a complete stencil at a shorter step, never a rebuild from
     # fewer points (that is what on_failure="skip" asks for)
+    fin = np.all(np.isfinite(D), axis=1)
     unrecovered = [i for i, t in enumerate(terms) if t.kind != "fixed" and (
-        "fallback" in t.kind or (not np.all(np.isfinite(D[i])) and np.any(~ok[t.rows])))]
+        "fallback" in t.kind or (not fin[i] and np.any(~ok[t.rows])))]
     if unrecovered and col.mode == "raise" and state["raw"]:
         # the evaluator was asked to raise: the points that failed, and no shorter step helped
         raise_failures(state["raw"], sim)
