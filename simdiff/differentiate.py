@@ -332,10 +332,26 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
             steps[g] = st_g[k] * U[k, g]
             for j in g:
                 schemes[j] = sch[k]
-    else:
+    elif st is None:
         h = base_steps(x, st, step, rel_step)
         plan, U = plan_groups(x, st, h, groups, box)
         D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+        for k, (g, term) in enumerate(zip(groups, plan.terms)):
+            steps[g] = term.h * U[k, g]
+            for j in g:
+                schemes[j] = term.kind
+    else:
+        # the groups' directions through the same second looks as single columns
+        # (``refine.run_partials``: f(x) for the curvature, widening, closer steps)
+        from .sparsity import group_directions
+
+        h = base_steps(x, st, step, rel_step)
+        U, hg, sg = group_directions(x, st, h, groups, box)
+        rng = [direction_range(x, U[k], box) for k in range(len(groups))]
+        D, E, nfev, failures, plan, _, notes = run_partials(
+            sim, x, U, np.zeros(len(groups)), np.array([r_[0] for r_ in rng]),
+            np.array([r_[1] for r_ in rng]), sg, st, hg, ev,
+            auto=step is None and rel_step is None, partial=False)
         for k, (g, term) in enumerate(zip(groups, plan.terms)):
             steps[g] = term.h * U[k, g]
             for j in g:
