@@ -21,8 +21,12 @@ full_output : return ``(value, info)``; ``info`` (attribute or key access) holds
     (estimated absolute error, shape of the value), ``nfev``, ``step``, ``method``,
     ``failures``, and ``schemes`` / ``fixed`` (which stencil each coordinate used).
 
-Evaluation counts: central 2n, forward/backward n + 1, five-point 4n, complex n; jvp 2
-(central) or 1 + 1 (forward). Bounds may turn a central stencil one-sided (plus f(x)).
+Evaluation counts: central 2n + 1 (x ± h_j e_j and f(x), whose second difference measures
+the curvature behind each entry's error estimate), forward/backward n + 1, five-point 4n,
+complex n; jvp 3 (central) or 1 + 1 (forward), plus 2 when the nodes x ± t·v cannot be exact
+(``_correct_direction``). Entries whose first estimate cannot be trusted get a second batch of
+their own (``refine.py``: roots inside a two-point stencil, small inputs, failed points).
+Bounds may turn a central stencil one-sided (plus f(x)).
 ``jacobian(..., sparsity=S)`` counts groups of columns instead of columns (``sparsity.py``);
 step="adaptive" spends 6 to 12 per coordinate (``adaptive.py``); ``simdiff.hessian``
 (``hessians.py``) 2n² + 2n + 1.
