@@ -464,6 +464,16 @@ def gradient(f: Any, x: Any, **opts: Any):
     f may return a float or an array of size 1. Options as for ``jacobian``.
     """
     full = opts.pop("full_output", False)
+    allowed = set(jacobian.__kwdefaults__) - {"_caller", "full_output"}
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        raise ArgumentTypeError(
+            f"gradient() got an unexpected keyword argument {unknown[0]!r}"
+            + (f" (did you mean {near[0]!r}?)" if near else "")
+            + f"; allowed: {', '.join(sorted(allowed))}")
     opts.setdefault("_caller", "gradient")
     J, info = jacobian(f, x, full_output=True, **opts)
     if J.shape[0] != 1:
