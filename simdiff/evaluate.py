@@ -269,6 +269,13 @@ def stack_outputs(outputs: Sequence[Any], X: np.ndarray, ok: np.ndarray) -> tupl
     Raises OutputError when the shape of the output changes between points, naming both.
     """
     k = len(X)
+    if k and bool(np.all(ok)):  # the usual batch: every point returned, one shape (issue 15)
+        shapes = {a.shape for a in outputs}
+        if len(shapes) == 1 and all(a.dtype.kind != "c" for a in outputs):
+            shape = shapes.pop()
+            if len(shape) <= 1:
+                m = 1 if shape == () else shape[0]
+                return np.array(outputs, dtype=float).reshape(k, m), shape == ()
     first = None
     shape = None
     complex_out = False
