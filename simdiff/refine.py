@@ -349,8 +349,12 @@ def warn_unresolved(caller: str, sim, D: np.ndarray, E: np.ndarray, terms: list,
         # ref == 0: every value of the stencil was equal, the 0 is exact whatever the bound
         loose = (E > UNRESOLVED * ref) & (E > 0) & (ref > 0)
     items = []
+    with np.errstate(invalid="ignore"):
+        named = np.any(~np.isfinite(D) | loose, axis=1)  # entries the loop below can name
     for i in range(r):
         kind = terms[i].kind if i < len(terms) else ""
+        if not named[i] and "fallback" not in kind and i not in notes:
+            continue  # nothing to say about this entry (the fast path, issue 15)
         for k in range(m):
             name = _entry_name(sim, k, i, m, r, what)
             if not np.isfinite(D[i, k]):
