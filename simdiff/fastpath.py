@@ -125,10 +125,15 @@ def surely_unprinted(F: np.ndarray) -> bool:
     from .noise import MAX_PRINTED_DIGITS, decimal_quantum
 
     F = np.asarray(F, dtype=float)
-    if F.ndim != 2:
+    if F.ndim != 2 or not F.shape[0]:
         return False
     fin = np.isfinite(F) & (F != 0)
-    for i in range(F.shape[1]):
+    has = fin.any(axis=0)
+    # one repr per output first (its first finite nonzero value), the loop for the rest
+    first = np.argmax(fin, axis=0)
+    _, dg = decimal_quantum(F[first, np.arange(F.shape[1])])
+    undecided = has & ~(dg > MAX_PRINTED_DIGITS)
+    for i in np.flatnonzero(undecided):
         idx = np.flatnonzero(fin[:, i])
         if not idx.size:
             continue
