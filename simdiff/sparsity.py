@@ -211,7 +211,7 @@ def scatter(D: np.ndarray, E: np.ndarray, ratio: list, groups: list, rows: np.nd
     gidx = where[cols]
     scale = np.array([ratio[g][j] for g, j in zip(gidx, cols)]) if len(cols) else np.zeros(0)
     vals = D[gidx, rows] * scale if len(cols) else np.zeros(0)
-    errs = E[gidx, rows] * scale if len(cols) else np.zeros(0)
+    errs = E[gidx, rows] * np.abs(scale) if len(cols) else np.zeros(0)  # columns moved backward: ratio < 0
     if not sparse:
         J = np.zeros((m, n))
         Err = np.zeros((m, n))
