@@ -21,9 +21,19 @@ __all__ = ["Stacked", "FixedPointResidual", "Section", "Along"]
 
 
 def _fp(sim: Simulator) -> str:
+    """The fingerprint of ``sim`` (hashing a closure's captured values costs milliseconds:
+    kept on the object, whose function does not change)."""
     from ..cache import fingerprint
 
-    return fingerprint(sim)
+    cached = getattr(sim, "_implicit_fp", None)
+    if cached is not None:
+        return cached
+    fp = fingerprint(sim)
+    try:
+        sim._implicit_fp = fp
+    except AttributeError:  # pragma: no cover - slotted simulators
+        pass
+    return fp
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -53,7 +63,9 @@ class Stacked(Simulator):
         return self.fun(z[: self.n], z[self.n:])
 
     def identity(self) -> str:
-        return f"implicit.stacked:{self.n}:{self.vectorized}:{_fp(as_simulator(self.fun))}"
+        if getattr(self, "_ident", None) is None:
+            self._ident = f"implicit.stacked:{self.n}:{self.vectorized}:{_fp(as_simulator(self.fun))}"
+        return self._ident
 
     def __repr__(self) -> str:
         return f"{getattr(self.fun, '__name__', repr(self.fun))}(y, theta)"
