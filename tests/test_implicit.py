@@ -472,3 +472,16 @@ def test_bounds_on_the_stacked_vector():
         u = sd.implicit.jvp(F, E, [1.2, 0.6], [1.0, 1.0], bounds=box, linear_solver=ls)
         assert rel(u, truth @ [1.0, 1.0]) < 1e-8
     assert all(p[0] >= 1.2 and p[1] <= 0.6 for p in seen)
+
+
+def test_gmres_banded_400_fewer_runs_than_dense():
+    n = 400
+    F, A, B = bratu(n)
+    th = np.array([1.0, 2.0])
+    y = newton(F, A, np.zeros(n), th)
+    truth = -spla.spsolve(A(y, th), B(y, th))
+    v = np.array([1.0, -0.5])
+    u, info = sd.implicit.jvp(F, y, th, v, linear_solver="gmres", full_output=True)
+    assert rel(u, truth @ v) < 1e-6
+    assert info.nfev < 2 * n  # a dense ∂F/∂y alone would take 2n
+    assert np.all(info.error >= np.abs(u - truth @ v))
