@@ -119,7 +119,7 @@ class Counted:
             w, mode = self.lift[1], self.lift[2]
             if mode == "row":
                 if self.K is None:
-                    self.K = lift_constant(X, batch.values, batch.ok, w)
+                    self.K = lift_constant(X, batch.values, batch.ok, w, ROW_SHARE)
                 K = self.K[None, :]
             else:
                 K = self._line_lift(X, batch.values, batch.ok, w)
@@ -161,10 +161,15 @@ def lift_mode(o: dict, ev: Counted) -> str | None:
 #: The lift is this share of |∂F/∂e|·s_e: enough for simdiff's model to read a length scale of
 #: s_e/LIFT_SHARE (hundreds of steps) rather than a root, little rounding (ε·|∂F/∂e|·s_e/64).
 LIFT_SHARE = 1.0 / 64
+#: The share for one constant per output (one-sided stencils, whose error simdiff estimates
+#: from the length scale it reads, L ≈ s·share: a larger share keeps that estimate near the
+#: true error at the price of rounding ε·|∂F/∂e|·s·share).
+ROW_SHARE = 1.0 / 4
 
 
-def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """K_i = max(2·max_k |V_ik|, LIFT_SHARE·max_k |V_ik|·s_k/δ_k) (see ``Counted``): above
+def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray,
+                  share: float = LIFT_SHARE) -> np.ndarray:
+    """K_i = max(2·max_k |V_ik|, share·max_k |V_ik|·s_k/δ_k) (see ``Counted``): above
     every value, so none changes sign; |V_k|/δ_k estimates the derivative along point k's
     displacement, s_k = max(1, |w_j|) over the coordinates it moves its scale."""
     m = V.shape[1]
@@ -176,7 +181,7 @@ def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray) -
             continue
         s = float(np.max(np.maximum(1.0, np.abs(w[d > 0]))))
         v = np.abs(np.real(V[k]))
-        K = np.maximum(K, np.maximum(2.0 * v, LIFT_SHARE * v * (s / delta)))
+        K = np.maximum(K, np.maximum(2.0 * v, share * v * (s / delta)))
     return K
 
 
