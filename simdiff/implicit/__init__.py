@@ -18,15 +18,16 @@ has it, vectorized, n_jobs/backend/evaluator, cache/timeout/retries/on_failure),
 as one batch of the Evaluator. Per-coordinate options (step, rel_step, scale arrays, bounds)
 refer to z = [y, θ].
 
-* ``jacobian``, ``vjp`` (linear_solver="lu"): F(y, θ) (1 evaluation), A (2n, one batch), B
-  (2p, one batch): 2(n + p) + 1 evaluations (central) in 3 batches. (A and B are separate
-  batches so that each is lifted by its own constant, below.)
-* ``jvp`` ("lu"): A and B·v (the residual along θ + t·s·v/‖v‖, s = max(1, max|θ_j| moved),
-  the scale of ``simdiff.jvp``): 2(n + 1) + 1.
+* ``jacobian``, ``vjp`` (linear_solver="lu"): F(y, θ) (1 evaluation), then [A, B] in ONE
+  batch (2(n + p)): 2(n + p) + 1 evaluations (central, five-point 4(n + p) + 1) in 2 batches.
+  (One-sided methods, bounds and on_failure="skip" take A and B in a batch each: their
+  lift is one constant per output, below.)
+* ``jvp`` ("lu"): [A, B·v] in one batch (the residual along θ + t·s·v/‖v‖, s = max(1,
+  max|θ_j| moved), the scale of ``simdiff.jvp``): 2(n + 1) + 1.
 * ``sparsity=S`` (the pattern of A, (n, n), or of [A, B], (n, n + p), whose first n columns
-  are used): A by column groups (Curtis–Powell–Reid colouring, ``simdiff.sparsity``),
-  2·(groups + p) + 1 evaluations (a tridiagonal A with p = 2: 3 groups, 11 evaluations at any
-  n), solved by SuperLU (``scipy.sparse.linalg.splu``).
+  are used): A by column groups (Curtis–Powell–Reid colouring, ``simdiff.sparsity``) in the
+  same batch as B, 2·(groups + p) + 1 evaluations (a tridiagonal A with p = 2: 3 groups, 11
+  evaluations at any n), solved by SuperLU (``scipy.sparse.linalg.splu``).
 * ``linear_solver="gmres"``: A is never formed. Each product A·v is a directional derivative
   of F (the derivative along t of F(z + t·u·s_t) at exact nodes t = ±h, 2 evaluations central),
   inside a full GMRES (``_linalg.gmres``); right-hand sides −B (2p) or −B·v (2). GMRES stops at

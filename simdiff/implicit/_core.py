@@ -355,28 +355,51 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
     if linear_solver == "gmres" and not (mode == "vjp" and p >= n):
         return _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts,
                            gmres_rtol, maxiter, what)
-    # ---- partials: ∂F/∂y (y's block), then ∂F/∂θ or ∂F/∂θ·v (θ's block), one batch each,
-    # each lifted by its own constant (see ``Counted``): a block's lift follows its own
-    # derivatives, so the small ∂F/∂θ of a stiff residual is not drowned by ∂F/∂y's lift
-    idx_y, idx_t = np.arange(n), np.arange(n, n + p)
+    # ---- partials. Symmetric stencils ("line" lift: a constant per column, see ``Counted``):
+    # [∂F/∂y, ∂F/∂θ] (or [∂F/∂y, ∂F/∂θ·v]) in ONE batch. Otherwise ("row" lift: a constant per
+    # output) ∂F/∂y and ∂F/∂θ in a batch each, so that each block is lifted by its own
+    # derivatives and a small ∂F/∂θ is not drowned by ∂F/∂y's lift.
     pat = None if sparsity is None else _y_pattern(sparsity, n, p)
-    oy = derivative_options(section_options(opts, z, idx_y), _d.jacobian, "implicit")
-    A, EA, yinfo = _block(ev, Section(sim, z, idx_y), y, oy, pat, what)
+    fac, W = None, None
     if mode == "jvp":
         W, fac = directions(vec[:, None], theta)
-        G, w0 = Along(sim, theta, W, n), np.zeros(1)
-        o = derivative_options(along_options(opts, z, n, W), _d.jacobian, "implicit")
-        o = {k: (v[n:] if k in ("step", "scale") and np.ndim(v) == 1 else v) for k, v in o.items()}
-        if o.get("bounds") is not None:
-            o["bounds"] = (o["bounds"][0][n:], o["bounds"][1][n:])
-        G = Section(G, np.concatenate([y, w0]), np.array([n]))
+    o_all = derivative_options(opts, _d.jacobian, "implicit")
+    if lift_mode(o_all, ev) == "line":
+        if W is not None:
+            G, w = Along(sim, theta, W, n), np.concatenate([y, np.zeros(1)])
+            o = derivative_options(along_options(opts, z, n, W), _d.jacobian, "implicit")
+        else:
+            G, w, o = sim, z, o_all
+        q = w.shape[0] - n
+        spat = None if pat is None else _with_theta(pat, q)
+        J, E, info = _block(ev, G, w, o, spat, what)
+        if spat is not None:
+            A, EA = J[:, :n], E[:, :n]
+            B, EB = J[:, n:].toarray(), E[:, n:].toarray()
+        else:
+            A, EA, B, EB = J[:, :n], E[:, :n], J[:, n:], E[:, n:]
+        steps = np.abs(np.ravel(info.get("step")))
+        hy, ht = steps[:n], steps[n:]
+        yinfo = tinfo = info
     else:
-        fac = None
-        G, w0 = Section(sim, z, idx_t), theta
-        o = derivative_options(section_options(opts, z, idx_t), _d.jacobian, "implicit")
-    B, EB, tinfo = _block(ev, G, w0, o, None, what)
+        idx_y, idx_t = np.arange(n), np.arange(n, n + p)
+        oy = derivative_options(section_options(opts, z, idx_y), _d.jacobian, "implicit")
+        A, EA, yinfo = _block(ev, Section(sim, z, idx_y), y, oy, pat, what)
+        if W is not None:
+            G, w0 = Along(sim, theta, W, n), np.zeros(1)
+            o = derivative_options(along_options(opts, z, n, W), _d.jacobian, "implicit")
+            o = {k: (v[n:] if k in ("step", "scale") and np.ndim(v) == 1 else v)
+                 for k, v in o.items()}
+            if o.get("bounds") is not None:
+                o["bounds"] = (o["bounds"][0][n:], o["bounds"][1][n:])
+            G = Section(G, np.concatenate([y, w0]), np.array([n]))
+        else:
+            G, w0 = Section(sim, z, idx_t), theta
+            o = derivative_options(section_options(opts, z, idx_t), _d.jacobian, "implicit")
+        B, EB, tinfo = _block(ev, G, w0, o, None, what)
+        hy, ht = np.abs(np.ravel(yinfo.get("step"))), np.abs(np.ravel(tinfo.get("step")))
     if opts.get("method", "central") != "complex":  # the complex step subtracts nothing
-        EA, EB = _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, mode == "jvp")
+        EA, EB = _parts_floor(A, EA, B, EB, z, n, hy, ht, mode == "jvp")
     if fac is not None:
         B, EB = B * fac, EB * fac
     if pat is not None:
@@ -387,10 +410,17 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
         fact = Dense(A)
         normA = fact.norm1
         relA = float(np.linalg.norm(EA, 1)) / normA if normA else np.inf
-    jinfo = Info(method=yinfo.get("method"),
-                 step=np.concatenate([np.ravel(yinfo.get("step")), np.ravel(tinfo.get("step"))]),
-                 failures=list(yinfo.get("failures", [])) + list(tinfo.get("failures", [])),
-                 n_groups=yinfo.get("n_groups"))
+    if yinfo is tinfo:  # one batch: the θ columns are dense, a group each
+        groups = yinfo.get("n_groups")
+        jinfo = Info(method=yinfo.get("method"), step=np.ravel(yinfo.get("step")),
+                     failures=list(yinfo.get("failures", [])),
+                     n_groups=None if groups is None else groups - B.shape[1])
+    else:
+        jinfo = Info(method=yinfo.get("method"),
+                     step=np.concatenate([np.ravel(yinfo.get("step")),
+                                          np.ravel(tinfo.get("step"))]),
+                     failures=list(yinfo.get("failures", [])) + list(tinfo.get("failures", [])),
+                     n_groups=yinfo.get("n_groups"))
     value, err, rho, cond = finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual,
                                    what, "∂F/∂y" if what == "F" else f"∂({what})/∂y")
     info = Info(error=err, residual=float(np.linalg.norm(r)), newton_step=rho, cond=cond,
@@ -487,14 +517,12 @@ def _block(ev: Counted, G, w0: np.ndarray, o: dict, pat, what: str):
     return J, E, info
 
 
-def _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, along: bool):
+def _parts_floor(A, EA, B, EB, z, n, hy, ht, along: bool):
     """The rounding floor of a residual's partials: F_i is computed from terms of about
     ρ_i = Σ_j |∂F_i/∂z_j|·|z_j| (it vanishes at the solution, its parts do not), whose
     rounding ε·ρ_i enters every difference: entry (i, j) errs by at least ε·ρ_i/h_j. (The
     values of the stencil, near zero, do not show the parts; simdiff's floor ε·|∂F/∂z_j|·s_j
     misses the other terms of the row.)"""
-    hy = np.abs(np.ravel(yinfo.get("step")))
-    ht = np.abs(np.ravel(tinfo.get("step")))
     if hy.shape != (n,) or ht.shape != (B.shape[1],) or np.any(hy == 0) or np.any(ht == 0):
         return EA, EB
     zy, zt = np.abs(z[:n]), np.abs(z[n:])
@@ -509,6 +537,13 @@ def _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, along: bool):
         floor = sp.csr_array((rho[coo.row] / hy[coo.col], (coo.row, coo.col)), shape=A.shape)
         return EA.maximum(floor), EB
     return np.maximum(EA, np.where(A != 0, rho[:, None] / hy[None, :], 0.0)), EB
+
+
+def _with_theta(pat, q: int):
+    """The pattern of [∂F/∂y, ∂F/∂θ·W]: ∂F/∂y's, padded with q dense columns."""
+    import scipy.sparse as sp
+
+    return sp.hstack([pat, sp.csr_array(np.ones((pat.shape[0], q)))], format="csr")
 
 
 def _y_pattern(sparsity, n: int, p: int):
