@@ -38,9 +38,10 @@ def test_central_missing_one_side_falls_back_to_one_sided_same_step():
     ev = DropRows(lambda x: x[1] > -1.2)  # the +h point of coordinate 1, at any step
     with pytest.warns(sd.SimdiffWarning, match=r"x\[1\].*rebuilt"):
         g, info = sd.gradient(f, X0, evaluator=ev, full_output=True)
-    # first batch 6 points; then f(x) for the one-sided fallback; then the entry is tried at
-    # steps 16x, 256x, 4096x shorter (2 points each), which fail here too
-    assert ev.batches == [6, 1, 2, 2, 2]
+    # first batch 6 points and f(x) (the central estimate's measured curvature, and the
+    # one-sided fallback's centre); then the entry is tried at steps 16x, 256x, 4096x shorter
+    # (2 points each), which fail here too
+    assert ev.batches == [7, 2, 2, 2]
     assert info.schemes[1].startswith("central (fallback")
     assert abs(g[1] - grad(X0)[1]) < 2e-5            # first order at the central step
     assert np.allclose(g[[0, 2]], grad(X0)[[0, 2]], rtol=1e-8)
