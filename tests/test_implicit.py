@@ -44,7 +44,7 @@ def test_linear_F_is_exact():
     J, info = sd.implicit.jacobian(F, y, th, full_output=True)
     truth = -np.linalg.solve(A, C)
     assert rel(J, truth) < 1e-9
-    assert info.nfev == 2 * (n + p) + 1 and info.nrounds == 2  # F(y, θ), [∂F/∂y, ∂F/∂θ]
+    assert info.nfev == 2 * (n + p) + 1 and info.nrounds <= 2  # [F(y, θ),] [∂F/∂y, ∂F/∂θ]
     assert np.all(info.error >= np.abs(J - truth))
 
 
