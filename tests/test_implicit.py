@@ -474,8 +474,8 @@ def test_bounds_on_the_stacked_vector():
     assert all(p[0] >= 1.2 and p[1] <= 0.6 for p in seen)
 
 
-def test_gmres_banded_400_fewer_runs_than_dense():
-    n = 400
+def test_gmres_banded_fewer_runs_than_dense():
+    n = 200
     F, A, B = bratu(n)
     th = np.array([1.0, 2.0])
     y = newton(F, A, np.zeros(n), th)
