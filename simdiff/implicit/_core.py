@@ -170,6 +170,14 @@ class Counted:
             V = V + self.K[None, :]
         return replace(batch, values=V)
 
+    @property
+    def on_failure(self) -> str:
+        return getattr(self.ev, "on_failure", "raise")
+
+    @on_failure.setter
+    def on_failure(self, mode: str) -> None:  # simdiff switches it while it collects failures
+        self.ev.on_failure = mode
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ev, name)
 
