@@ -485,3 +485,18 @@ def test_gmres_banded_fewer_runs_than_dense():
     assert rel(u, truth @ v) < 1e-6
     assert info.nfev < 2 * n  # a dense ∂F/∂y alone would take 2n
     assert np.all(info.error >= np.abs(u - truth @ v))
+
+
+def test_noise_option_goes_through_and_is_counted():
+    rng = np.random.default_rng(7)
+
+    def noisy(E_, p):
+        return kepler(E_, p) + 1e-9 * rng.standard_normal()
+
+    E = kepler_solution(1.2, 0.6)
+    d = 1 - 0.6 * np.cos(E)
+    truth = np.array([[1 / d, np.sin(E) / d]])
+    J, info = sd.implicit.jacobian(noisy, E, [1.2, 0.6], noise=1e-9, on_residual="warn",
+                                   full_output=True)
+    assert rel(J, truth) < 1e-4
+    assert np.all(info.error >= np.abs(J - truth))
