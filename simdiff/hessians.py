@@ -239,7 +239,8 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
 def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_step: Any = None,
             bounds: Any = None, vectorized: bool | None = None, n_jobs: int | None = None,
             backend: Any = None, evaluator: Any = None, full_output: bool = False,
-            noise: Any = None):
+            noise: Any = None, scale: Any = None, cache: Any = None, timeout: Any = None,
+            retries: Any = None, on_failure: Any = None):
     """The Hessian ∇²f of f: R^n -> R at x, shape (n, n), exactly symmetric.
 
     Parameters as for ``simdiff.gradient``; ``method`` must be "central". ``step``: None
@@ -268,45 +269,37 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     sim = as_simulator(f, vectorized=vectorized)
     warn_if_rounded(sim, x, "hessian")  # issue 13: offsets not re-weighted here
     box = _bounds_for(sim, bounds, x)
-    ev = resolve_evaluator(evaluator, n_jobs, backend)
+    ev = resolve_evaluator(evaluator, n_jobs, backend, cache=cache, timeout=timeout,
+                           retries=retries, on_failure=on_failure)
     n = x.shape[0]
-    scale = np.maximum(1.0, np.abs(x))
+    from .differentiate import _scale_for
+
+    typ = _scale_for(sim, scale, x)
+    scale = np.maximum(1.0, np.abs(x)) if typ is None else typ
     nz = setup_noise(noise, sim, x, ev, method, step, rel_step, deriv=2)  # noise.py
     ev = nz.evaluator
-    if adaptive:
-        h0 = 2.0 ** np.round(np.log2(ADAPTIVE_START * scale))
-    else:
-        h0 = base_steps(x, scheme("central", 2, deriv=2), step, rel_step) if nz.steps is None else nz.steps
-    h0, sigma, free = _fit(x, h0, box)
-    pts = PointSet(n)
     failures: list = []
-    F = ok = None
-    nfev = 0
-    if not adaptive:
-        wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
-        level = _Level(pts, x, h0, sigma, free, wide)
-        F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
-        eps = _take_eps(failures)
-        if eps > 1.5 * EPS and step is None and rel_step is None:
-            # float32 outputs: the steps were planned for float64 values; once more, longer
-            h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, eps=eps)
-            h0, sigma, free = _fit(x, h0, box)
-            pts = PointSet(n)
-            level = _Level(pts, x, h0, sigma, free, _fits_wide(x, h0, box))
-            F, ok, nfev = _evaluate(sim, pts, 0, ev, None, None, failures, nfev)
-            _take_eps(failures)
-        level.eps = eps
-        if np.iscomplexobj(F):  # a complex-valued f: its real and imaginary parts
-            Hr, Er, bad = _default_estimate(level, F.real.copy(), ok, scale)
-            Hi, Ei, _ = _default_estimate(level, F.imag.copy(), ok, scale)
-            H, E = Hr + 1j * Hi, Er + Ei
-        else:
-            H, E, bad = _default_estimate(level, F, ok, scale)
-        E = E if nz.level is None else E + hessian_noise_error(nz.level, h0)
-        H[bad] = E[bad] = np.nan
-        steps = h0
-    else:
-        H, E, bad, nfev, steps = _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures)
+    H, E, bad, nfev, steps, sigma, free = _pass(sim, x, box, ev, step, rel_step, adaptive, nz,
+                                                scale, failures)
+    # Inputs far below the unit scale (|x_j| < 1/64: two ions 5.6e-6 m apart, the unit-scale
+    # step 3e-4 jumps them past each other): a second pass with steps on their own scale; where
+    # the two disagree beyond their estimates the long steps saw what their model could not
+    # (the rule of ``refine.py``), else the sharper estimate is kept.
+    small = (x != 0) & (np.abs(x) < scale / 64) if (typ is None and (step is None or adaptive)
+                                                    and rel_step is None and nz.steps is None) \
+        else np.zeros(n, dtype=bool)
+    if small.any():
+        scale2 = np.where(small, np.abs(x), scale)
+        H2, E2, bad2, nfev2, steps2, _, _ = _pass(sim, x, box, ev, None, None, adaptive, nz,
+                                                  scale2, failures)
+        nfev += nfev2
+        touched = small[:, None] | small[None, :]
+        with np.errstate(invalid="ignore"):
+            disagree = np.abs(H - H2) > E + E2
+            take = touched & np.isfinite(H2) & (disagree | (E2 < E) | ~np.isfinite(H))
+        H, E = np.where(take, H2, H), np.where(take, E2, E)
+        bad = np.where(touched, bad & bad2, bad)
+        steps = np.where(small & np.diag(take), steps2, steps)
     for i, j in zip(*np.nonzero(np.triu(bad))):
         failures.append({"entry": (int(i), int(j)), "reason": "a point of its stencil failed"})
     if not full_output:
@@ -315,6 +308,50 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     return H, nz.annotate(Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
                    schemes=["shifted" if sigma[j] else ("fixed" if j in fixed else "central")
                             for j in range(n)], fixed=fixed))
+
+
+def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
+    """One Hessian on the steps of ``scale``: (H, E, bad, nfev, steps, sigma, free)."""
+    n = x.shape[0]
+    if adaptive:
+        h0 = 2.0 ** np.round(np.log2(ADAPTIVE_START * scale))
+    elif nz.steps is not None:
+        h0 = nz.steps
+    elif step is None and rel_step is None:
+        h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, typical=scale)
+    else:
+        h0 = base_steps(x, scheme("central", 2, deriv=2), step, rel_step)
+    h0, sigma, free = _fit(x, h0, box)
+    pts = PointSet(n)
+    F = ok = None
+    nfev = 0
+    if adaptive:
+        H, E, bad, nfev, steps = _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures)
+        return H, E, bad, nfev, steps, sigma, free
+    wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
+    level = _Level(pts, x, h0, sigma, free, wide)
+    level.scale = scale
+    F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
+    eps = _take_eps(failures)
+    if eps > 1.5 * EPS and step is None and rel_step is None and nz.steps is None:
+        # float32 outputs: the steps were planned for float64 values; once more, longer
+        h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, eps=eps, typical=scale)
+        h0, sigma, free = _fit(x, h0, box)
+        pts = PointSet(n)
+        level = _Level(pts, x, h0, sigma, free, _fits_wide(x, h0, box))
+        level.scale = scale
+        F, ok, nfev = _evaluate(sim, pts, 0, ev, None, None, failures, nfev)
+        _take_eps(failures)
+    level.eps = eps
+    if np.iscomplexobj(F):  # a complex-valued f: its real and imaginary parts
+        Hr, Er, bad = _default_estimate(level, F.real.copy(), ok, scale)
+        Hi, Ei, _ = _default_estimate(level, F.imag.copy(), ok, scale)
+        H, E = Hr + 1j * Hi, Er + Ei
+    else:
+        H, E, bad = _default_estimate(level, F, ok, scale)
+    E = E if nz.level is None else E + hessian_noise_error(nz.level, h0)
+    H[bad] = E[bad] = np.nan
+    return H, E, bad, nfev, h0, sigma, free
 
 
 def _take_eps(failures: list) -> float:
@@ -390,6 +427,7 @@ def _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures):
     eps = EPS
     for k in range(MAX_LEVELS):
         levels.append(_Level(pts, x, h0 / 2.0**k, sigma, free))
+        levels[-1].scale = scale
         if k < 2:
             continue  # the first batch holds three levels
         F, ok, nfev = _evaluate(sim, pts, done, ev, F, ok, failures, nfev)

@@ -214,6 +214,14 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                             own = abs(float(origin[i]))
                         cand[i] = ("closer", st, tried[i], own)
                     continue
+                bad_offs = t.offsets[~ok[t.rows]] if len(t.rows) else np.zeros(0)
+                if failed and rnd == CLOSER_ROUNDS and len(bad_offs) and \
+                        (np.all(bad_offs < 0) or np.all(bad_offs > 0)):
+                    # f fails on one side of x at every step tried (x sits on the edge of its
+                    # domain): the one-sided stencil of the same order, away from that side
+                    side = 1 if np.all(bad_offs < 0) else -1
+                    cand[i] = ("one-sided", one_sided(st.order, st.deriv, side), float(h[i]), None)
+                    continue
                 if rnd > 0:
                     continue
                 span = float(np.max(np.abs(t.offsets))) * t.h
@@ -243,10 +251,16 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                     take = disagree | (e2 < E[i]) | ~np.isfinite(D[i])
                 elif why == "widened":
                     take = np.ones_like(e2, dtype=bool)
-                else:  # closer: the entry had lost points
+                else:  # closer or one-sided: the entry had lost points
                     take = ~np.isfinite(D[i]) | (e2 < E[i]) | ("fallback" in terms[i].kind)
                 if np.all(take):
                     D[i], E[i], terms[i] = d2, e2, new_terms[i]
+                    if why == "one-sided":
+                        notes[i] = [f"one-sided:{new_terms[i].kind}"]
+                        lost = [L for L in lost if L.get("entry") != i] + [{
+                            "entry": i, "recovered": True,
+                            "reason": f"f failed on one side of x at every step tried; computed "
+                                      f"with a {new_terms[i].kind} stencil of the same order"}]
                     if why == "closer":
                         notes[i] = [f"closer:{new_terms[i].h:.3g}"]
                         lost = [L for L in lost if L.get("entry") != i] + [{
@@ -256,7 +270,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 elif np.any(take):
                     D[i] = np.where(take, d2, D[i])
                     E[i] = np.where(take, e2, E[i])
-            if not any(c[0] == "closer" for c in cand.values()):
+            if not any(c[0] in ("closer", "one-sided") for c in cand.values()):
                 break
     # on_failure="raise" allows a complete stencil at a shorter step, never a rebuild from
     # fewer points (that is what on_failure="skip" asks for)
@@ -344,6 +358,9 @@ def warn_unresolved(caller: str, sim, D: np.ndarray, E: np.ndarray, terms: list,
             if note.startswith("closer:"):
                 items.append(f"entry {i}: a stencil point failed; used a shorter step "
                              f"{note.split(':', 1)[1]} instead")
+            elif note.startswith("one-sided:"):
+                items.append(f"entry {i}: f failed on one side of x (the edge of its domain?); "
+                             f"used a {note.split(':', 1)[1]} stencil of the same order")
     if not items:
         return
     more = f" (and {len(items) - 8} more)" if len(items) > 8 else ""
