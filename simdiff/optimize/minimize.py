@@ -19,7 +19,7 @@ _ALIASES = {"l-bfgs-b": "bfgs", "quasi-newton": "bfgs", "nelder_mead": "nelder-m
             "neldermead": "nelder-mead", "gradient_descent": "gradient-descent", "gd": "gradient-descent"}
 
 _METHOD_OPTIONS = {
-    "bfgs": ("gtol", "ftol", "xtol", "maxiter", "switch", "speculate"),
+    "bfgs": ("gtol", "ftol", "xtol", "maxiter", "switch", "speculate", "memory"),
     "spsa": ("a", "c", "A", "alpha", "gamma", "pairs", "maxiter", "seed"),
     "nelder-mead": ("xatol", "fatol", "maxiter", "adaptive", "initial_simplex"),
     "cobyqa": ("maxiter", "initial_tr_radius", "final_tr_radius", "scale"),

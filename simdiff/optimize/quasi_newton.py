@@ -2,9 +2,12 @@
 
 One iteration, usually one parallel round:
 
-1. Direction. d = −H·g on the free variables, H the BFGS inverse-Hessian approximation
-   (Nocedal & Wright, Numerical Optimization, 2nd ed., (6.17)); H₀ = I, rescaled by sᵀy/yᵀy
-   before the first update (Shanno & Phua 1978). With bounds, a variable at a bound whose
+1. Direction. d = −H·g on the free variables, H the limited-memory BFGS inverse-Hessian
+   approximation of the last ``memory`` = 10 pairs (s, y), by the two-loop recursion with
+   H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980; Nocedal & Wright, Numerical
+   Optimization, 2nd ed., Alg. 7.4); ``memory=None`` uses the dense BFGS matrix (N&W (6.17)).
+   On the MGH set the limited memory with its rescaled H₀ needs fewer evaluations. The pairs
+   are Powell-damped (sᵀy ≥ 0.2·sᵀBs, Powell 1978) since the line search tests Armijo only. With bounds, a variable at a bound whose
    gradient points out of the box is held there (the projected quasi-Newton method of
    Bertsekas 1982, as in L-BFGS-B) and every trial point is projected onto the box.
 2. Speculative round. The trial point x + d AND the finite-difference stencil of the gradient
@@ -44,6 +47,7 @@ from .tally import BudgetExhausted
 __all__ = ["fd_bfgs"]
 
 DAMPED = True
+MAX_PAIRS = 30
 
 
 def _project(x: np.ndarray, box: Any) -> np.ndarray:
@@ -63,7 +67,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             ftol: float = 2.2e-12, xtol: float = 1e-14, maxiter: int | None = None,
             switch: float = 0.05, callback: Any = None, max_backtracks: int = 30,
             slots: int = 1, sigma: float = 0.0, stop_factor: float = 2.0,
-            speculate: Any = "auto"):
+            speculate: Any = "auto", memory: int | None = 10):
     n = x0.shape[0]
     hist = History()
     scheme = "forward"
@@ -118,7 +122,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             free = ~act
             d = np.zeros(n)
             if H is not None:
-                d[free] = -H[np.ix_(free, free)] @ pg[free]
+                d[free] = -_apply(H, pg, free, memory)
                 if not pg @ d < 0:
                     H = None
             if H is None:
@@ -233,6 +237,7 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
         yy = float(y @ y)
         H = _Inverse(np.eye(n) * (sy / yy))
         H.B = np.eye(n) * (yy / sy)
+    pairs = list(getattr(H, "pairs", []))
     rho = 1.0 / sy
     Hy = H @ y
     new = _Inverse(H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
@@ -241,7 +246,32 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     Bs = B @ s
     sBs = float(s @ Bs)
     new.B = B - np.outer(Bs, Bs) / sBs + rho * np.outer(y, y) if sBs > 0 else B
+    new.pairs = (pairs + [(s.copy(), y.copy())])[-MAX_PAIRS:]
     return new
+
+
+def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.ndarray:
+    """H·g on the free variables: the dense BFGS matrix, or (memory = m) the L-BFGS two-loop
+    recursion over the last m pairs with H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980),
+    restricted to the free coordinates."""
+    if not memory:
+        return H[np.ix_(free, free)] @ g[free]
+    q = g[free].copy()
+    pairs = [(s[free], y[free]) for s, y in getattr(H, "pairs", [])[-memory:]]
+    pairs = [(s, y) for s, y in pairs if s @ y > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y)]
+    if not pairs:
+        return H[np.ix_(free, free)] @ g[free]
+    alphas = []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (s @ y)
+        alphas.append(a)
+        q -= a * y
+    s, y = pairs[-1]
+    q *= (s @ y) / (y @ y)
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        b = (y @ q) / (s @ y)
+        q += (a - b) * s
+    return q
 
 
 class _Inverse(np.ndarray):
@@ -250,7 +280,9 @@ class _Inverse(np.ndarray):
     def __new__(cls, a: np.ndarray) -> _Inverse:
         obj = np.asarray(a).view(cls)
         obj.B = None
+        obj.pairs = []
         return obj
 
     def __array_finalize__(self, obj: Any) -> None:
         self.B = None
+        self.pairs = []
