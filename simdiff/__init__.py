@@ -65,6 +65,6 @@ __all__ = [
     "relative_error",
 ]
 
-from .optimize import least_squares, minimize  # noqa: E402  (issue 11: the optimizers)
+from .optimize import as_scipy, least_squares, minimize  # noqa: E402  (issue 11: the optimizers)
 
-__all__ += ["minimize", "least_squares"]
+__all__ += ["minimize", "least_squares", "as_scipy"]
