@@ -136,6 +136,16 @@ def _resolve_noise(tally: Tally, x0: np.ndarray, box: Any, noise: Any, seed: Any
 
 
 def estimate(tally: Tally, x0: np.ndarray, box: Any, seed: int) -> float:
+    """σ at x0: ``simdiff.noise_level`` (ECnoise) through the Tally when it is available and
+    no bound is in the way (its points are not bounds-aware), else ``fdgrad.estimate_noise``."""
+    from .. import noise as _noise_mod  # noqa: F401  (present since issue 10)
+
+    level = getattr(_noise_mod, "noise_level", None)
+    if level is not None and box is None:
+        est = level(tally.sim, x0, seed=seed, evaluator=tally)
+        lv = float(np.max(np.atleast_1d(est.level)))
+        if np.isfinite(lv) and lv >= 0:
+            return lv
     from .fdgrad import estimate_noise
 
     return estimate_noise(tally, x0, box, seed=seed)

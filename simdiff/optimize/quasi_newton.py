@@ -47,6 +47,8 @@ from .tally import BudgetExhausted
 __all__ = ["fd_bfgs"]
 
 DAMPED = True
+_ZERO = ("the gradient is indistinguishable from zero given its finite-difference error "
+         "estimate, and a last line search found no significant decrease")
 MAX_PAIRS = 30
 
 
@@ -80,6 +82,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
     maxiter = maxiter if maxiter is not None else 100 * n * 100
     H = None
     last_first_ok = False
+    probing = False
     try:
         g, err, f = fd_gradient(tally, x, scheme, box, noise)
         if f is None:
@@ -107,9 +110,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                     if g2 is not None:
                         g, err = g2, e2
                     continue
-                status, message = 0, ("the gradient is indistinguishable from zero given its "
-                                      "finite-difference error estimate")
-                break
+                if not probing:
+                    # confirm with one short line search: an error estimate can be pessimistic
+                    probing = True
+                else:
+                    status, message = 0, _ZERO
+                    break
             if np.max(np.abs(pg)) <= gtol:
                 status, message = 0, f"the projected gradient is below gtol={gtol:g}"
                 break
@@ -133,7 +139,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             accepted = False
             g_new = err_new = None
             x_new, f_new = x, f
-            for trial in range(max_backtracks):
+            for trial in range(3 if probing else max_backtracks):
                 xt = _project(x + t * d, box)
                 s = xt - x
                 if not np.any(s != 0) or np.max(np.abs(s) / np.maximum(1.0, np.abs(x))) < xtol:
@@ -156,6 +162,9 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                     break
                 t = backtrack(t, f, slope / t, ft, None if gt is None else float(gt @ s) / t)
             if not accepted:
+                if probing:
+                    status, message = 0, _ZERO
+                    break
                 if scheme == "forward":
                     scheme = "central"
                     g2, e2, _ = fd_gradient(tally, x, scheme, box, noise)
@@ -187,10 +196,18 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 H = _update(H, s, g_new - g)
             x, f, g, err = x_new, f_new, g_new, err_new
             nit += 1
+            if probing and df <= max(4.0 * sigma, 1e-14 * abs(f)):
+                probe_failed = True
+            else:
+                probe_failed = False
+            probing = False
             hist.record(tally, x, f, float(np.linalg.norm(s)), float(np.linalg.norm(g)),
                         float(np.linalg.norm(err)), scheme=scheme)
             if call_callback(callback, x, f, nit):
                 status, message = 4, STATUS[4]
+                break
+            if probe_failed:
+                status, message = 0, _ZERO
                 break
             if df <= ftol * max(abs(f), abs(f + df), 1.0) and scheme == "central":
                 status, message = 3, f"the relative decrease of f fell below ftol={ftol:g}"
