@@ -159,6 +159,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 if armijo(f, slope, ft, noise_tol):
                     accepted = True
                     x_new, f_new, g_new, err_new = xt, ft, gt, et
+                    if H is None and trial == 0 and f - ft >= -0.5 * slope:
+                        # steepest descent of unknown scale, f still falling nearly linearly:
+                        # expand the step tenfold while it keeps paying (as a Moré–Thuente
+                        # search would), each trial one point
+                        x_new, f_new, g_new, err_new = _expand(tally, x, d, t, f_new, box,
+                                                               x_new, g_new, err_new)
                     break
                 t = backtrack(t, f, slope / t, ft, None if gt is None else float(gt @ s) / t)
             if not accepted:
@@ -218,6 +224,21 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
         status, message = 2, STATUS[2]
     return make_result(tally, x, f, g, nit, status, message, hist, "bfgs",
                        grad_error=err, scheme=scheme)
+
+
+def _expand(tally: Any, x: np.ndarray, d: np.ndarray, t: float, ft: float, box: Any,
+            xt: np.ndarray, gt: Any, et: Any):
+    best = (xt, ft, gt, et)
+    for _ in range(8):
+        t *= 10.0
+        xe = _project(x + t * d, box)
+        if np.array_equal(xe, best[0]):
+            break
+        fe = tally.value(xe)
+        if fe is None or not fe < best[1]:
+            break
+        best = (xe, fe, None, None)
+    return best
 
 
 def _curv(H: Any) -> np.ndarray | None:
