@@ -19,6 +19,7 @@ in ``simdiff/cache.py``, the bar in ``simdiff/progress.py``.
 from __future__ import annotations
 
 import cmath
+import logging
 import math
 import os
 import time
@@ -45,6 +46,10 @@ from .errors import (
 from .progress import PROGRESS, Progress
 from .simulator import Simulator, as_simulator
 from .workers import Event, timeout_error
+
+#: Each batch (INFO), each run (DEBUG), each retry and failure (INFO); silent unless the
+#: application configures logging (the library adds no handler; ``simdiff -v`` does).
+log = logging.getLogger("simdiff.evaluate")
 
 __all__ = [
     "ON_FAILURE",
@@ -671,6 +676,9 @@ class Evaluator:
                     continue
             run.queue.append(i)
         run.progress = Progress(len(run.queue), self.progress)
+        log.info("batch of %d point(s) of %s: %d to run, %d from the cache, %d repeated",
+                 k, sim.name or type(sim).__name__, len(run.queue), k - len(run.queue) - len(copies),
+                 len(copies))
         try:
             if sim.vectorized:
                 run.vectorized()
@@ -689,6 +697,7 @@ class Evaluator:
             if j in failed:
                 run.failures.append(Failure(i, X[i].copy(), failed[j].cause, failed[j].attempts))
         failures = sorted(run.failures, key=lambda f: f.index)
+        log.info("batch done: %d run(s), %d failed point(s)", run.nfev, len(failures))
         self.failures.extend(failures)
         if failures and self.on_failure == "raise":
             raise_failures(failures, sim)
@@ -754,6 +763,8 @@ class _Run:
                 error: Any = None) -> None:
         self.nfev += 1
         self.ev.nfev += 1
+        log.debug("point %d, attempt %d, on %s: %s in %.3g s%s", i, self.attempts[i], worker, status,
+                  seconds, f" ({error})" if error is not None else "")
         self.ev.log.append({
             "point": self.X[i].copy(), "value": value, "seconds": seconds,
             "attempt": self.attempts[i], "worker": worker, "status": status, "error": error,
@@ -768,12 +779,15 @@ class _Run:
 
     def _fail(self, i: int, cause: Any) -> None:
         if self.attempts[i] <= self.ev.retries and not self.stop:
+            log.info("point %d failed (%s); retry %d of %d", i, cause, self.attempts[i], self.ev.retries)
             self.queue.appendleft(i)
             return
         self._final_failure(i, cause)
 
     def _final_failure(self, i: int, cause: Any) -> None:
         self.failures.append(Failure(i, self.X[i].copy(), cause, self.attempts[i]))
+        log.info("point %d failed after %d attempt(s): %s (x = %s)", i, self.attempts[i], cause,
+                 _fmt_point(self.X[i]))
         self._finished()
         if self.ev.on_failure == "raise":
             self.stop = True

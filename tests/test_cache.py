@@ -129,7 +129,7 @@ def _run(tmp_path, k, how="self", n_jobs=1, sleep=0.0, timeout=None):
 
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_killed_run_resumes_with_only_the_missing_points(tmp_path, k):
-    total = 2 * 4  # central Jacobian, n = 4
+    total = 2 * 4 + 1  # central Jacobian, n = 4, and f(x)
     killed, work = _run(tmp_path, k)
     assert killed.returncode == 17, killed.stderr
     assert _evals(work) == k
@@ -144,7 +144,7 @@ def test_killed_run_resumes_with_only_the_missing_points(tmp_path, k):
 def test_run_killed_while_workers_compute_resumes(tmp_path):
     # the k-th evaluation, in a worker (timeout= keeps every point in workers), kills the main
     # process; the points finished before it survive in the cache
-    total = 2 * 4
+    total = 2 * 4 + 1
     killed, _work = _run(tmp_path, k=5, how="parent", n_jobs=2, sleep=0.05, timeout=60)
     assert killed.returncode == -9
     done = len(DiskCache(tmp_path / "cache"))
@@ -317,7 +317,7 @@ def test_a_killed_run_of_a_partial_resumes_with_only_the_missing_points(tmp_path
     (tmp_path / "mysims.py").write_text(MODULE)
     work = tmp_path / "work"
     work.mkdir()
-    k, total = 5, 8
+    k, total = 5, 9  # central gradient, n = 4: x ± h e_j and f(x)
     script = RESUME.format(where=str(tmp_path), work=str(work), k=k, cache=str(tmp_path / "cache"),
                            out=str(tmp_path / "g.npy"))
     run = lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: E731
