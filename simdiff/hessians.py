@@ -328,7 +328,9 @@ def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
     if adaptive:
         H, E, bad, nfev, steps = _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures)
         return H, E, bad, nfev, steps, sigma, free
-    wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
+    # the wide diagonal nodes are for smooth f: with noise= the plain scheme and its noise term
+    wide = _fits_wide(x, h0, box) if step is None and rel_step is None and nz.steps is None \
+        else None
     level = _Level(pts, x, h0, sigma, free, wide)
     level.scale = scale
     F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
