@@ -366,9 +366,13 @@ def _plot_history(history: list, path: str, title: str) -> None:
     fig = Figure(figsize=(6.4, 4.6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(nfev, fun, "o-", ms=3)
-    if all(v > 0 for v in fun if math.isfinite(v)):
+    finite = [v for v in fun if math.isfinite(v)]
+    positive = [v for v in finite if v > 0]
+    if positive and all(v >= 0 for v in finite):  # log scale; exact zeros drawn at the floor
+        floor = min(positive) / 10
+        fun = [max(v, floor) if math.isfinite(v) else v for v in fun]
         ax.set_yscale("log")
+    ax.plot(nfev, fun, "o-", ms=3)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("objective")
     ax.set_title(title)

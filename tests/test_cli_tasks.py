@@ -184,9 +184,11 @@ def test_noise_verb(capsys, models):
 def test_minimize_and_least_squares_verbs(capsys, models):
     if not hasattr(sd, "minimize") or not hasattr(sd, "least_squares"):
         pytest.skip("simdiff.minimize / least_squares are not in this tree yet (branch opt)")
+    png = models / "history.png"
     out = run_json(capsys, "minimize", "python", "--set", "function=scipy.optimize:rosen",
-                   "--x0", "-1.2,1", "--maxfev", "3000")
+                   "--x0", "-1.2,1", "--maxfev", "3000", "--plot", str(png))
     assert out["x"]["x0"] == pytest.approx(1.0, abs=1e-3) and out["nfev"] <= 3000
+    assert out["history"] and png.stat().st_size > 1000
     out = run_json(capsys, "least-squares", "python", "--set", "function=cli_models:res",
                    "--x0", "-1.2,1", "--maxfev", "3000")
     assert out["x"]["x1"] == pytest.approx(1.0, abs=1e-4) and out["cost"] < 1e-8
