@@ -213,6 +213,9 @@ def test_adapters_name_shows_inputs_outputs_and_config_defaults(capsys):
     keys = {c["key"]: c for c in doc["config"]}
     assert keys["command"]["required"] and keys["keep"]["default"] == "failed"
     assert doc["inputs_from"] == "inputs" and "argv" in keys["command"]["doc"]
+    for name in ("python", "mujoco", "pendulum"):  # every built-in documents every key
+        doc = run_json(capsys, "adapters", name)
+        assert all(c["doc"] for c in doc["config"]), [c["key"] for c in doc["config"] if not c["doc"]]
     code, _, err = run(capsys, "adapters", "projectil")
     assert code == 2 and "did you mean 'projectile'" in err
 
