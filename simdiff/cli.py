@@ -273,7 +273,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "bounds", None):
         opts["bounds"] = co.parse_bounds(args.bounds)
     if getattr(args, "v", None):
-        opts["v"] = {n: co._number(t, "--v", n) for n, t in co.named_text(args.v, "--v", "speed=1")}
+        tokens = [t.strip() for item in args.v for t in split_commas(item) if t.strip()]
+        if tokens and not any("=" in t for t in tokens):  # bare values, in input order
+            opts["v"] = [co._number(t, "--v", f"v[{k}]") for k, t in enumerate(tokens)]
+        else:
+            opts["v"] = {n: co._number(t, "--v", n) for n, t in co.named_text(args.v, "--v", "speed=1")}
     return opts
 
 

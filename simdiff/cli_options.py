@@ -164,7 +164,7 @@ def parse_at(items: Sequence[str] | str, inputs: Sequence[str] | None,
                 form = (f"; the form is NAME=VALUE, such as {option} {name.strip()}={_.strip()}"
                         if sep else "; the form is NAME=VALUE,... (or bare numbers in input order)")
                 raise UsageError(f"{option}: {t!r} is not a number{form}") from None
-            values.append(_number(t, option, f"x[{len(values)}]" if inputs is None
+            values.append(_number(t, option, f"x{len(values)}" if inputs is None
                                   else (inputs[len(values)] if len(values) < len(inputs) else "")))
         if inputs is not None and len(values) != len(inputs):
             raise UsageError(f"{option}: {len(values)} value(s) given, but the inputs are "

@@ -85,6 +85,8 @@ def test_jvp_along_named_inputs_missing_ones_are_zero(capsys):
     out = run_json(capsys, "jvp", "projectile", "--at", AT, "--v", "speed=1,angle=0.1", "--output", "range")
     assert out["jvp"] == pytest.approx(range_grad(20, 0.6) @ [1.0, 0.1], rel=1e-7)
     assert out["v"] == {"speed": 1.0, "angle": 0.1, "drag": 0.0} and out["nfev"] >= 2
+    bare = run_json(capsys, "jvp", "projectile", "--at", AT, "--v", "1,0.1,0", "--output", "range")
+    assert bare["jvp"] == out["jvp"]
     full = run_json(capsys, "jvp", "projectile", "--at", AT, "--v", "speed=1")
     assert len(full["jvp"]) == 3 and full["jvp"][0] == pytest.approx(range_grad(20, 0.6)[0], rel=1e-7)
 
