@@ -78,6 +78,7 @@ from functools import lru_cache
 import numpy as np
 
 from .plan import PointSet
+from .simulator import warn_if_rounded
 from .steps import EPS
 
 __all__ = ["adaptive_directional", "ROUNDING_FACTOR", "TARGET", "MAX_ROUNDS", "UNIT_STEP"]
@@ -449,6 +450,7 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     scalar (bool: the simulator returned floats).
     """
     r, n = U.shape
+    warn_if_rounded(sim, x, "adaptive step", stacklevel=4)  # issue 13: offsets not re-weighted
     dirs = [_start(scale[i], t_lo[i], t_hi[i], side) for i in range(r)]
     for d, s_ in zip(dirs, scale):
         d.scale = float(s_)

@@ -220,6 +220,7 @@ class CheckReport:
     reports: list = field(default_factory=list, repr=False)
     point_index: int = 0
     strict: bool = False
+    noise_tol: float = 0.0  # with noise=: the numerical side's own relative error, added to tol
 
     @property
     def error(self) -> float:
@@ -231,11 +232,11 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.error < self.tol)
+        return bool(self.error < self.tol + self.noise_tol)
 
     @property
     def verdict(self) -> str:
-        return verdict_for(self.error)
+        return verdict_for(max(self.error - self.noise_tol, 0.0) if self.noise_tol else self.error)
 
     @property
     def worst(self) -> list:
@@ -265,7 +266,8 @@ class CheckReport:
         if n_bad and self.passed:
             note = " (the norm passes; strict=True would fail them)"
         return (f"check_{self.kind}: {word} — relative error {self.relative_error:.2e}, "
-                f"worst entry {self.entry_error:.2e} (tol {self.tol:g}); "
+                f"worst entry {self.entry_error:.2e} (tol {self.tol:g}"
+                + (f" + noise {self.noise_tol:.1e}" if self.noise_tol else "") + "); "
                 f"{n_bad} of {self.mismatched.size} entries mismatched{note}")
 
     def __str__(self) -> str:
@@ -330,7 +332,10 @@ def check_gradient(f: Any, grad: Any, x: Any, *, tol: float = DEFAULT_TOL, point
         where forward and backward differences disagree), "all", or "off".
     inputs : names of the entries of x (default: ``f.inputs`` when f has them).
     max_rows : rows of the table ``str(report)`` shows.
-    **opts : options of ``simdiff.gradient`` (method, order, step, n_jobs, evaluator, bounds, …).
+    **opts : options of ``simdiff.gradient`` (method, order, step, n_jobs, evaluator, bounds, …);
+        ``noise=`` (a level, a NoiseEstimate or "estimate") makes the numerical side noise-aware
+        (central differences at noise-optimal steps instead of the adaptive search) and adds the
+        noise's relative error to ``tol`` (``noise_tol``).
 
     Returns
     -------
@@ -673,7 +678,19 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         abs_error=d.reshape(shape), rel_error=rel.reshape(shape), fd_error=E.reshape(shape),
         step=steps.copy(), mismatched=mism.reshape(shape), relative_error=float(rel_err_total),
         entry_error=entry_error, tol=tol, entries=entries, hints=hints, nonsmooth=kinks,
-        method=method, nfev=nfev, max_rows=max_rows)
+        method=method, nfev=nfev, max_rows=max_rows,
+        noise_tol=_noise_tol(A, N, E, use, opts))
+
+
+def _noise_tol(A, N, E, use, opts):
+    """With ``noise=`` given: ‖E‖ / (‖A‖ + ‖N‖) over the entries that count, the relative error
+    the noise alone explains (E holds the 3σ noise term, ``simdiff.noise``); 0 otherwise. It is
+    added to ``tol`` and taken off the error before the verdict, so a correct gradient of a noisy
+    f passes and an error beyond the noise still fails."""
+    if opts.get("noise") is None or not use.any():
+        return 0.0
+    den = float(np.linalg.norm(A[use]) + np.linalg.norm(N[use]))
+    return float(np.linalg.norm(E[use]) / den) if den > 0 and np.isfinite(E[use]).all() else 0.0
 
 
 def _pinned(f, x, opts) -> np.ndarray:

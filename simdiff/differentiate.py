@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, OutputError
-from .evaluate import resolve_evaluator
+from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .refine import run_partials, warn_unresolved
-from .simulator import Simulator, as_simulator
+from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
+from .noise import adaptive_with_noise, noise_error, setup_noise
 from .steps import base_steps, normalize_bounds, typical_scale
 
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
@@ -48,6 +49,11 @@ __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
 class Info(dict):
     """The ``info`` of ``full_output=True``: a dict whose keys are also attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "failures" in self:  # one record type with a kind (evaluate.Failure)
+            self["failures"] = failure_records(self["failures"])
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -102,6 +108,7 @@ def _bounds_for(sim: Simulator, bounds: Any, x: np.ndarray):
 
 def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
     """Evaluate the plan's batch, repair failed entries, assemble: (D, E, nfev, failures)."""
+    plan = written_plan(sim, plan)  # the points as the simulator reads them (issue 13)
     points = plan.points
     nfev = 0
     failures: list[dict] = []
@@ -133,6 +140,7 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
         nfev += batch.nfev
         F, ok = batch.values[:0], batch.ok[:0]
     D, E, lost = assemble(plan, F, ok)
+    E = noise_error(plan, F, ok, D, E)  # noise given (noise=) or seen in the values (noise.py)
     failures.extend(lost)
     return D, E, nfev, failures, batch.scalar
 
@@ -182,20 +190,23 @@ def _scale_for(sim: Simulator, scale: Any, x: np.ndarray) -> np.ndarray | None:
     return typical_scale(scale, x)
 
 
-def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller):
-    """Every partial derivative with a fixed-step stencil (``refine.run_partials``):
-    (D (n, m), E (n, m), nfev, failures, plan, scalar)."""
+def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller, noise=None):
+    """Every partial derivative with a fixed-step stencil (``refine.run_partials``), with the
+    noise of ``noise=`` or seen in the values (``noise.py``): (D (n, m), E (n, m), nfev,
+    failures, plan, scalar, nz)."""
     n = x.shape[0]
     typ = _scale_for(sim, scale, x)
-    auto = step is None and rel_step is None and typ is None
-    h = base_steps(x, st, step, rel_step, typical=typ)
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=typ, bounds=box)
+    auto = step is None and rel_step is None and typ is None and nz.steps is None
+    h = base_steps(x, st, step, rel_step, typical=typ) if nz.steps is None else nz.steps
     lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
     s = typ if typ is not None else np.maximum(1.0, np.abs(x))
-    D, E, nfev, failures, plan, scalar, notes = run_partials(
-        sim, x, np.eye(n), x.copy(), lo, hi, s, st, h, ev, auto=auto, partial=True,
-        unit_scale=None if typ is not None else s)
+    with nz:
+        D, E, nfev, failures, plan, scalar, notes = run_partials(
+            sim, x, np.eye(n), x.copy(), lo, hi, s, st, h, nz.evaluator, auto=auto, partial=True,
+            unit_scale=None if typ is not None else s)
     warn_unresolved(caller, sim, D, E, plan.terms, notes, stacklevel=4)
-    return D, E, nfev, failures, plan, scalar
+    return D, E, nfev, failures, plan, scalar, nz
 
 
 ADAPTIVE = "adaptive"
@@ -374,7 +385,7 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
              vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
              evaluator: Any = None, full_output: bool = False, sparsity: Any = None,
              cache: Any = None, timeout: Any = None, retries: Any = None,
-             on_failure: Any = None, _caller: str = "jacobian"):
+             on_failure: Any = None, noise: Any = None, _caller: str = "jacobian"):
     """The Jacobian J[i, j] = ∂f_i/∂x_j of f: R^n -> R^m at x, shape (m, n) always.
 
     See the module docstring for the options; the step rule is in ``simdiff.steps``.
@@ -386,12 +397,17 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         (matrix, if S is a sparse matrix) when S is sparse, dense otherwise;
         ``info.groups`` lists the column groups, ``info.n_groups`` counts them.
 
+    noise : None, a level (float or array (m,)), a ``NoiseEstimate``, or "estimate" (see
+        ``simdiff.noise``): noise-optimal steps and the noise term in ``info.error``
+        (``info.noise`` is the level used); it replaces step="adaptive".
+
     Returns
     -------
     J : ndarray (m, n), or ``(J, info)`` with ``full_output=True``; info.error is (m, n).
     """
     x = as_point(x)
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
@@ -401,23 +417,26 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
         return (J, info) if full_output else J
     if adaptive:
-        D, E, nfev, failures, steps, schemes, _ = _adaptive_partials(sim, x, box, ev, method,
-                                                                     scale, _caller)
+        D, E, nfev, failures, steps, schemes, _ = adaptive_with_noise(
+            lambda e: _adaptive_partials(sim, x, box, e, method, scale, _caller), x, ev, method,
+            sim, box)  # noise.py
         J = np.ascontiguousarray(D.T)
         if not full_output:
             return J
         return J, _adaptive_info(np.ascontiguousarray(E.T), nfev, steps, schemes, method, failures)
     if st is None:
+        nz = setup_noise(noise, sim, x, ev, method, step, rel_step, bounds=box)
         h = base_steps(x, st, step, rel_step, typical=_scale_for(sim, scale, x))
         plan = plan_partials(x, st, h, box)
-        D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+        with nz:
+            D, E, nfev, failures, _ = _run(sim, plan, nz.evaluator, method)
     else:
-        D, E, nfev, failures, plan, _ = _partials(sim, x, st, step, rel_step, scale, box, ev,
-                                                  method, _caller)
+        D, E, nfev, failures, plan, _, nz = _partials(sim, x, st, step, rel_step, scale, box, ev,
+                                                      method, _caller, noise)
     J = np.ascontiguousarray(D.T)
     if not full_output:
         return J
-    return J, _info(np.ascontiguousarray(E.T), nfev, plan, method, failures)
+    return J, nz.annotate(_info(np.ascontiguousarray(E.T), nfev, plan, method, failures))
 
 
 def gradient(f: Any, x: Any, **opts: Any):
@@ -444,7 +463,8 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                step: Any = None, rel_step: Any = None, scale: Any = None, bounds: Any = None,
                vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
                evaluator: Any = None, full_output: bool = False, cache: Any = None,
-               timeout: Any = None, retries: Any = None, on_failure: Any = None):
+               timeout: Any = None, retries: Any = None, on_failure: Any = None,
+               noise: Any = None):
     """The derivative f'(x) of f: R -> R at the float x.
 
     A callable is called with a float (with a (k,) array when ``vectorized``); a Simulator
@@ -456,7 +476,8 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
             "(use simdiff.gradient or simdiff.jacobian for several variables)"
         )
     xa = as_point(np.reshape(np.asarray(x, dtype=float) if not np.iscomplexobj(x) else x, (1,)))
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, xa, method, order, step, rel_step, bounds, vectorized,
@@ -464,19 +485,22 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                                         scalar_input=not isinstance(f, Simulator), cache=cache,
                                         timeout=timeout, retries=retries, on_failure=on_failure)
     if adaptive:
-        D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method,
-                                                                          scale, "derivative")
+        D, E, nfev, failures, steps, schemes, scalar = adaptive_with_noise(
+            lambda e: _adaptive_partials(sim, xa, box, e, method, scale, "derivative"), xa, ev,
+            method, sim, box)  # noise.py
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
     elif st is None:
+        nz = setup_noise(noise, sim, xa, ev, method, step, rel_step, bounds=box)
         h = base_steps(xa, st, step, rel_step, typical=_scale_for(sim, scale, xa))
         plan = plan_partials(xa, st, h, box)
-        D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
-        info = _info(E, nfev, plan, method, failures)
+        with nz:
+            D, E, nfev, failures, scalar = _run(sim, plan, nz.evaluator, method)
+        info = nz.annotate(_info(E, nfev, plan, method, failures))
     else:
-        D, E, nfev, failures, plan, scalar = _partials(sim, xa, st, step, rel_step, scale, box, ev,
-                                                       method, "derivative")
-        info = _info(E, nfev, plan, method, failures)
-    value = float(D[0, 0]) if scalar else D[0].copy()
+        D, E, nfev, failures, plan, scalar, nz = _partials(sim, xa, st, step, rel_step, scale, box,
+                                                           ev, method, "derivative", noise)
+        info = nz.annotate(_info(E, nfev, plan, method, failures))
+    value = D[0, 0].item() if scalar else D[0].copy()  # a complex f gives a complex value
     if not full_output:
         return value
     info.error = float(E[0, 0]) if scalar else E[0].copy()
@@ -488,7 +512,7 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
         step: Any = None, rel_step: Any = None, scale: Any = None, bounds: Any = None,
         vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
         evaluator: Any = None, full_output: bool = False, cache: Any = None,
-        timeout: Any = None, retries: Any = None, on_failure: Any = None):
+        timeout: Any = None, retries: Any = None, on_failure: Any = None, noise: Any = None):
     """The directional derivative J(x)·v: shape (m,), or a float when f returns a float.
 
     The stencil runs along u = v/‖v‖₂ and the result is scaled by ‖v‖₂. The step t along u
@@ -502,7 +526,8 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
     v = as_point(v, "v") if np.any(np.asarray(v, dtype=float) != 0) else np.asarray(v, dtype=float)
     if v.shape != x.shape:
         raise ArgumentError(f"v must have the shape of x, {x.shape}; got shape {v.shape}")
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
@@ -547,20 +572,25 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
         info = _info(err, nfev, plan, method, failures)
         info.step = float(plan.steps[0])
     else:
-        auto = step is None and rel_step is None
-        if auto:
+        nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=np.array([s_t]),
+                         direction=u, bounds=box)
+        auto = step is None and rel_step is None and nz.steps is None
+        if nz.steps is not None:
+            h = float(nz.steps[0])
+        elif auto:
             h = float(np.min(base_steps(x, st, None, None, typical=s_j)[moved] / np.abs(u[moved])))
             h = float(2.0 ** np.floor(np.log2(h)))
         else:
             h = float(base_steps(np.array([s_t]), st, step, rel_step, scale=np.array([s_t]))[0])
         t_lo, t_hi = direction_range(x, u, box)
-        D, E, nfev, failures, plan, scalar, notes = run_partials(
-            sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]), np.array([s_t]),
-            st, np.array([h]), ev, auto=auto, partial=False)
-        D, E, nfev = _correct_direction(sim, x, u, plan, D, E, nfev, ev, st, s_t, box)
+        with nz:
+            D, E, nfev, failures, plan, scalar, notes = run_partials(
+                sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]),
+                np.array([s_t]), st, np.array([h]), nz.evaluator, auto=auto, partial=False)
+        D, E, nfev = _correct_direction(sim, x, u, plan, D, E, nfev, nz.evaluator, st, s_t, box)
         warn_unresolved("jvp", sim, D, E, plan.terms, notes, what="direction")
         out, err = D[0] * norm, E[0] * norm
-        info = _info(err, nfev, plan, method, failures)
+        info = nz.annotate(_info(err, nfev, plan, method, failures))
         info.step = float(plan.steps[0])
     if scalar and out.shape == (1,):
         out, info["error"] = out[0].item(), info["error"][0].item()

@@ -58,6 +58,8 @@ __all__ = [
     "EvaluatorProtocol",
     "Failure",
     "SerialEvaluator",
+    "failure_records",
+    "repair_note",
     "resolve_evaluator",
     "stack_outputs",
 ]
@@ -65,21 +67,89 @@ __all__ = [
 ON_FAILURE = ("raise", "skip")
 
 
-@dataclass
-class Failure:
-    """One point that could not be evaluated."""
+class Failure(dict):
+    """One failure record: the one shape of ``info.failures``, ``Evaluator.failures`` and
+    ``SimulationError.failures``.
 
-    index: int
-    point: np.ndarray
-    cause: Any
-    attempts: int = 1
+    A dict whose keys are also attributes; every record has every key (None where it does not
+    apply), and ``kind`` says which it is:
 
-    def as_dict(self) -> dict:
-        return {"index": self.index, "point": self.point, "cause": self.cause,
-                "attempts": self.attempts}
+    ``kind="evaluation"``
+        A point that could not be evaluated: ``index`` (its row in the batch), ``point``,
+        ``cause`` (the exception, or a description), ``attempts``, and ``reason`` (the cause
+        as text).
+    ``kind="repair"``
+        A derivative entry some of whose points failed: ``entry`` (its index, or (i, j) for a
+        Hessian), ``reason`` (what was done), ``recovered`` (True: rebuilt from the surviving
+        points at a lower order; False: NaN).
+
+    ``Failure(index, point, cause, attempts)`` builds an evaluation record, ``repair_note(entry,
+    reason, recovered)`` a repair record; ``failure_records`` turns older plain dicts into
+    records.
+    """
+
+    KINDS = ("evaluation", "repair")
+
+    def __init__(self, index: int | None = None, point: Any = None, cause: Any = None,
+                 attempts: int = 1, *, kind: str = "evaluation", entry: Any = None,
+                 reason: str | None = None, recovered: bool | None = None, **extra: Any) -> None:
+        if kind not in self.KINDS:
+            raise ArgumentError(f"kind must be one of {self.KINDS}; got {kind!r}")
+        if reason is None and cause is not None:
+            reason = _fmt_cause(cause)
+        super().__init__(kind=kind, index=index, point=point, cause=cause, attempts=attempts,
+                         entry=entry, reason=reason, recovered=recovered, **extra)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def as_dict(self) -> "Failure":
+        """A copy (a record, so a dict too)."""
+        return Failure(**self)
+
+    def __reduce__(self):
+        return (_failure_from_dict, (dict(self),))
 
     def __str__(self) -> str:
-        return f"point {self.index} x={_fmt_point(self.point)}: {_fmt_cause(self.cause)}"
+        if self["kind"] == "repair":
+            return f"entry {self['entry']}: {self['reason']}"
+        return f"point {self['index']} x={_fmt_point(self['point'])}: {_fmt_cause(self['cause'])}"
+
+
+def _failure_from_dict(d: dict) -> Failure:
+    return Failure(**d)
+
+
+def repair_note(entry: Any, reason: str, recovered: bool = False, **extra: Any) -> Failure:
+    """A ``kind="repair"`` record: derivative entry ``entry`` lost points; ``reason`` says how it
+    was handled."""
+    return Failure(None, None, None, 0, kind="repair", entry=entry, reason=reason,
+                   recovered=bool(recovered), **extra)
+
+
+def failure_records(items: Any) -> list:
+    """``items`` (records or plain dicts: a dict with ``entry`` is a repair note, anything else an
+    evaluation failure) as a list of ``Failure`` records."""
+    out = []
+    for f in items or []:
+        if isinstance(f, Failure):
+            out.append(f)
+        elif isinstance(f, dict):
+            d = dict(f)
+            if "kind" not in d:
+                d["kind"] = "repair" if "entry" in d and "index" not in d else "evaluation"
+            if d["kind"] == "repair":
+                d.setdefault("attempts", 0)
+            out.append(Failure(**d))
+        else:
+            out.append(Failure(None, None, f))
+    return out
 
 
 @dataclass
@@ -135,6 +205,11 @@ def raise_failures(failures: Sequence[Failure], sim: Simulator) -> None:
         cause=first.cause,
         failures=[f.as_dict() for f in failures],
     )
+    # the program's exit code, work dir and output tails, also on the outer error
+    for name in ("returncode", "workdir", "stdout_tail", "stderr_tail"):
+        value = getattr(first.cause, name, None)
+        if value is not None:
+            setattr(err, name, value)
     if isinstance(first.cause, BaseException):
         raise err from first.cause
     raise err

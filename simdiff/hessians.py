@@ -53,9 +53,10 @@ from .differentiate import Info, _bounds_for, _method, as_point
 from .errors import ArgumentError, OutputError
 from .evaluate import resolve_evaluator
 from .plan import PointSet, _length
-from .simulator import as_simulator
+from .simulator import as_simulator, warn_if_rounded
 from .stencils import scheme
 from .steps import EPS, base_steps, realize
+from .noise import hessian_noise_error, setup_noise
 
 __all__ = ["hessian", "MAX_LEVELS"]
 
@@ -100,6 +101,7 @@ class _Level:
                     self.wide[j] = tuple(pts.add(_shift(x, {j: t * h[j]})) for t in (-2, 2))
         self.n = n
         self.scale = np.maximum(1.0, np.abs(x))
+        self.eps = EPS  # the outputs' unit roundoff, set once f has answered (float32: 2^-23)
 
     def assemble(self, F: np.ndarray, ok: np.ndarray):
         """H (n, n), rounding (n, n), and the entries whose points failed.
@@ -127,11 +129,11 @@ class _Level:
         d = np.abs(np.diag(H))
         for j, rows in self.diag.items():
             v = np.maximum(np.abs(F[list(rows)]), d[j] * s[j] ** 2)
-            R[j, j] = EPS * _combine(v, np.array([1.0, 2.0, 1.0])) / h[j] ** 2
+            R[j, j] = self.eps * _combine(v, np.array([1.0, 2.0, 1.0])) / h[j] ** 2
         for (i, j), rows in self.cross.items():
             part = max(abs(H[i, j]), np.sqrt(d[i] * d[j])) * s[i] * s[j]
             v = np.maximum(np.abs(F[list(rows)]), part)
-            R[i, j] = R[j, i] = EPS * _combine(v, np.ones(4)) / (4 * h[i] * h[j])
+            R[i, j] = R[j, i] = self.eps * _combine(v, np.ones(4)) / (4 * h[i] * h[j])
         return H, R, bad
 
 
@@ -214,6 +216,9 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
     if not len(X):
         return F, ok, nfev
     batch = ev.evaluate(sim, X)
+    failures_eps = getattr(batch, "eps", EPS)
+    if failures_eps > EPS:
+        failures.append({"eps": failures_eps, "internal": True})
     if batch.values.shape[1] != 1:
         raise OutputError(
             f"hessian needs a scalar output; f returned {batch.values.shape[1]} values per point "
@@ -233,13 +238,16 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
 
 def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_step: Any = None,
             bounds: Any = None, vectorized: bool | None = None, n_jobs: int | None = None,
-            backend: Any = None, evaluator: Any = None, full_output: bool = False):
+            backend: Any = None, evaluator: Any = None, full_output: bool = False,
+            noise: Any = None, scale: Any = None):
     """The Hessian ∇²f of f: R^n -> R at x, shape (n, n), exactly symmetric.
 
     Parameters as for ``simdiff.gradient``; ``method`` must be "central". ``step``: None
     (c·ε^(1/4)·max(1, |x_j|)), "adaptive" (Richardson over halved steps), or absolute steps
     (a float or an array (n,)). Costs 2n² + 2n + 1 evaluations (see the module docstring);
     a user step keeps the plain 2n² + 1 scheme.
+    ``noise``: as for ``simdiff.gradient`` (noise-optimal steps for the second difference,
+    (48·ε_f/μ)^(1/4), and the noise term in ``info.error``; it replaces step="adaptive").
 
     Returns
     -------
@@ -249,7 +257,8 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     method = _method(method)
     if method != "central":
         raise ArgumentError(f"method for hessian must be 'central'; got {method!r}")
-    adaptive = isinstance(step, str)
+    adaptive = isinstance(step, str) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == "adaptive" else step
     if adaptive and step != "adaptive":
         raise ArgumentError(
             f"step must be None, a positive float, an array of positive floats or 'adaptive'; "
@@ -257,41 +266,97 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     if adaptive and rel_step is not None:
         raise ArgumentError(f"give step='adaptive' or rel_step=, not both (got rel_step={rel_step!r})")
     sim = as_simulator(f, vectorized=vectorized)
+    warn_if_rounded(sim, x, "hessian")  # issue 13: offsets not re-weighted here
     box = _bounds_for(sim, bounds, x)
     ev = resolve_evaluator(evaluator, n_jobs, backend)
     n = x.shape[0]
-    scale = np.maximum(1.0, np.abs(x))
-    if adaptive:
-        h0 = 2.0 ** np.round(np.log2(ADAPTIVE_START * scale))
-    else:
-        h0 = base_steps(x, scheme("central", 2, deriv=2), step, rel_step)
-    h0, sigma, free = _fit(x, h0, box)
-    pts = PointSet(n)
+    from .differentiate import _scale_for
+
+    typ = _scale_for(sim, scale, x)
+    scale = np.maximum(1.0, np.abs(x)) if typ is None else typ
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, deriv=2)  # noise.py
+    ev = nz.evaluator
     failures: list = []
-    F = ok = None
-    nfev = 0
-    if not adaptive:
-        wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
-        level = _Level(pts, x, h0, sigma, free, wide)
-        F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
-        if np.iscomplexobj(F):  # a complex-valued f: its real and imaginary parts
-            Hr, Er, bad = _default_estimate(level, F.real.copy(), ok, scale)
-            Hi, Ei, _ = _default_estimate(level, F.imag.copy(), ok, scale)
-            H, E = Hr + 1j * Hi, Er + Ei
-        else:
-            H, E, bad = _default_estimate(level, F, ok, scale)
-        H[bad] = E[bad] = np.nan
-        steps = h0
-    else:
-        H, E, bad, nfev, steps = _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures)
+    H, E, bad, nfev, steps, sigma, free = _pass(sim, x, box, ev, step, rel_step, adaptive, nz,
+                                                scale, failures)
+    # Inputs far below the unit scale (|x_j| < 1/64: two ions 5.6e-6 m apart, the unit-scale
+    # step 3e-4 jumps them past each other): a second pass with steps on their own scale; where
+    # the two disagree beyond their estimates the long steps saw what their model could not
+    # (the rule of ``refine.py``), else the sharper estimate is kept.
+    small = (x != 0) & (np.abs(x) < scale / 64) if (typ is None and (step is None or adaptive)
+                                                    and rel_step is None and nz.steps is None) \
+        else np.zeros(n, dtype=bool)
+    if small.any():
+        scale2 = np.where(small, np.abs(x), scale)
+        H2, E2, bad2, nfev2, steps2, _, _ = _pass(sim, x, box, ev, None, None, adaptive, nz,
+                                                  scale2, failures)
+        nfev += nfev2
+        touched = small[:, None] | small[None, :]
+        with np.errstate(invalid="ignore"):
+            disagree = np.abs(H - H2) > E + E2
+            take = touched & np.isfinite(H2) & (disagree | (E2 < E) | ~np.isfinite(H))
+        H, E = np.where(take, H2, H), np.where(take, E2, E)
+        bad = np.where(touched, bad & bad2, bad)
+        steps = np.where(small & np.diag(take), steps2, steps)
     for i, j in zip(*np.nonzero(np.triu(bad))):
         failures.append({"entry": (int(i), int(j)), "reason": "a point of its stencil failed"})
     if not full_output:
         return H
     fixed = [j for j in range(n) if j not in set(free.tolist())]
-    return H, Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
+    return H, nz.annotate(Info(error=E, nfev=nfev, step=steps, method=method, failures=failures,
                    schemes=["shifted" if sigma[j] else ("fixed" if j in fixed else "central")
-                            for j in range(n)], fixed=fixed)
+                            for j in range(n)], fixed=fixed))
+
+
+def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
+    """One Hessian on the steps of ``scale``: (H, E, bad, nfev, steps, sigma, free)."""
+    n = x.shape[0]
+    if adaptive:
+        h0 = 2.0 ** np.round(np.log2(ADAPTIVE_START * scale))
+    elif nz.steps is not None:
+        h0 = nz.steps
+    elif step is None and rel_step is None:
+        h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, typical=scale)
+    else:
+        h0 = base_steps(x, scheme("central", 2, deriv=2), step, rel_step)
+    h0, sigma, free = _fit(x, h0, box)
+    pts = PointSet(n)
+    F = ok = None
+    nfev = 0
+    if adaptive:
+        H, E, bad, nfev, steps = _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures)
+        return H, E, bad, nfev, steps, sigma, free
+    wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
+    level = _Level(pts, x, h0, sigma, free, wide)
+    level.scale = scale
+    F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
+    eps = _take_eps(failures)
+    if eps > 1.5 * EPS and step is None and rel_step is None and nz.steps is None:
+        # float32 outputs: the steps were planned for float64 values; once more, longer
+        h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, eps=eps, typical=scale)
+        h0, sigma, free = _fit(x, h0, box)
+        pts = PointSet(n)
+        level = _Level(pts, x, h0, sigma, free, _fits_wide(x, h0, box))
+        level.scale = scale
+        F, ok, nfev = _evaluate(sim, pts, 0, ev, None, None, failures, nfev)
+        _take_eps(failures)
+    level.eps = eps
+    if np.iscomplexobj(F):  # a complex-valued f: its real and imaginary parts
+        Hr, Er, bad = _default_estimate(level, F.real.copy(), ok, scale)
+        Hi, Ei, _ = _default_estimate(level, F.imag.copy(), ok, scale)
+        H, E = Hr + 1j * Hi, Er + Ei
+    else:
+        H, E, bad = _default_estimate(level, F, ok, scale)
+    E = E if nz.level is None else E + hessian_noise_error(nz.level, h0)
+    H[bad] = E[bad] = np.nan
+    return H, E, bad, nfev, h0, sigma, free
+
+
+def _take_eps(failures: list) -> float:
+    """The outputs' unit roundoff noted by ``_evaluate`` (and the notes removed)."""
+    eps = max([EPS] + [d["eps"] for d in failures if d.get("internal")])
+    failures[:] = [d for d in failures if not d.get("internal")]
+    return eps
 
 
 def _fits_wide(x: np.ndarray, h: np.ndarray, box) -> np.ndarray:
@@ -331,7 +396,7 @@ def _default_estimate(level: _Level, F: np.ndarray, ok: np.ndarray, scale: np.nd
         Fr = F[idx][None, :, None]
         D, Ej = _estimate(Fr - Fr[:, :1], st.weights[None], np.array([[level.h[j]]]),
                           np.array([[scale[j]]]), 2, st.order, st.error_coef, low[None],
-                          low_order, low_coef, mag=Fr)
+                          low_order, low_coef, level.eps, mag=Fr)
         f4[j] = abs(float(D[0, 0]) - H[j, j]) * 12 / level.h[j] ** 2
         H[j, j] = float(D[0, 0])
         E[j, j] = max(float(Ej[0, 0]), R[j, j])
@@ -357,13 +422,17 @@ def _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures):
     done = 0
     best_prev = np.inf
     Hs, Rs, bads = [], [], []
+    eps = EPS
     for k in range(MAX_LEVELS):
         levels.append(_Level(pts, x, h0 / 2.0**k, sigma, free))
+        levels[-1].scale = scale
         if k < 2:
             continue  # the first batch holds three levels
         F, ok, nfev = _evaluate(sim, pts, done, ev, F, ok, failures, nfev)
         done = len(F)
+        eps = max(eps, _take_eps(failures))
         for lv in levels[len(Hs):]:
+            lv.eps = eps
             H, R, bad = lv.assemble(F, ok)
             Hs.append(H), Rs.append(R), bads.append(bad)
         Hb, Eb, badb, kb = _richardson(Hs, Rs, bads, sigma)

@@ -45,7 +45,7 @@ def test_jacobian_json_matches_the_closed_form():
     J = np.array(out["jacobian"])
     assert J.shape == (3, 3) and np.array(out["error"]).shape == (3, 3)
     np.testing.assert_allclose(J[0, :2], range_jac(20.0, 0.6), rtol=1e-6)
-    assert out["nfev"] == 6 and out["method"] == "central" and len(out["step"]) == 3
+    assert out["nfev"] == 7 and out["method"] == "central" and len(out["step"]) == 3
     assert out["failures"] == []
 
 
