@@ -366,13 +366,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(2, str(exc))
         except (SimulationError, OutputError) as exc:
             return _fail(1, f"simulation failed: {exc}", one_line=False)
+        except co.UserCodeError as exc:
+            return _fail(1, str(exc))
         except SimdiffError as exc:
             return _fail(2, f"{exc}")
         except KeyboardInterrupt:
             return _fail(130, "interrupted")
+        except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback with -vv
+            if verbosity(argv) > 1:
+                raise
+            return _fail(1, f"internal error: {type(exc).__name__}: {exc} (simdiff -vv ... shows "
+                         "the traceback; please report it)")
         finally:
             if handler is not None:
                 logging.getLogger("simdiff").removeHandler(handler)
+
+
+def verbosity(argv: Sequence[str]) -> int:
+    """-v counted from the raw arguments (the parsed ones may not exist when a bug struck)."""
+    return sum(a.count("v") for a in argv if re.fullmatch(r"-v+", a)) + argv.count("--verbose")
 
 
 def _fail(code: int, message: str, one_line: bool = True) -> int:

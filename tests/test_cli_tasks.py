@@ -58,6 +58,8 @@ def models(tmp_path, monkeypatch):
             return np.sum(x ** 3)
         def res(x):
             return np.array([10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])
+        def bad_grad(x):
+            raise ValueError("grad broke")
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
@@ -122,6 +124,29 @@ def test_check_with_a_file_path_and_bad_specs(capsys, models):
         code, _, err = run(capsys, "check", "python", "--set", "function=cli_models:quad",
                            "--at", "1,1", "--grad", spec)
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_failing_grad_function_is_one_line_exit_1(capsys, models):
+    code, out, err = run(capsys, "check", "python", "--set", "function=cli_models:quad", "--at", "1,2",
+                         "--grad", "cli_models:bad_grad")
+    lines = err.strip().splitlines()
+    assert code == 1 and lines == ["simdiff: error: --grad cli_models:bad_grad at x = [1. 2.] raised "
+                                   "ValueError: grad broke"], err
+
+
+def test_a_bug_in_simdiff_is_one_line_and_minus_vv_shows_the_traceback(capsys, monkeypatch):
+    from simdiff import cli_tasks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted bug")
+
+    monkeypatch.setitem(cli_tasks._HANDLERS, "jacobian", broken)
+    code, _, err = run(capsys, "jacobian", "projectile", "--at", AT)
+    assert code == 1 and err.strip().splitlines() == [
+        "simdiff: error: internal error: RuntimeError: planted bug (simdiff -vv ... shows the "
+        "traceback; please report it)"]
+    with pytest.raises(RuntimeError, match="planted bug"):
+        main(["jacobian", "projectile", "--at", AT, "-vv"])
 
 
 def test_sweep_table_json_and_plot(capsys, tmp_path):
