@@ -9,8 +9,9 @@
     simdiff minimize|least-squares ADAPTER --x0 NAME=VALUE,... [--bounds NAME=LO:HI,...] [--maxfev N]
     simdiff run STUDY.toml
 
-Exit status: 0 success; 1 a simulation failed (``SimulationError``, ``OutputError``) or a
-gradient check did not pass; 2 bad usage (an unknown adapter, option, configuration key or
+Exit status: 0 success; 1 a simulation failed (``SimulationError``, ``OutputError``), a
+gradient check did not pass, or the ``--grad`` function raised (an unexpected error, a bug, is
+one line with exit status 1 too; ``-vv`` shows its traceback); 2 bad usage (an unknown adapter, option, configuration key or
 value; a run file that does not parse): a one-line reason on stderr, never a traceback; 141
 when the reader of stdout went away (``| head``); 130 on Ctrl-C.
 
