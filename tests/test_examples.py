@@ -142,3 +142,20 @@ def test_the_plugin_template_works_from_the_command_line(tmp_path):
     bad = _run(["-m", "simdiff", "gradient", "rosenbrock", "--at", "x=20,y=1", "--set", "limit=10"],
                cwd=tmp_path, extra_path=paths)
     assert bad.returncode == 1 and "|x| > limit 10" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_readme_tour_runs_and_its_sweep_tabulates():
+    """The README's tour, as written, then the step_sweep line it describes on the same f, x."""
+    import re
+
+    import numpy as np
+
+    text = (REPO / "README.md").read_text()
+    tour = text[text.index("## A tour"):]
+    code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README tour", "exec"), scope)  # noqa: S102 - the README's own code
+    sweep = sd.step_sweep(scope["f"], scope["x"])
+    table = str(sweep)
+    assert "x[0]" in table and "x[2]" in table and "array(" not in table
+    assert np.isfinite([r.best_step for r in sweep]).all()
