@@ -87,6 +87,12 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            choices = re.findall(r"'([^']*)'", bad.group(2)) or [c.strip() for c in bad.group(2).split(",")]
+            close = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         m = re.match(r"argument (\S+?)(?:/\S+)?: expected one argument", message)
         if m:
             message += (f"; the form is {m.group(1)} VALUE (a value that starts with '-' goes "

@@ -309,7 +309,8 @@ def test_the_library_logs_batches_retries_and_failures(caplog):
     (["jvp", "projectile", "--at", AT, "--v", "wind=1"], ["unknown input 'wind'"]),
     (["check", "projectile", "--at", AT], ["--grad"]),
     (["jacobian", "projectile", "--at", AT, "--order", "3", "--method", "central"], ["order"]),
-    (["jacobain", "projectile", "--at", AT], ["invalid choice: 'jacobain'"]),
+    (["jacobain", "projectile", "--at", AT], ["invalid choice: 'jacobain'", "did you mean 'jacobian'?"]),
+    (["jacobian", "projectile", "--at", AT, "--method", "centrl"], ["did you mean 'central'?"]),
 ])
 def test_messages_say_what_was_wrong_and_what_is_allowed(capsys, args, says):
     code, _, err = run(capsys, *args)
