@@ -376,6 +376,7 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
     info.pattern_check, extra = verify_pattern(sim, x, J, Err, box, ev, groups=groups, D=D, DE=E,
                                                rows=(rows, cols))
     info.nfev += extra
+    info.pattern_nfev = extra
     if info.pattern_check:
         import warnings
 

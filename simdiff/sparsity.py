@@ -229,8 +229,8 @@ def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, s
     """Check the assembled J against f: first for free, the group derivatives D (groups, m)
     must vanish (within κ·DE) in the rows no column of the group touches; then, when some
     group holds several columns (a miss may fold into a neighbour), along one random direction:
-    J·v versus the central directional derivative of f along v (2 evaluations, through the
-    Evaluator).
+    J·v versus f's directional derivative along v (``simdiff.jvp``: 2 to 4 evaluations,
+    through the Evaluator).
 
     A pattern that misses a nonzero J[i, j] folds it into another column of j's group (or drops
     it), so the assembled J is wrong with a small error estimate; the product with a random v
