@@ -300,8 +300,11 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
                                         n_jobs, backend, evaluator)
     if sparsity is not None:
-        J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
-        return (J, info) if full_output else J
+        nz = setup_noise(noise, sim, x, ev, method, step, rel_step, bounds=box)  # noise.py
+        with nz:
+            J, info = _sparse_jacobian(sim, x, st, box, nz.evaluator, method, adaptive,
+                                       step if nz.steps is None else nz.steps, rel_step, sparsity)
+        return (J, nz.annotate(info)) if full_output else J
     if adaptive:
         D, E, nfev, failures, steps, schemes, _ = adaptive_with_noise(
             lambda e: _adaptive_partials(sim, x, box, e, method), x, ev, method, sim, box)  # noise.py

@@ -883,7 +883,11 @@ def noise_error(plan: Any, F: np.ndarray, ok: np.ndarray, D: np.ndarray, E: np.n
     mode, level, probe = ctx
     E = np.array(E, dtype=float, copy=True)
     if mode == "given":
-        level = np.broadcast_to(np.asarray(level, dtype=float), (E.shape[1],))
+        level = np.asarray(level, dtype=float).reshape(-1)
+        if level.size not in (1, E.shape[1]):
+            raise ArgumentError(f"noise must have one level per output: shape ({E.shape[1]},); got "
+                                f"shape {level.shape} (noise = {level!r})")
+        level = np.broadcast_to(level, (E.shape[1],))
         for k, t in enumerate(plan.terms):
             if t.kind == "fixed" or not len(t.rows):
                 continue

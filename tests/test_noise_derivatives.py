@@ -215,3 +215,24 @@ def test_detection_leaves_fast_varying_smooth_functions_alone():
                     sd.gradient(lambda z: scale * np.sum(np.sin(10 * z)), x, method=method, step=step)
                     sd.gradient(lambda z: scale * np.sum(np.arange(1, 5) * z**2), np.zeros(4),
                                 method=method, step=step)
+
+
+def test_sparse_jacobian_takes_noise_and_wrong_lengths_are_refused():
+    rng = np.random.default_rng(7)
+    n = 6
+
+    def f(x):  # tridiagonal Jacobian
+        y = x**2
+        y[1:] += x[:-1]
+        return y + 1e-6 * rng.standard_normal(n)
+
+    x = np.linspace(0.5, 1.5, n)
+    S = np.eye(n, dtype=bool) | np.eye(n, k=-1, dtype=bool)
+    J, info = sd.jacobian(f, x, sparsity=S, noise=1e-6, full_output=True)
+    Jt = np.diag(2 * x) + np.eye(n, k=-1)
+    assert np.all(np.abs(J - Jt)[S] <= info.error[S])
+    assert np.array_equal(info.noise, np.full(n, 1e-6))
+    with pytest.raises(sd.ArgumentError, match="noise"):
+        sd.jacobian(f, x, noise=[1e-6, 1e-6], step=1e-3)
+    with pytest.raises(sd.ArgumentError, match="noise"):
+        sd.jacobian(f, x, noise=[1e-6, 1e-6])
