@@ -15,6 +15,7 @@ from .errors import (
     PluginError,
     SimdiffError,
     SimulationError,
+    SimdiffWarning,
     UnknownAdapterError,
 )
 from .simulator import Simulator, as_simulator
@@ -50,6 +51,7 @@ __all__ = [
     "SerialEvaluator",
     "SimdiffError",
     "SimulationError",
+    "SimdiffWarning",
     "Simulator",
     "UnknownAdapterError",
     "as_simulator",
@@ -65,6 +67,10 @@ __all__ = [
     "relative_error",
 ]
 
+from . import implicit  # noqa: E402  simdiff.implicit: dy*/dθ of F(y*, θ) = 0 (issue 12)
+from .optimize import least_squares, minimize  # noqa: E402  (issue 11: the optimizers)
+
+__all__ += ["minimize", "least_squares"]
 from .noise import NoiseEstimate, NoiseWarning, noise_level  # noqa: E402  (issue 10)
 from .sweep import SweepSet  # noqa: E402  (issue 10)
 

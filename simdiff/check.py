@@ -283,7 +283,7 @@ class CheckReport:
         for k in self.nonsmooth:
             lines.append(f"note: {k.message}")
         lines.append(f"numerical side: {self.method}, {self.nfev} evaluations; 'fd err' is its "
-                     "own error estimate")
+                     "own error estimate; 'rel err' is |a − n| / (|a| + |n|)")
         lines.append(_table(self.entries[: self.max_rows]))
         rest = self.entries[self.max_rows:]
         if rest:
@@ -595,7 +595,8 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
             return f"J[{i},{j}] ∂{out_names[i] if out_names else f'f[{i}]'}/∂{inputs[j] if inputs else f'x[{j}]'}"
         return f"J[{i},{j}]"
 
-    computed = np.isfinite(N)
+    pinned = _pinned(f, x, opts)  # lower == upper: no step fits, the derivative there is not computed
+    computed = np.isfinite(N) & ~pinned[None, :]
     use = computed.copy()
     score, T = _scores(A, N, E, use, tol)
     mism = score >= tol
@@ -657,6 +658,13 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         hints = smooth_hints + hints  # every mismatch sits on a kink: say that first
     else:
         hints += smooth_hints
+    if pinned.any():
+        which = ", ".join(f"{in_label(j)} = {x[j]:g}" for j in np.flatnonzero(pinned))
+        hints.append(Hint("pinned", f"pinned by the bounds (lower = upper): {which}; the derivative "
+                          "with respect to it is not computed (the numerical side has 0 there) and "
+                          "is not checked; widen its bounds to check it",
+                          tuple((0, int(j)) if kind == "gradient" else (i, int(j))
+                                for j in np.flatnonzero(pinned) for i in range(m))))
     tiny = _tiny_hint(A, N, E, use, tol, entry_label)
     if tiny is not None:
         hints.append(tiny)
@@ -683,6 +691,15 @@ def _noise_tol(A, N, E, use, opts):
         return 0.0
     den = float(np.linalg.norm(A[use]) + np.linalg.norm(N[use]))
     return float(np.linalg.norm(E[use]) / den) if den > 0 and np.isfinite(E[use]).all() else 0.0
+
+
+def _pinned(f, x, opts) -> np.ndarray:
+    """(n,) True where the bounds the check passes on (or f's own) pin x_j: lower == upper."""
+    try:
+        box = normalize_bounds(opts.get("bounds", getattr(f, "bounds", None)), x)
+    except Exception:  # noqa: BLE001 - bad bounds are the numerical side's error to raise
+        box = None
+    return np.zeros(x.size, dtype=bool) if box is None else np.asarray(box[0] == box[1])
 
 
 def _proportional_hint(a, nu, e, use, x, mism):

@@ -16,6 +16,11 @@
     │   └── ConfigError         (also TypeError)   an adapter was given a configuration it lacks
     └── MissingDependencyError (also ImportError)  an optional extra is not installed
 
+Warnings: ``SimdiffWarning`` (a UserWarning) says that a result came back but is not what
+was asked for in full: an entry simdiff could not resolve (noise, a kink, a domain edge, a
+step it could not place), an entry rebuilt from fewer points, a point that failed. It names
+the entries; ``info`` holds the details.
+
 Catch ``SimdiffError`` to catch them all; catch ``ValueError`` or ``TypeError`` where the
 built-in meaning fits.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "SimdiffWarning",
     "SimdiffError",
     "ArgumentError",
     "BoundsError",
@@ -38,6 +44,10 @@ __all__ = [
     "ConfigError",
     "MissingDependencyError",
 ]
+
+
+class SimdiffWarning(UserWarning):
+    """A result came back, but some of its entries are not resolved as asked; it names them."""
 
 
 class SimdiffError(Exception):
@@ -73,7 +83,23 @@ class SimulationError(SimdiffError, RuntimeError):
         The exception raised, or a description (exit code and stderr tail of an executable).
     failures : list
         Every failure of the batch, when more than one point failed.
+    returncode : int or None
+        The exit code of an external program (negative: killed by that signal; None: no
+        program, or it timed out).
+    workdir : str or None
+        The kept work directory of the failed run (its input files, ``simdiff-stdout.txt``
+        and ``simdiff-stderr.txt``); None when nothing was kept.
+    stdout_tail, stderr_tail : str or None
+        The last lines the program wrote to stdout and stderr.
+
+    The four program attributes are set by the ``subprocess`` adapter; the error a derivative
+    call raises copies them from its cause, so ``err.returncode`` works on either.
     """
+
+    returncode: int | None = None
+    workdir: str | None = None
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None
 
     def __init__(
         self,
@@ -83,12 +109,22 @@ class SimulationError(SimdiffError, RuntimeError):
         index: int | None = None,
         cause: Any = None,
         failures: list | None = None,
+        returncode: int | None = None,
+        workdir: str | None = None,
+        stdout_tail: str | None = None,
+        stderr_tail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.point = point
         self.index = index
         self.cause = cause
         self.failures = list(failures or [])
+        for name, value in (("returncode", returncode), ("workdir", workdir),
+                            ("stdout_tail", stdout_tail), ("stderr_tail", stderr_tail)):
+            if value is None and isinstance(cause, SimulationError):
+                value = getattr(cause, name, None)
+            if value is not None:
+                setattr(self, name, value)
 
 
 class EvaluationTimeout(SimulationError):

@@ -118,6 +118,7 @@ class Plan:
     placements: list = field(default_factory=list)
     complex_step: bool = False
     center: int | None = None  # the row holding x itself, if planned
+    doubt: np.ndarray | None = None  # set by ``assemble``: entries ``upgrade`` should widen
 
     @property
     def steps(self) -> np.ndarray:
@@ -308,42 +309,102 @@ def _pole_growth(d: int, p_lo: int, p: int) -> float:
     return factorial(p + d) / factorial(p_lo + d) / ratio ** ((p - p_lo) / p_lo)
 
 
-def _length(D: np.ndarray, Fr: np.ndarray, s, h, d: int) -> np.ndarray:
+def _length(D: np.ndarray, Fr: np.ndarray, s, h, d: int, doubt: list | None = None,
+            at_root: str = "scale") -> np.ndarray:
     """The length L over which f changes by its own size: min(s, (max|F| / |f^(d)|)^(1/d)),
     at least MIN_LENGTH·h (shorter scales cannot be told apart from noise by the stencil).
-    Fr is (q, m) for one term or (r, q, m) for r terms (then s and h are (r, 1))."""
+    Fr is (q, m) for one term or (r, q, m) for r terms (then s and h are (r, 1)).
+
+    Where f changes sign among the nodes, |F| is small because of a root (or a pole) inside
+    the stencil, not because f varies fast, so the values say nothing of the length: sin at 0
+    and (t − 1)³ at 1 give the same two values ±a at ±h, yet the second one's central
+    difference is pure truncation. There L is taken as h itself (the error may be as large as
+    the estimate) with ``at_root="step"``, and the entries are appended to ``doubt`` (a list,
+    when given), so that the caller can add the nodes that tell the two apart (``upgrade``).
+    ``at_root="scale"`` (the Hessian's rule, whose stencil holds f(x)) takes L = s there."""
     big = np.max(np.abs(Fr), axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
         ell = np.where(np.abs(D) > 0, (big / np.abs(D)) ** (1.0 / d), np.inf)
-    # f changes sign among the nodes: a root of f lies inside the stencil, and |F| there is
-    # small because of the root, not because f varies fast; its length scale is unknown and
-    # taken as s, the scale the step was chosen for (sin at 0: error 1e-11, not 7 %).
-    root = np.any(Fr <= 0, axis=-2) & np.any(Fr >= 0, axis=-2)
-    return np.where(root, s, np.clip(ell, MIN_LENGTH * h, s))
+    root = np.any(Fr <= 0, axis=-2) & np.any(Fr >= 0, axis=-2) & (ell < s)
+    if doubt is not None:
+        doubt.append(root)
+    return np.where(root, h if at_root == "step" else s, np.clip(ell, MIN_LENGTH * h, s))
+
+
+#: A one-sided two-point entry with |f'|·s below this share of |f| is taken for a critical
+#: point (its value is then mostly truncation) and widened.
+FLAT = 1e-4
+
+#: Safety factor of the truncation measured through f(x) (``_curvature_model``), and the
+#: share of the plain model kept beside it (calibrated on tests/test_error_estimates.py's zoo
+#: and benchmarks/accuracy.py: coverage held, median overestimate back under 10×).
+CURVATURE_FACTOR = 2.0
+MODEL_SHARE_WITH_CURVATURE = 0.5
+
+
+def _curvature_model(D, Fv, center, h, s, order, coef, eps):
+    """Truncation of a two-point central difference from its nodes and f(x) itself.
+
+    The three values give the second derivative f2 = (F+ − 2f(x) + F−)/h², measured; the
+    third is carried from it with the growth per order it shows against the first,
+    g = f2/|f'| (at least 1/s, at most 1/(MIN_LENGTH·h)): |f3| ≈ f2·g. Where f' is small by
+    cancellation (a Lennard-Jones force, −13.9 + 12.3 at r = 1.1) the model |f'|/L² of
+    ``_estimate`` misses the size of the higher derivatives by 1000×, while f2 shows it. A
+    second difference below its own rounding (4ε·max|F|/h²) counts as 0."""
+    Fc = center[:, None, :]
+    f2 = np.abs(Fv[:, 0:1, :] + Fv[:, 1:2, :] - 2 * Fc)[:, 0, :] / h**2
+    noise = 4 * eps * np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center)) / h**2
+    f2 = np.where(f2 > 4 * noise, f2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(np.abs(D) > 0, f2 / np.abs(D), np.inf)
+        # near a critical point (f' changes by more than itself within a few steps) the ratio
+        # f2/|f'| measures the closeness of the zero of f', not the growth of the derivatives:
+        # there the growth is read off f itself, (f2/max|F|)^(1/2) (cos at 1e-6: 1, not 1e6)
+        big = np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center))
+        g0 = np.where(big > 0, np.sqrt(f2 / big), np.inf)
+    g = np.where(np.abs(D) < MIN_LENGTH * f2 * h, g0, g)
+    g = np.minimum(np.maximum(g, 1.0 / s), 1.0 / (MIN_LENGTH * h))
+    trunc = CURVATURE_FACTOR * abs(coef) * h**order * f2 * g
+    # the one-sided slopes on either side differ by f2·h; for an f smooth on the scale of 4h
+    # that is at most |f'|/4. More, with both slopes of one sign (no critical point between),
+    # is a kink or a jump inside the stencil (relu at 5e-5 with h = 1e-4: slopes 2 and 1,
+    # central 1.5): the stencil cannot say which slope holds at x, so the error is half their gap
+    dp = (Fv[:, 1, :] - center) / h
+    dm = (center - Fv[:, 0, :]) / h
+    gap = np.abs(dp - dm)
+    kink = (gap > 0.25 * np.abs(D)) & (dp * dm > 0) & (f2 > 0)
+    return np.where(kink, np.maximum(trunc, 0.5 * gap), trunc)
 
 
 def _term_estimate(term: Term, Fr: np.ndarray, weights: np.ndarray, order: int, coef: float,
-                   low: np.ndarray | None, low_order: int, low_coef: float):
+                   low: np.ndarray | None, low_order: int, low_coef: float, eps: float = EPS,
+                   doubt: list | None = None, mag: np.ndarray | None = None):
     """D and its error estimate: rounding + truncation (see ``error_estimate``)."""
     D, E = _estimate(Fr[None], weights[None], np.array([[term.h]]), np.array([[term.scale]]),
-                     term.deriv, order, coef, None if low is None else low[None], low_order, low_coef)
+                     term.deriv, order, coef, None if low is None else low[None], low_order, low_coef,
+                     eps, doubt, None if mag is None else mag[None])
     return D[0], E[0]
 
 
 def _estimate(Fr: np.ndarray, weights: np.ndarray, h: np.ndarray, s: np.ndarray, d: int,
-              order: int, coef: float, low: np.ndarray | None, low_order: int, low_coef: float):
+              order: int, coef: float, low: np.ndarray | None, low_order: int, low_coef: float,
+              eps: float = EPS, doubt: list | None = None, mag: np.ndarray | None = None,
+              center: np.ndarray | None = None):
     """``_term_estimate`` for r terms of one stencil shape at once: Fr (r, q, m), weights and
-    low (r, q), h and s (r, 1); returns D and E of shape (r, m)."""
+    low (r, q), h and s (r, 1); returns D and E of shape (r, m). ``eps`` is the unit roundoff
+    of f's outputs (2^-23 for float32). ``mag`` holds the raw values when Fr was centred
+    (``_centred``): rounding and length scales are those of the values themselves."""
     hd = h**d
     D = np.einsum("rq,rqm->rm", weights, Fr) / hd
+    Fv = Fr if mag is None else mag
     # Values carry noise at least ε·|f^(d)|·s^d: f varies by about that over its scale, so it
     # is computed from parts of that size even where its own value is small.
     floor = np.abs(D) * s**d
-    mag = np.maximum(np.abs(Fr), floor[:, None, :])
+    mag = np.maximum(np.abs(Fv), floor[:, None, :])
     if ROUND_RSS:
-        rounding = ROUND_FACTOR * EPS * np.sqrt(np.einsum("rq,rqm->rm", weights**2, mag**2)) / hd
+        rounding = ROUND_FACTOR * eps * np.sqrt(np.einsum("rq,rqm->rm", weights**2, mag**2)) / hd
     else:
-        rounding = ROUND_FACTOR * EPS * np.einsum("rq,rqm->rm", np.abs(weights), mag) / hd
+        rounding = ROUND_FACTOR * eps * np.einsum("rq,rqm->rm", np.abs(weights), mag) / hd
     if low is not None and low_coef != 0:
         # The embedded estimate measures |f^(p_lo+d)|; carry it to f^(p+d) with the growth per
         # order it shows against f^(d) itself (geometric growth), but never less than 1/s.
@@ -358,28 +419,50 @@ def _estimate(Fr: np.ndarray, weights: np.ndarray, h: np.ndarray, s: np.ndarray,
     else:
         # No second estimate on these points: the model |f^(p+d)| ≈ |f^(d)| / L^p with the
         # length L of ``_length``.
-        L = _length(D, Fr, s, h, d)
+        L = _length(D, Fv, s, h, d, doubt, at_root="step")
         trunc = MODEL_FACTOR * abs(coef) * h**order * np.abs(D) / L**order
+        if center is not None and d == 1 and Fv.shape[1] == 2:
+            # the measured curvature carries the estimate: the model keeps a share as a floor
+            trunc = np.maximum(MODEL_SHARE_WITH_CURVATURE * trunc,
+                               _curvature_model(D, Fv, center, h, s, order, coef, eps))
     return D, rounding + trunc
 
 
-def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
+def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None, eps: float = EPS):
     """The derivative entries D (r, m), their error estimates (r, m), and the entries lost.
 
     Rows of F where ``ok`` is False are failed evaluations: an entry that used one is rebuilt
     from its surviving rows (plus f(x) when planned) with Fornberg weights of the same step,
     a lower-order but valid estimate; with fewer than deriv + 1 survivors it is NaN.
+
+    A complex-valued f (complex F without the complex step) is differentiated as two real
+    functions: D = D(Re f) + i·D(Im f), and the error bound is the sum of the two parts'.
+    ``eps`` is the unit roundoff of the outputs (``Batch.eps``). Afterwards ``plan.doubt`` (r,)
+    marks the two-point entries whose estimate could not be checked (a root or pole inside
+    the stencil, see ``_length``), for ``upgrade``.
     """
+    ok = np.ones(len(F), dtype=bool) if ok is None else ok
+    if np.iscomplexobj(F) and not plan.complex_step:
+        Dr, Er, lost = _assemble_real(plan, np.ascontiguousarray(F.real), ok, eps)
+        doubt = plan.doubt
+        Di, Ei, _ = _assemble_real(plan, np.ascontiguousarray(F.imag), ok, eps)
+        plan.doubt = doubt | plan.doubt
+        return Dr + 1j * Di, Er + Ei, lost
+    return _assemble_real(plan, F, ok, eps)
+
+
+def _assemble_real(plan: Plan, F: np.ndarray, ok: np.ndarray, eps: float):
     m = F.shape[1]
     r = len(plan.terms)
     D = np.zeros((r, m))
     E = np.zeros((r, m))
+    doubt = np.zeros(r, dtype=bool)
     lost: list[dict] = []
-    ok = np.ones(len(F), dtype=bool) if ok is None else ok
-    Fre = F.imag if plan.complex_step else np.real(F)
+    Fre = F.imag if plan.complex_step else F
     done = np.zeros(r, dtype=bool)
     if not plan.complex_step:
-        _assemble_groups(plan.terms, Fre, ok, D, E, done)
+        c = plan.center if plan.center is not None and ok[plan.center] else None
+        _assemble_groups(plan.terms, Fre, ok, D, E, done, eps, doubt, c)
     for i, term in enumerate(plan.terms):
         if done[i]:
             continue
@@ -393,12 +476,15 @@ def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
                 continue
             D[i] = Fre[row] / term.h
             M = np.maximum(np.abs(F[row].real), np.abs(D[i]) * term.scale)
-            E[i] = 4 * EPS * np.abs(D[i]) + term.h**2 / 6.0 * M / term.scale**3
+            E[i] = 4 * eps * np.abs(D[i]) + term.h**2 / 6.0 * M / term.scale**3
             continue
         good = ok[term.rows]
         if good.all():
-            D[i], E[i] = _term_estimate(term, Fre[term.rows], term.weights, term.order,
-                                        term.error_coef, term.low_weights, term.low_order, term.low_coef)
+            dl: list = []
+            D[i], E[i] = _term_estimate(term, _centred(Fre[term.rows]), term.weights, term.order,
+                                        term.error_coef, term.low_weights, term.low_order,
+                                        term.low_coef, eps, dl, mag=Fre[term.rows])
+            doubt[i] = bool(np.any(dl)) if dl else False
             continue
         rows, offs = list(term.rows[good]), list(term.offsets[good])
         if 0.0 not in offs and plan.center is not None and ok[plan.center]:
@@ -413,14 +499,25 @@ def assemble(plan: Plan, F: np.ndarray, ok: np.ndarray | None = None):
         order = len(offs) - term.deriv
         coef = float(np.sum(w * np.asarray(offs) ** (order + term.deriv))) / float(
             np.prod(np.arange(1, order + term.deriv + 1)))
-        D[i], E[i] = _term_estimate(term, Fre[np.asarray(rows)], w, order, coef or 1.0, None, 0, 0.0)
+        Fr = Fre[np.asarray(rows)]
+        D[i], E[i] = _term_estimate(term, _centred(Fr), w, order, coef or 1.0, None, 0, 0.0, eps,
+                                    mag=Fr)
         term.kind = term.kind.split(" ")[0] + " (fallback: points failed)"
         lost.append({"entry": i, "reason": f"{int((~good).sum())} point(s) failed; rebuilt from "
                      f"offsets {sorted(offs)} (order {order})", "recovered": True})
+    plan.doubt = doubt
     return D, E, lost
 
 
-def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done) -> None:
+def _centred(Fr: np.ndarray) -> np.ndarray:
+    """The values minus the first node's: the weights of a derivative sum to 0, so D is
+    unchanged, but equal values (an output that does not depend on x_j) cancel exactly and
+    give an exact 0, and the differences of nearby values are exact (Sterbenz)."""
+    return Fr - Fr[..., :1, :]
+
+
+def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done, eps: float = EPS,
+                     doubt: np.ndarray | None = None, center: int | None = None) -> None:
     """Entries whose points all succeeded, grouped by stencil shape and estimated together
     (the same arithmetic as ``_term_estimate``, without a Python loop per entry)."""
     groups: dict = {}
@@ -437,7 +534,22 @@ def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done) -
         low = None if no_low else np.array([t.low_weights for t in ts])
         h = np.array([[t.h] for t in ts])
         s = np.array([[t.scale] for t in ts])
-        D[idx], E[idx] = _estimate(Fre[rows], W, h, s, d, order, coef, low, low_order, low_coef)
+        Fr = Fre[rows]
+        dl: list = []
+        Fc = None
+        if center is not None and q == 2 and d == 1 and no_low and \
+                all(t.offsets[0] == -t.offsets[1] for t in ts):
+            Fc = np.broadcast_to(Fre[center], (len(idx), Fre.shape[1]))
+        D[idx], E[idx] = _estimate(_centred(Fr), W, h, s, d, order, coef, low, low_order, low_coef,
+                                   eps, dl, mag=Fr, center=Fc)
+        if doubt is not None and dl:
+            doubt[idx] = np.any(dl[0], axis=-1)
+        if doubt is not None and q == 2 and d == 1 and no_low and \
+                all(min(t.offsets) >= 0 or max(t.offsets) <= 0 for t in ts):
+            # a one-sided difference near a critical point (f' ≈ 0) is its own truncation,
+            # h·f''/2, and its model scales with |f'|: widened like a root (``refine.py``)
+            flat = np.abs(D[idx]) * s < FLAT * np.max(np.abs(Fr), axis=1)
+            doubt[idx] |= np.any(flat, axis=-1)
         done[idx] = True
 
 

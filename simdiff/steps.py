@@ -43,6 +43,7 @@ __all__ = [
     "Placement",
     "place",
     "COMPLEX_STEP",
+    "typical_scale",
 ]
 
 EPS = float(np.finfo(float).eps)
@@ -52,11 +53,14 @@ EPS = float(np.finfo(float).eps)
 COMPLEX_STEP = 2.0**-60
 
 
-def optimal_factor(st: Stencil) -> float:
-    """c·ε^(1/(p+d)): the optimal step of ``st`` on the unit scale (see module docstring)."""
+def optimal_factor(st: Stencil, eps: float = EPS) -> float:
+    """c·ε^(1/(p+d)): the optimal step of ``st`` on the unit scale (see module docstring).
+
+    ``eps`` is the relative rounding of f's values: 2^-52 for float64 outputs, 2^-23 for
+    float32 ones (their optimal steps are (2^29)^(1/(p+d)) times longer)."""
     p, d = st.order, st.deriv
     c = (d * st.abs_weight_sum / (p * abs(st.error_coef))) ** (1.0 / (p + d))
-    return min(1.0, 2.0 / p) * c * EPS ** (1.0 / (p + d))
+    return min(1.0, 2.0 / p) * c * eps ** (1.0 / (p + d))
 
 
 def _as_step_array(value: Any, n: int, name: str) -> np.ndarray:
@@ -88,13 +92,16 @@ def base_steps(
     step: Any = None,
     rel_step: Any = None,
     scale: np.ndarray | None = None,
+    eps: float = EPS,
+    typical: np.ndarray | None = None,
 ) -> np.ndarray:
     """The unit steps h_j before bounds, before realization.
 
     step: absolute, a float or one per coordinate. rel_step: h_j = rel_step·|x_j|, or rel_step
-    itself where x_j = 0. Neither: the optimal step ``optimal_factor(st)·max(1, |x_j|)``
+    itself where x_j = 0. Neither: the optimal step ``optimal_factor(st, eps)·max(1, |x_j|)``
     (for ``st=None``, the complex step ``2^-60·max(1, |x_j|)``). ``scale`` replaces |x_j|
-    in max(1, ·) (jvp uses the size of x along the direction).
+    in max(1, ·) (jvp uses the size of x along the direction); ``typical`` (the user's
+    ``scale=``, an input's typical magnitude) replaces max(1, |x_j|) altogether.
     """
     n = x.shape[0]
     if step is not None and rel_step is not None:
@@ -111,8 +118,22 @@ def base_steps(
     if rel_step is not None:
         r = _as_step_array(rel_step, n, "rel_step")
         return np.where(mag > 0, r * mag, r)
-    unit = COMPLEX_STEP if st is None else optimal_factor(st)
+    unit = COMPLEX_STEP if st is None else optimal_factor(st, eps)
+    if typical is not None:
+        return unit * np.asarray(typical, dtype=float)
     return unit * np.maximum(1.0, mag)
+
+
+def typical_scale(scale: Any, x: np.ndarray, name: str = "scale") -> np.ndarray | None:
+    """The user's ``scale=`` (or a simulator's ``scales``) as an array (n,) of positive floats,
+    or None (then steps follow max(1, |x_j|))."""
+    if scale is None:
+        return None
+    if isinstance(scale, str):
+        raise ArgumentError(
+            f"{name} must be None, a positive float or an array of {x.shape[0]} positive floats "
+            f"(the typical magnitude of each input); got {scale!r}")
+    return _as_step_array(scale, x.shape[0], name)
 
 
 def normalize_bounds(bounds: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -120,11 +141,14 @@ def normalize_bounds(bounds: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if bounds is None:
         return None
     n = x.shape[0]
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
+        bounds = (bounds.lb, bounds.ub)
     try:
         lower, upper = bounds
     except (TypeError, ValueError):
         raise BoundsError(
-            f"bounds must be None or a pair (lower, upper) of floats or arrays ({n},); got {bounds!r}"
+            f"bounds must be None, a pair (lower, upper) of floats or arrays ({n},) or a "
+            f"scipy.optimize.Bounds; got {bounds!r}"
         ) from None
     out = []
     for name, b, fill in (("lower", lower, -np.inf), ("upper", upper, np.inf)):

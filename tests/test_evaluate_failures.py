@@ -162,11 +162,22 @@ def test_gradient_skips_a_failed_point_and_falls_back_one_sided():
     ev = Evaluator(n_jobs=2, on_failure="skip", timeout=60)
     g, info = sd.gradient(hs.RaiseAt(1.0), x, evaluator=ev, full_output=True)
     np.testing.assert_allclose(g, hs.quad_grad(x), rtol=1e-5)
-    lost = [f for f in info.failures if "cause" in f]
+    lost = [f for f in info.failures if f.kind == "evaluation"]
     assert len(lost) == 1 and isinstance(lost[0]["cause"], ValueError)
     assert lost[0]["point"][0] > 1.0
 
 
 def test_gradient_raises_with_on_failure_raise():
+    # the edge of the domain is 1e-15 away: no shorter step (down to 4096x) fits, so it raises
     with pytest.raises(sd.SimulationError, match="bad region"):
-        sd.gradient(hs.RaiseAt(1.0), np.array([0.999999, 0.3]), evaluator=Evaluator(n_jobs=2))
+        sd.gradient(hs.RaiseAt(1.0), np.array([1.0 - 1e-15, 0.3]), evaluator=Evaluator(n_jobs=2))
+
+
+def test_gradient_tries_closer_before_raising():
+    # the edge is 1e-6 away, inside the central stencil (h = 6e-6): 16x closer fits, and the
+    # entry is computed there, with a warning that names it
+    with pytest.warns(sd.SimdiffWarning, match="shorter step"):
+        g, info = sd.gradient(hs.RaiseAt(1.0), np.array([0.999999, 0.3]),
+                              evaluator=Evaluator(n_jobs=2), full_output=True)
+    assert info.step[0] < 1e-6 and np.all(np.isfinite(g))
+    assert any(d.get("recovered") for d in info.failures)
