@@ -514,6 +514,13 @@ def noise_steps(level: np.ndarray, fx: np.ndarray, scale: np.ndarray, method: st
 _LEVEL: ContextVar = ContextVar("simdiff_noise_level", default=None)
 
 
+def current_noise() -> np.ndarray | None:
+    """The noise level given to the derivative call in progress (inside its ``noise_context``),
+    or None: for checks that run inside it (the sparsity pattern's J·v) to take it too."""
+    ctx = _LEVEL.get()
+    return None if ctx is None or ctx[0] != "given" else np.asarray(ctx[1], dtype=float)
+
+
 class noise_context:
     """``with noise_context(level):`` the assembly inside adds the noise term of ``level``
     (array (m,), or None for detection); used by the derivative functions."""

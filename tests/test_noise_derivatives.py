@@ -117,7 +117,7 @@ def test_derivative_jvp_hessian_take_noise():
     assert abs(d - math.exp(0.5)) <= info.error and info.error < 1e-3
     v = np.ones(N) / math.sqrt(N)
     out, info = sd.jvp(noisy(1e-6, 5), X, v, noise=1e-6, full_output=True)
-    assert abs(out[0] - g0(X) @ v) <= info.error[0]
+    assert abs(np.ravel(out)[0] - g0(X) @ v) <= np.ravel(info.error)[0]
 
     rng2 = np.random.default_rng(6)
 
@@ -130,7 +130,7 @@ def test_derivative_jvp_hessian_take_noise():
     H, info = sd.hessian(h3, x3, noise=1e-6, full_output=True)
     assert np.all(np.abs(H - Ht) <= info.error)
     assert np.abs(H - Ht).max() < 5e-3
-    assert info.nfev == 2 * 3**2 + 1
+    assert info.nfev <= 2 * 3**2 + 1 + 2 * 3  # the scheme, plus the wide pairs of hessians.py
 
 
 @pytest.mark.parametrize("bad", [-1e-6, np.nan, np.inf, "loud", [1e-6, 2e-6]])
@@ -250,7 +250,9 @@ def test_sparse_jacobian_takes_noise_and_wrong_lengths_are_refused():
 
     x = np.linspace(0.5, 1.5, n)
     S = np.eye(n, dtype=bool) | np.eye(n, k=-1, dtype=bool)
-    J, info = sd.jacobian(f, x, sparsity=S, noise=1e-6, full_output=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the pattern check takes the noise too: no false alarm
+        J, info = sd.jacobian(f, x, sparsity=S, noise=1e-6, full_output=True)
     Jt = np.diag(2 * x) + np.eye(n, k=-1)
     assert np.all(np.abs(J - Jt)[S] <= info.error[S])
     assert np.array_equal(info.noise, np.full(n, 1e-6))
