@@ -277,7 +277,9 @@ def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, s
         return None, 0
     nfev0 = getattr(ev, "nfev", None)
     try:
-        d, info = jvp(sim, x, v, bounds=box, evaluator=ev, full_output=True)
+        from .noise import current_noise  # a noisy f: J·v at noise-optimal steps too
+
+        d, info = jvp(sim, x, v, bounds=box, evaluator=ev, full_output=True, noise=current_noise())
     except Exception:  # noqa: BLE001 - a failed point: no verdict on the pattern
         return None, (ev.nfev - nfev0) if nfev0 is not None else 0
     d, e = np.atleast_1d(np.asarray(d, dtype=float)), np.atleast_1d(np.asarray(info.error, dtype=float))
