@@ -5,9 +5,11 @@ Fortran-style namelist deck, refuses a non-positive wall thickness (exit code 1)
 ``results.out`` with Fortran ``D`` exponents. The ``subprocess`` adapter fills the deck for every
 perturbed point (values written with ``repr``: they reach the program bit for bit), runs the
 program in a fresh work dir (never through a shell), parses the numbers back and deletes the
-work dir; a failed run keeps its work dir and names it.
+work dir; a failed run keeps its work dir and names it. The example leaves that kept dir for
+you to look into (and says where); everything else it made is removed.
 
 Run:  python examples/legacy_executable.py          (a few seconds)
+      python examples/legacy_executable.py --cleanup   (remove the kept dir as well)
 The same from the command line:
   simdiff jacobian subprocess --set command='["python3", "/path/to/heatx.py", "deck.nml"]' \\
       --set inputs='["k", "L"]' --set files='{"deck.nml": "..."}' --at k=45,L=0.02
@@ -49,7 +51,7 @@ def exact_jacobian(k, L):
     return np.vstack([dq, -dq / 50_000.0])
 
 
-def main() -> None:
+def main(cleanup: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="simdiff-legacy-"))
     program = tmp / "heatx.py"
     program.write_text(LEGACY)
@@ -76,15 +78,23 @@ def main() -> None:
     print(f"\nlargest relative difference to the analytic Jacobian: {rel.max():.1e}")
     print(f"work dirs left after success: {len(list((tmp / 'runs').iterdir()))}")
 
+    kept = None
     try:
         sim(np.array([45.0, -0.01]))
     except sd.SimulationError as exc:
+        kept = Path(exc.workdir)
         print(f"\na failed run raises SimulationError: exit code {exc.returncode}, "
               f"stderr {exc.stderr_tail!r},\n  its work dir kept for inspection: {exc.workdir}")
-        print("  holding:", ", ".join(sorted(p.name for p in Path(exc.workdir).iterdir())))
+        print("  holding:", ", ".join(sorted(p.name for p in kept.iterdir())))
     finally:
-        shutil.rmtree(tmp)  # this example's own temp dir, kept run included
+        # this example's own files go; the kept run stays unless --cleanup (it was kept for you)
+        program.unlink()
+        if cleanup or kept is None:
+            shutil.rmtree(tmp)
+        else:
+            print(f"\nthe kept work dir stays: look at {kept}, then remove {tmp}\n"
+                  "(python examples/legacy_executable.py --cleanup removes it at once)")
 
 
 if __name__ == "__main__":
-    main()
+    main(cleanup="--cleanup" in sys.argv[1:])

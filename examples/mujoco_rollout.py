@@ -10,11 +10,19 @@ First a check against a closed form (a free fall under MuJoCo's semi-implicit Eu
 z_N = z0 + N·h·v0 + g·h²·N(N+1)/2), then a damped pendulum, where no closed form exists.
 
 Run:  python examples/mujoco_rollout.py      (needs `pip install "simdiff[mujoco]"`; ~1 s)
+Without MuJoCo it says so in one line and exits with status 1.
 """
+
+import sys
 
 import numpy as np
 
 import simdiff as sd
+
+try:
+    import mujoco  # noqa: F401 - only to say in one line that the extra is missing
+except ImportError:
+    sys.exit('mujoco_rollout.py needs MuJoCo, which is not installed: pip install "simdiff[mujoco]"')
 
 H, N = 0.002, 500  # 1 s of simulated time
 

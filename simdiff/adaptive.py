@@ -78,6 +78,7 @@ from functools import lru_cache
 import numpy as np
 
 from .plan import PointSet
+from .simulator import warn_if_rounded
 from .steps import EPS
 
 __all__ = ["adaptive_directional", "ROUNDING_FACTOR", "TARGET", "MAX_ROUNDS", "UNIT_STEP"]
@@ -90,7 +91,7 @@ TARGET = 3e-13
 #: not met: a polynomial of degree ≤ 4 or a slowly varying f is done at 6 evaluations).
 FIRST_PAIRS = 3
 #: Rounds of the search at most (the first one included).
-MAX_ROUNDS = 7
+MAX_ROUNDS = 9
 #: The first unit step, relative to max(1, |x_j|); rounded to a power of two.
 UNIT_STEP = 2.0**-6
 #: Relative truncation above which the estimates have not converged at all; the step then
@@ -148,6 +149,10 @@ class _Direction:
     done: bool = False
     history: list = field(default_factory=list)
     pending: list = field(default_factory=list)
+    eps: float = EPS  # unit roundoff of f's outputs (2^-23 for float32), once f has answered
+    confirm: tuple | None = None  # (t_c, t_min): the confirming pair asked for, not yet judged
+    confirmed: bool = False
+    ceiling: float = np.inf  # nodes above a refuted level are aliased: never in a window
 
 
 def _level_nodes(d: _Direction) -> list:
@@ -268,7 +273,7 @@ def _estimates(d: _Direction, F: np.ndarray, ok: np.ndarray, center: int | None)
     Returns (values (W, m), errors (W, m), truncation (W, m), rounding (W, m), windows,
     predicted truncation of each window itself (W, m)).
     """
-    ts = sorted(t for t, rows in d.nodes.items() if ok[list(rows)].all())
+    ts = sorted(t for t, rows in d.nodes.items() if ok[list(rows)].all() and t <= d.ceiling)
     vals, errs, truncs, rounds, wins, preds = [], [], [], [], [], []
     if d.side != 0 and (center is None or not ok[center]):
         return vals, errs, truncs, rounds, wins, preds
@@ -321,14 +326,54 @@ def _window_value(d: _Direction, win: tuple, F: np.ndarray, center: int | None, 
         Fp, Fm = F[rows_p], F[rows_m]
         D = w @ (Fp - Fm) / d.h
         floor = (np.abs(D) * s) ** 2
-        R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ (np.maximum(Fp**2, floor)
+        R = ROUNDING_FACTOR * d.eps * np.sqrt((w**2) @ (np.maximum(Fp**2, floor)
                                                        + np.maximum(Fm**2, floor))) / d.h
         return D, R
     rows = [center] + [d.nodes[t][0] for t in win]
     Fr = F[rows]
     D = w @ Fr / d.h
-    R = ROUNDING_FACTOR * EPS * np.sqrt((w**2) @ np.maximum(Fr**2, (np.abs(D) * s) ** 2)) / d.h
+    R = ROUNDING_FACTOR * d.eps * np.sqrt((w**2) @ np.maximum(Fr**2, (np.abs(D) * s) ** 2)) / d.h
     return D, R
+
+
+def _confirm(d: _Direction, win: tuple, val: np.ndarray, err: np.ndarray, F, ok) -> str | None:
+    """Before a direction stops, its result must be confirmed by a pair JUMP times closer to x
+    than any node it rests on: windows of a level far longer than f's length scale can agree
+    among themselves by accident (sin at 1e8 with steps of 2e6: the values at x ± t·h are
+    unrelated, their combinations agree to 1e-17 and mean nothing). The two-point estimate of
+    that pair has the truncation of the pair at t_min, measured by |D_pair(t_min) − D|,
+    shrunk JUMP² times; it must agree with D within that, its rounding and D's own error
+    estimate, or the level is aliased and the search jumps on, below the pair.
+
+    Returns "confirm" (evaluate the pair), "jump" (refuted) or None (confirmed)."""
+    ts = sorted(t for t, rows in d.nodes.items() if ok[list(rows)].all())
+    if d.confirmed or not ts:
+        return None
+    if d.confirm is None:
+        if ts[0] < win[0] / (JUMP / 2):  # the search went far closer already and agrees
+            d.confirmed = True
+            return None
+        return "confirm"
+    t_c, t_min = d.confirm
+    d.confirm = None
+    if t_c not in ts or t_min not in ts:
+        d.confirmed = True
+        return None
+    D_c, R_c = _window_value(d, (t_c,), F, None, d.scale)
+    D_m, _ = _window_value(d, (t_min,), F, None, d.scale)
+    allowed = err + R_c + 4.0 * np.abs(D_m - val) / JUMP**2
+    if np.all(np.abs(D_c - val) <= allowed):
+        d.confirmed = True
+        return None
+    # refuted: f varies on a scale far below |x|; the search starts again on the unit scale
+    # (steps 2^-6, as for |x| <= 1), below the pair, with the old level's nodes left out
+    d.best = np.inf
+    d.scale = 1.0
+    unit = float(2.0 ** np.round(np.log2(UNIT_STEP))) / d.h
+    d.level = min(unit, t_c / JUMP)
+    d.ceiling = d.level * max(CENTRAL_LEVEL)
+    d.confirmed = True
+    return "restart"
 
 
 def _plan_move(d: _Direction, move: str) -> None:
@@ -342,6 +387,11 @@ def _plan_move(d: _Direction, move: str) -> None:
         d.pending = _level_nodes(d)
     elif move == "shrink":
         d.pending = [ts[0] / 2]
+    elif move == "restart":  # d.level was set by _confirm
+        d.pending = _level_nodes(d)
+    elif move == "confirm":
+        d.pending = [ts[0] / JUMP]
+        d.confirm = (ts[0] / JUMP, ts[0])
     elif move == "complete":
         d.pending = [t for t in _level_nodes(d) if t not in d.nodes]
         d.best = np.inf  # the level is whole only now: the next round counts as its first
@@ -360,10 +410,11 @@ def _move(d: _Direction, win, trunc, rnd, val, ref, lo, hi, improved: bool = Tru
     output over all directions), so that an entry far smaller than the rest of its row is
     not refined for an accuracy nobody can see in the Jacobian."""
     all_ts = sorted(d.nodes)
-    if np.max(trunc) > GARBAGE * np.max(np.abs(val)) and np.max(trunc) > 100 * np.max(rnd):
+    # each output judged on its own scale: a cosine beside an output of 1e6·t
+    if np.any((trunc > GARBAGE * ref) & (trunc > 100 * rnd)):
         return "jump"  # no convergence at all: the step is far too large
     need = (trunc + rnd) / np.maximum(ref, np.finfo(float).tiny)
-    if np.all(need <= TARGET):
+    if np.all(need <= TARGET * d.eps / EPS):
         return None
     if d.side == 0 and any(t not in d.nodes for t in _level_nodes(d)):
         return "complete"  # the first level's remaining pairs before anything else
@@ -399,6 +450,7 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     scalar (bool: the simulator returned floats).
     """
     r, n = U.shape
+    warn_if_rounded(sim, x, "adaptive step", stacklevel=4)  # issue 13: offsets not re-weighted
     dirs = [_start(scale[i], t_lo[i], t_hi[i], side) for i in range(r)]
     for d, s_ in zip(dirs, scale):
         d.scale = float(s_)
@@ -412,7 +464,9 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
     F = None
     ok = np.zeros(0, dtype=bool)
     nfev, failures, scalar = 0, [], True
+    complex_out = None
     best = [None] * r
+    ref_prev = None
     for rnd in range(MAX_ROUNDS):
         batch, spent = _evaluate_round(sim, x, U, dirs, pts, evaluator, rnd == 0 and center == 0)
         nfev += spent
@@ -423,7 +477,13 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
                 fd = f.as_dict() if hasattr(f, "as_dict") else dict(f)
                 fd["index"] = fd.get("index", 0) + base
                 failures.append(fd)
-            vals = np.real(batch.values)
+            vals = batch.values
+            if complex_out is None:
+                complex_out = np.iscomplexobj(vals)
+            # a complex-valued f is searched as its real and imaginary parts, side by side
+            vals = np.hstack([vals.real, vals.imag]) if complex_out else np.real(vals)
+            for d in dirs:
+                d.eps = max(d.eps, getattr(batch, "eps", EPS))
             F = vals if F is None else np.vstack([F, vals])
             ok = np.concatenate([ok, batch.ok])
         more = False
@@ -435,10 +495,16 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
             vals_i, errs, truncs, rounds, wins, _ = current[i]
             if wins:
                 errs_a = np.array(errs)
-                j = int(np.argmin(errs_a.max(axis=1)))  # the direction's choice: worst output
+                # the direction's choice: its worst output, each relative to its own size
+                norm = np.max(np.abs(np.array(vals_i)), axis=0)
+                if ref_prev is not None:
+                    norm = np.maximum(norm, ref_prev)
+                rel = errs_a / np.maximum(norm, np.finfo(float).tiny)
+                j = int(np.argmin(rel.max(axis=1)))
                 best[i] = (np.array(vals_i), errs_a, j, wins[j])
         ref = np.max([np.abs(b[0][b[2]]) for b in best if b is not None], axis=0) \
             if any(b is not None for b in best) else None
+        ref_prev = ref
         for i, (vals_i, errs, truncs, rounds, wins, preds) in current.items():
             d = dirs[i]
             if not wins:
@@ -449,13 +515,19 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
                     d.done = True
                 continue
             j = best[i][2]
-            score = float(best[i][1][j].max())
+            scale_k = np.maximum(np.maximum(np.abs(vals_i[j]), ref), np.finfo(float).tiny)
+            score = float(np.max(best[i][1][j] / scale_k))
             improved = score < d.best / 2
             d.history.append(score)
             d.best = min(d.best, score)
             move = _move(d, wins[j], truncs[j], rounds[j], vals_i[j],
                          np.maximum(np.abs(vals_i[j]), ref), t_lo[i], t_hi[i],
                          improved=improved or rnd == 0, pred=preds[j])
+            # only where the steps grew with |x| (s > JUMP): the assumption that f varies on the
+            # scale of |x| is the one a fast oscillation breaks; on the unit scale the steps
+            # are those every peer takes
+            if move is None and d.side == 0 and d.scale > JUMP and rnd < MAX_ROUNDS - 1:
+                move = _confirm(d, wins[j], vals_i[j], best[i][1][j], F, ok)
             if rnd == MAX_ROUNDS - 1 or move is None:
                 d.done = True
                 continue
@@ -464,6 +536,17 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
         if not more:
             break
     m = F.shape[1] if F is not None else 1
+    D = np.full((r, m), np.nan)
+    if complex_out:
+        D, E, *rest = _finish(dirs, best, failures, r, m)
+        h = m // 2
+        return (D[:, :h] + 1j * D[:, h:], E[:, :h] + E[:, h:], nfev, failures, *rest[:2], scalar)
+    D, E, steps, schemes = _finish(dirs, best, failures, r, m)
+    return D, E, nfev, failures, steps, schemes, scalar
+
+
+def _finish(dirs, best, failures, r, m):
+    """Each direction's result from its best windows: (D, E, steps, schemes)."""
     D = np.full((r, m), np.nan)
     E = np.full((r, m), np.nan)
     steps = np.zeros(r)
@@ -485,4 +568,4 @@ def adaptive_directional(sim, x: np.ndarray, U: np.ndarray, scale: np.ndarray,
         kind = {0: "central", 1: "forward", -1: "backward"}[d.side]
         schemes.append(f"adaptive {kind}, order {2 * len(win) if d.side == 0 else len(win)}, "
                        f"nodes {[float(t) * d.h for t in win]}")
-    return D, E, nfev, failures, steps, schemes, scalar
+    return D, E, steps, schemes

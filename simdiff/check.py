@@ -220,6 +220,7 @@ class CheckReport:
     reports: list = field(default_factory=list, repr=False)
     point_index: int = 0
     strict: bool = False
+    noise_tol: float = 0.0  # with noise=: the numerical side's own relative error, added to tol
 
     @property
     def error(self) -> float:
@@ -231,11 +232,11 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.error < self.tol)
+        return bool(self.error < self.tol + self.noise_tol)
 
     @property
     def verdict(self) -> str:
-        return verdict_for(self.error)
+        return verdict_for(max(self.error - self.noise_tol, 0.0) if self.noise_tol else self.error)
 
     @property
     def worst(self) -> list:
@@ -265,7 +266,8 @@ class CheckReport:
         if n_bad and self.passed:
             note = " (the norm passes; strict=True would fail them)"
         return (f"check_{self.kind}: {word} — relative error {self.relative_error:.2e}, "
-                f"worst entry {self.entry_error:.2e} (tol {self.tol:g}); "
+                f"worst entry {self.entry_error:.2e} (tol {self.tol:g}"
+                + (f" + noise {self.noise_tol:.1e}" if self.noise_tol else "") + "); "
                 f"{n_bad} of {self.mismatched.size} entries mismatched{note}")
 
     def __str__(self) -> str:
@@ -281,7 +283,7 @@ class CheckReport:
         for k in self.nonsmooth:
             lines.append(f"note: {k.message}")
         lines.append(f"numerical side: {self.method}, {self.nfev} evaluations; 'fd err' is its "
-                     "own error estimate")
+                     "own error estimate; 'rel err' is |a − n| / (|a| + |n|)")
         lines.append(_table(self.entries[: self.max_rows]))
         rest = self.entries[self.max_rows:]
         if rest:
@@ -330,7 +332,10 @@ def check_gradient(f: Any, grad: Any, x: Any, *, tol: float = DEFAULT_TOL, point
         where forward and backward differences disagree), "all", or "off".
     inputs : names of the entries of x (default: ``f.inputs`` when f has them).
     max_rows : rows of the table ``str(report)`` shows.
-    **opts : options of ``simdiff.gradient`` (method, order, step, n_jobs, evaluator, bounds, …).
+    **opts : options of ``simdiff.gradient`` (method, order, step, n_jobs, evaluator, bounds, …);
+        ``noise=`` (a level, a NoiseEstimate or "estimate") makes the numerical side noise-aware
+        (central differences at noise-optimal steps instead of the adaptive search) and adds the
+        noise's relative error to ``tol`` (``noise_tol``).
 
     Returns
     -------
@@ -590,7 +595,8 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
             return f"J[{i},{j}] ∂{out_names[i] if out_names else f'f[{i}]'}/∂{inputs[j] if inputs else f'x[{j}]'}"
         return f"J[{i},{j}]"
 
-    computed = np.isfinite(N)
+    pinned = _pinned(f, x, opts)  # lower == upper: no step fits, the derivative there is not computed
+    computed = np.isfinite(N) & ~pinned[None, :]
     use = computed.copy()
     score, T = _scores(A, N, E, use, tol)
     mism = score >= tol
@@ -652,6 +658,13 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         hints = smooth_hints + hints  # every mismatch sits on a kink: say that first
     else:
         hints += smooth_hints
+    if pinned.any():
+        which = ", ".join(f"{in_label(j)} = {x[j]:g}" for j in np.flatnonzero(pinned))
+        hints.append(Hint("pinned", f"pinned by the bounds (lower = upper): {which}; the derivative "
+                          "with respect to it is not computed (the numerical side has 0 there) and "
+                          "is not checked; widen its bounds to check it",
+                          tuple((0, int(j)) if kind == "gradient" else (i, int(j))
+                                for j in np.flatnonzero(pinned) for i in range(m))))
     tiny = _tiny_hint(A, N, E, use, tol, entry_label)
     if tiny is not None:
         hints.append(tiny)
@@ -665,7 +678,28 @@ def _check_at(x, *, kind, f, deriv, arg, tol, nonsmooth, inputs, outputs, max_ro
         abs_error=d.reshape(shape), rel_error=rel.reshape(shape), fd_error=E.reshape(shape),
         step=steps.copy(), mismatched=mism.reshape(shape), relative_error=float(rel_err_total),
         entry_error=entry_error, tol=tol, entries=entries, hints=hints, nonsmooth=kinks,
-        method=method, nfev=nfev, max_rows=max_rows)
+        method=method, nfev=nfev, max_rows=max_rows,
+        noise_tol=_noise_tol(A, N, E, use, opts))
+
+
+def _noise_tol(A, N, E, use, opts):
+    """With ``noise=`` given: ‖E‖ / (‖A‖ + ‖N‖) over the entries that count, the relative error
+    the noise alone explains (E holds the 3σ noise term, ``simdiff.noise``); 0 otherwise. It is
+    added to ``tol`` and taken off the error before the verdict, so a correct gradient of a noisy
+    f passes and an error beyond the noise still fails."""
+    if opts.get("noise") is None or not use.any():
+        return 0.0
+    den = float(np.linalg.norm(A[use]) + np.linalg.norm(N[use]))
+    return float(np.linalg.norm(E[use]) / den) if den > 0 and np.isfinite(E[use]).all() else 0.0
+
+
+def _pinned(f, x, opts) -> np.ndarray:
+    """(n,) True where the bounds the check passes on (or f's own) pin x_j: lower == upper."""
+    try:
+        box = normalize_bounds(opts.get("bounds", getattr(f, "bounds", None)), x)
+    except Exception:  # noqa: BLE001 - bad bounds are the numerical side's error to raise
+        box = None
+    return np.zeros(x.size, dtype=bool) if box is None else np.asarray(box[0] == box[1])
 
 
 def _proportional_hint(a, nu, e, use, x, mism):

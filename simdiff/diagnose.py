@@ -237,6 +237,8 @@ def _shifts(ctx: _Ctx) -> Iterator[tuple[Candidate, str]]:
                     continue
                 k = "j" if axis == 1 else "i"
                 if not reshaped:
+                    if L <= 2:  # of two entries a shift is a swap: _permutation says so
+                        continue
                     for circ in (True, False):
                         rel = f"{sym}[{k}{'+' if s > 0 else '-'}{abs(s)}]"
                         yield _remap(N, axis, _flat_shift(s, L, circ)), (
@@ -342,8 +344,12 @@ def _permutation(ctx: _Ctx, axis: int) -> str | None:
             return None
         match[int(j)] = hit
     label = ctx.in_label if axis == 1 else ctx.out_label
-    pairs = _join([f"{label(j)} ← {label(jj)}" for j, jj in match.items()])
     what = "inputs" if axis == 1 else "outputs"
+    if len(match) == 2 and all(match[jj] == j for j, jj in match.items()):
+        j, jj = sorted(match)
+        return (f"swapped {what}: the analytical entries for {label(j)} and {label(jj)} are the "
+                f"numerical ones of the other (the two {what} exchanged)")
+    pairs = _join([f"{label(j)} ← {label(jj)}" for j, jj in match.items()])
     return f"permuted {what}: the analytical entries are the numerical ones of other {what} ({pairs})"
 
 
@@ -441,10 +447,13 @@ def _confined(ctx: _Ctx, ents: tuple) -> Hint:
     if len(idx) == 1:
         i, j = map(int, idx[0])
         a, nu = A[i, j], N[i, j]
-        off = f"{(a - nu) / abs(nu):+.3g} relative" if nu != 0 else f"{a - nu:+.3g}"
-        pct = f" ({100 * (a - nu) / abs(nu):+.3g} %)" if nu != 0 else ""
+        # one definition of "relative" in the whole report: |a − n| / (|a| + |n|), the table's
+        # "rel err"; the percentage is said to be of the numerical value
+        rel = abs(a - nu) / (abs(a) + abs(nu))
+        pct = f", {100 * (a - nu) / abs(nu):+.3g} % of the numerical value" if nu != 0 else ""
         return Hint("confined", f"the mismatch is confined to one entry, {ctx.entry_label((i, j))}: "
-                    f"analytical {a:.8g} vs numerical {nu:.8g}, off by {off}{pct}", ents)
+                    f"analytical {a:.8g} vs numerical {nu:.8g}, off by {a - nu:+.3g}{pct} "
+                    f"(relative error {rel:.2g})", ents)
     rows, cols = np.unique(idx[:, 0]), np.unique(idx[:, 1])
     if len(cols) == 1:
         return Hint("confined", f"the mismatch is confined to the derivative with respect to "

@@ -25,7 +25,7 @@ Evaluation counts: central 2n, forward/backward n + 1, five-point 4n, complex n;
 (central) or 1 + 1 (forward). Bounds may turn a central stencil one-sided (plus f(x)).
 ``jacobian(..., sparsity=S)`` counts groups of columns instead of columns (``sparsity.py``);
 step="adaptive" spends 6 to 12 per coordinate (``adaptive.py``); ``simdiff.hessian``
-(``hessians.py``) 2n² + 1.
+(``hessians.py``) 2n² + 2n + 1.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, OutputError
-from .evaluate import resolve_evaluator
+from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
 from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
 from .refine import run_partials, warn_unresolved
-from .simulator import Simulator, as_simulator
+from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
+from .noise import adaptive_with_noise, noise_error, setup_noise
 from .steps import base_steps, normalize_bounds, typical_scale
 
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
@@ -48,6 +49,11 @@ __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
 class Info(dict):
     """The ``info`` of ``full_output=True``: a dict whose keys are also attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "failures" in self:  # one record type with a kind (evaluate.Failure)
+            self["failures"] = failure_records(self["failures"])
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -102,6 +108,7 @@ def _bounds_for(sim: Simulator, bounds: Any, x: np.ndarray):
 
 def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
     """Evaluate the plan's batch, repair failed entries, assemble: (D, E, nfev, failures)."""
+    plan = written_plan(sim, plan)  # the points as the simulator reads them (issue 13)
     points = plan.points
     nfev = 0
     failures: list[dict] = []
@@ -133,6 +140,7 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
         nfev += batch.nfev
         F, ok = batch.values[:0], batch.ok[:0]
     D, E, lost = assemble(plan, F, ok)
+    E = noise_error(plan, F, ok, D, E)  # noise given (noise=) or seen in the values (noise.py)
     failures.extend(lost)
     return D, E, nfev, failures, batch.scalar
 
@@ -182,20 +190,23 @@ def _scale_for(sim: Simulator, scale: Any, x: np.ndarray) -> np.ndarray | None:
     return typical_scale(scale, x)
 
 
-def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller):
-    """Every partial derivative with a fixed-step stencil (``refine.run_partials``):
-    (D (n, m), E (n, m), nfev, failures, plan, scalar)."""
+def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller, noise=None):
+    """Every partial derivative with a fixed-step stencil (``refine.run_partials``), with the
+    noise of ``noise=`` or seen in the values (``noise.py``): (D (n, m), E (n, m), nfev,
+    failures, plan, scalar, nz)."""
     n = x.shape[0]
     typ = _scale_for(sim, scale, x)
-    auto = step is None and rel_step is None and typ is None
-    h = base_steps(x, st, step, rel_step, typical=typ)
+    nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=typ, bounds=box)
+    auto = step is None and rel_step is None and typ is None and nz.steps is None
+    h = base_steps(x, st, step, rel_step, typical=typ) if nz.steps is None else nz.steps
     lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
     s = typ if typ is not None else np.maximum(1.0, np.abs(x))
-    D, E, nfev, failures, plan, scalar, notes = run_partials(
-        sim, x, np.eye(n), x.copy(), lo, hi, s, st, h, ev, auto=auto, partial=True,
-        unit_scale=None if typ is not None else s)
+    with nz:
+        D, E, nfev, failures, plan, scalar, notes = run_partials(
+            sim, x, np.eye(n), x.copy(), lo, hi, s, st, h, nz.evaluator, auto=auto, partial=True,
+            unit_scale=None if typ is not None else s)
     warn_unresolved(caller, sim, D, E, plan.terms, notes, stacklevel=4)
-    return D, E, nfev, failures, plan, scalar
+    return D, E, nfev, failures, plan, scalar, nz
 
 
 ADAPTIVE = "adaptive"
@@ -220,9 +231,15 @@ def _is_adaptive(step: Any, rel_step: Any, order: Any, method: str) -> bool:
     return method != "complex"  # the complex step is at the rounding level already
 
 
-def _adaptive_partials(sim, x, box, ev, method):
+def _adaptive_partials(sim, x, box, ev, method, scale=None, caller="jacobian"):
     """step="adaptive" for every partial derivative: (D (n, m), E (n, m), nfev, failures,
-    steps (n,), schemes, scalar). Fixed coordinates (lower == upper) get 0."""
+    steps (n,), schemes, scalar). Fixed coordinates (lower == upper) get 0.
+
+    A coordinate with |x_j| < max(1, |x_j|)/64, whose first level would reach past 0 (log,
+    sqrt, 1/x, an input in SI units), is searched twice in the same rounds: from the usual
+    scale and from |x_j| itself. Where the two results agree within their estimates the
+    sharper is kept; where they disagree the long steps saw a singularity their windows
+    could not, and the search on x_j's own scale is kept (as ``refine.py`` does)."""
     n = x.shape[0]
     lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
     free = np.flatnonzero(lo != hi)
@@ -232,16 +249,54 @@ def _adaptive_partials(sim, x, box, ev, method):
         m = batch.values.shape[1]
         return (np.zeros((n, m)), np.zeros((n, m)), batch.nfev, [], np.zeros(n),
                 ["fixed"] * n, batch.scalar)
+    typ = _scale_for(sim, scale, x)
+    s = typ if typ is not None else np.maximum(1.0, np.abs(x))
+    small = [j for j in free if typ is None and x[j] != 0 and abs(x[j]) < s[j] / 64]
+    rows = list(free) + small
+    scales = np.concatenate([s[free], np.abs(x[small])])
+    U = np.eye(n)[rows]
     Dl, El, nfev, failures, st, sch, scalar = adaptive_directional(
-        sim, x, np.eye(n)[free], np.maximum(1.0, np.abs(x[free])), (lo - x)[free],
-        (hi - x)[free], ev, side=_SIDES[method])
+        sim, x, U, scales, (lo - x)[rows], (hi - x)[rows], ev, side=_SIDES[method])
+    k = len(free)
+    for a, j in enumerate(small):
+        i = int(np.flatnonzero(free == j)[0])
+        d1, e1, d2, e2 = Dl[i], El[i], Dl[k + a], El[k + a]
+        with np.errstate(invalid="ignore"):
+            take = ~np.isfinite(d1) | (np.isfinite(d2) & ((np.abs(d1 - d2) > e1 + e2) | (e2 < e1)))
+        if np.all(take):
+            st[i], sch[i] = st[k + a], sch[k + a] + " (on x's own scale)"
+        Dl[i] = np.where(take, d2, d1)
+        El[i] = np.where(take, e2, e1)
+    Dl, El = Dl[:k], El[:k]
     m = Dl.shape[1]
-    D, E, steps = np.zeros((n, m)), np.zeros((n, m)), np.zeros(n)
-    D[free], E[free], steps[free] = Dl, El, st
+    D, E, steps = np.zeros((n, m), dtype=Dl.dtype), np.zeros((n, m)), np.zeros(n)
+    D[free], E[free], steps[free] = Dl, El, st[:k]
     schemes = ["fixed"] * n
-    for k, j in enumerate(free):
-        schemes[j] = sch[k]
+    for a, j in enumerate(free):
+        schemes[j] = sch[a]
+    terms = [_Kind(k_) for k_ in schemes]
+    notes = {}
+    if failures:
+        for a, j in enumerate(free):
+            if "failed" in schemes[j]:
+                continue
+    warn_unresolved(caller, sim, D, E, terms, notes, stacklevel=4)
+    if failures and not any(np.isnan(D).ravel()):
+        import warnings as _w
+
+        from .errors import SimdiffWarning
+
+        _w.warn(f"simdiff.{caller}: {len(failures)} point(s) of the adaptive search failed and "
+                "were left out (the entries were computed from the others, or closer to x); "
+                "see info.failures", SimdiffWarning, stacklevel=3)
     return D, E, nfev, failures, steps, schemes, scalar
+
+
+class _Kind:
+    """The bit of a term ``warn_unresolved`` reads: its kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
 
 def _adaptive_info(E, nfev, steps, schemes, method, failures) -> Info:
@@ -296,6 +351,15 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
     info = Info(error=Err, nfev=nfev, step=steps, method=method, failures=failures,
                 schemes=schemes, fixed=[j for j, s_ in enumerate(schemes) if s_ == "zero column"],
                 groups=[g.tolist() for g in groups], n_groups=len(groups))
+    from .sparsity import SparsityWarning, verify_pattern  # one J·v check of the pattern
+
+    info.pattern_check, extra = verify_pattern(sim, x, J, Err, box, ev, groups=groups, D=D, DE=E,
+                                               rows=(rows, cols))
+    info.nfev += extra
+    if info.pattern_check:
+        import warnings
+
+        warnings.warn(info.pattern_check, SparsityWarning, stacklevel=3)
     return J, info
 
 
@@ -320,7 +384,7 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
              vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
              evaluator: Any = None, full_output: bool = False, sparsity: Any = None,
              cache: Any = None, timeout: Any = None, retries: Any = None,
-             on_failure: Any = None, _caller: str = "jacobian"):
+             on_failure: Any = None, noise: Any = None, _caller: str = "jacobian"):
     """The Jacobian J[i, j] = ∂f_i/∂x_j of f: R^n -> R^m at x, shape (m, n) always.
 
     See the module docstring for the options; the step rule is in ``simdiff.steps``.
@@ -332,12 +396,17 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         (matrix, if S is a sparse matrix) when S is sparse, dense otherwise;
         ``info.groups`` lists the column groups, ``info.n_groups`` counts them.
 
+    noise : None, a level (float or array (m,)), a ``NoiseEstimate``, or "estimate" (see
+        ``simdiff.noise``): noise-optimal steps and the noise term in ``info.error``
+        (``info.noise`` is the level used); it replaces step="adaptive".
+
     Returns
     -------
     J : ndarray (m, n), or ``(J, info)`` with ``full_output=True``; info.error is (m, n).
     """
     x = as_point(x)
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
@@ -347,22 +416,26 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
         J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
         return (J, info) if full_output else J
     if adaptive:
-        D, E, nfev, failures, steps, schemes, _ = _adaptive_partials(sim, x, box, ev, method)
+        D, E, nfev, failures, steps, schemes, _ = adaptive_with_noise(
+            lambda e: _adaptive_partials(sim, x, box, e, method, scale, _caller), x, ev, method,
+            sim, box)  # noise.py
         J = np.ascontiguousarray(D.T)
         if not full_output:
             return J
         return J, _adaptive_info(np.ascontiguousarray(E.T), nfev, steps, schemes, method, failures)
     if st is None:
+        nz = setup_noise(noise, sim, x, ev, method, step, rel_step, bounds=box)
         h = base_steps(x, st, step, rel_step, typical=_scale_for(sim, scale, x))
         plan = plan_partials(x, st, h, box)
-        D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+        with nz:
+            D, E, nfev, failures, _ = _run(sim, plan, nz.evaluator, method)
     else:
-        D, E, nfev, failures, plan, _ = _partials(sim, x, st, step, rel_step, scale, box, ev,
-                                                  method, _caller)
+        D, E, nfev, failures, plan, _, nz = _partials(sim, x, st, step, rel_step, scale, box, ev,
+                                                      method, _caller, noise)
     J = np.ascontiguousarray(D.T)
     if not full_output:
         return J
-    return J, _info(np.ascontiguousarray(E.T), nfev, plan, method, failures)
+    return J, nz.annotate(_info(np.ascontiguousarray(E.T), nfev, plan, method, failures))
 
 
 def gradient(f: Any, x: Any, **opts: Any):
@@ -389,7 +462,8 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                step: Any = None, rel_step: Any = None, scale: Any = None, bounds: Any = None,
                vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
                evaluator: Any = None, full_output: bool = False, cache: Any = None,
-               timeout: Any = None, retries: Any = None, on_failure: Any = None):
+               timeout: Any = None, retries: Any = None, on_failure: Any = None,
+               noise: Any = None):
     """The derivative f'(x) of f: R -> R at the float x.
 
     A callable is called with a float (with a (k,) array when ``vectorized``); a Simulator
@@ -401,7 +475,8 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
             "(use simdiff.gradient or simdiff.jacobian for several variables)"
         )
     xa = as_point(np.reshape(np.asarray(x, dtype=float) if not np.iscomplexobj(x) else x, (1,)))
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, xa, method, order, step, rel_step, bounds, vectorized,
@@ -409,18 +484,22 @@ def derivative(f: Any, x: Any, *, method: str = "central", order: int | None = N
                                         scalar_input=not isinstance(f, Simulator), cache=cache,
                                         timeout=timeout, retries=retries, on_failure=on_failure)
     if adaptive:
-        D, E, nfev, failures, steps, schemes, scalar = _adaptive_partials(sim, xa, box, ev, method)
+        D, E, nfev, failures, steps, schemes, scalar = adaptive_with_noise(
+            lambda e: _adaptive_partials(sim, xa, box, e, method, scale, "derivative"), xa, ev,
+            method, sim, box)  # noise.py
         info = _adaptive_info(E, nfev, steps, schemes, method, failures)
     elif st is None:
+        nz = setup_noise(noise, sim, xa, ev, method, step, rel_step, bounds=box)
         h = base_steps(xa, st, step, rel_step, typical=_scale_for(sim, scale, xa))
         plan = plan_partials(xa, st, h, box)
-        D, E, nfev, failures, scalar = _run(sim, plan, ev, method)
-        info = _info(E, nfev, plan, method, failures)
+        with nz:
+            D, E, nfev, failures, scalar = _run(sim, plan, nz.evaluator, method)
+        info = nz.annotate(_info(E, nfev, plan, method, failures))
     else:
-        D, E, nfev, failures, plan, scalar = _partials(sim, xa, st, step, rel_step, scale, box, ev,
-                                                       method, "derivative")
-        info = _info(E, nfev, plan, method, failures)
-    value = float(D[0, 0]) if scalar else D[0].copy()
+        D, E, nfev, failures, plan, scalar, nz = _partials(sim, xa, st, step, rel_step, scale, box,
+                                                           ev, method, "derivative", noise)
+        info = nz.annotate(_info(E, nfev, plan, method, failures))
+    value = D[0, 0].item() if scalar else D[0].copy()  # a complex f gives a complex value
     if not full_output:
         return value
     info.error = float(E[0, 0]) if scalar else E[0].copy()
@@ -432,7 +511,7 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
         step: Any = None, rel_step: Any = None, scale: Any = None, bounds: Any = None,
         vectorized: bool | None = None, n_jobs: int | None = None, backend: Any = None,
         evaluator: Any = None, full_output: bool = False, cache: Any = None,
-        timeout: Any = None, retries: Any = None, on_failure: Any = None):
+        timeout: Any = None, retries: Any = None, on_failure: Any = None, noise: Any = None):
     """The directional derivative J(x)·v: shape (m,), or a float when f returns a float.
 
     The stencil runs along u = v/‖v‖₂ and the result is scaled by ‖v‖₂. The step t along u
@@ -446,7 +525,8 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
     v = as_point(v, "v") if np.any(np.asarray(v, dtype=float) != 0) else np.asarray(v, dtype=float)
     if v.shape != x.shape:
         raise ArgumentError(f"v must have the shape of x, {x.shape}; got shape {v.shape}")
-    adaptive = _is_adaptive(step, rel_step, order, _method(method))
+    adaptive = _is_adaptive(step, rel_step, order, _method(method)) and noise is None
+    step = None if noise is not None and isinstance(step, str) and step == ADAPTIVE else step
     if adaptive or (isinstance(step, str) and method == "complex"):
         step = None
     sim, st, box, ev, method = _prepare(f, x, method, order, step, rel_step, bounds, vectorized,
@@ -491,20 +571,25 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
         info = _info(err, nfev, plan, method, failures)
         info.step = float(plan.steps[0])
     else:
-        auto = step is None and rel_step is None
-        if auto:
+        nz = setup_noise(noise, sim, x, ev, method, step, rel_step, scale=np.array([s_t]),
+                         direction=u, bounds=box)
+        auto = step is None and rel_step is None and nz.steps is None
+        if nz.steps is not None:
+            h = float(nz.steps[0])
+        elif auto:
             h = float(np.min(base_steps(x, st, None, None, typical=s_j)[moved] / np.abs(u[moved])))
             h = float(2.0 ** np.floor(np.log2(h)))
         else:
             h = float(base_steps(np.array([s_t]), st, step, rel_step, scale=np.array([s_t]))[0])
         t_lo, t_hi = direction_range(x, u, box)
-        D, E, nfev, failures, plan, scalar, notes = run_partials(
-            sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]), np.array([s_t]),
-            st, np.array([h]), ev, auto=auto, partial=False)
-        D, E, nfev = _correct_direction(sim, x, u, plan, D, E, nfev, ev, st, s_t, box)
+        with nz:
+            D, E, nfev, failures, plan, scalar, notes = run_partials(
+                sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]),
+                np.array([s_t]), st, np.array([h]), nz.evaluator, auto=auto, partial=False)
+        D, E, nfev = _correct_direction(sim, x, u, plan, D, E, nfev, nz.evaluator, st, s_t, box)
         warn_unresolved("jvp", sim, D, E, plan.terms, notes, what="direction")
         out, err = D[0] * norm, E[0] * norm
-        info = _info(err, nfev, plan, method, failures)
+        info = nz.annotate(_info(err, nfev, plan, method, failures))
         info.step = float(plan.steps[0])
     if scalar and out.shape == (1,):
         out, info["error"] = out[0].item(), info["error"][0].item()

@@ -83,7 +83,23 @@ class SimulationError(SimdiffError, RuntimeError):
         The exception raised, or a description (exit code and stderr tail of an executable).
     failures : list
         Every failure of the batch, when more than one point failed.
+    returncode : int or None
+        The exit code of an external program (negative: killed by that signal; None: no
+        program, or it timed out).
+    workdir : str or None
+        The kept work directory of the failed run (its input files, ``simdiff-stdout.txt``
+        and ``simdiff-stderr.txt``); None when nothing was kept.
+    stdout_tail, stderr_tail : str or None
+        The last lines the program wrote to stdout and stderr.
+
+    The four program attributes are set by the ``subprocess`` adapter; the error a derivative
+    call raises copies them from its cause, so ``err.returncode`` works on either.
     """
+
+    returncode: int | None = None
+    workdir: str | None = None
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None
 
     def __init__(
         self,
@@ -93,12 +109,22 @@ class SimulationError(SimdiffError, RuntimeError):
         index: int | None = None,
         cause: Any = None,
         failures: list | None = None,
+        returncode: int | None = None,
+        workdir: str | None = None,
+        stdout_tail: str | None = None,
+        stderr_tail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.point = point
         self.index = index
         self.cause = cause
         self.failures = list(failures or [])
+        for name, value in (("returncode", returncode), ("workdir", workdir),
+                            ("stdout_tail", stdout_tail), ("stderr_tail", stderr_tail)):
+            if value is None and isinstance(cause, SimulationError):
+                value = getattr(cause, name, None)
+            if value is not None:
+                setattr(self, name, value)
 
 
 class EvaluationTimeout(SimulationError):

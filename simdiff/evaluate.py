@@ -19,6 +19,7 @@ in ``simdiff/cache.py``, the bar in ``simdiff/progress.py``.
 from __future__ import annotations
 
 import cmath
+import logging
 import math
 import os
 import time
@@ -46,6 +47,10 @@ from .progress import PROGRESS, Progress
 from .simulator import Simulator, as_simulator
 from .workers import Event, timeout_error
 
+#: Each batch (INFO), each run (DEBUG), each retry and failure (INFO); silent unless the
+#: application configures logging (the library adds no handler; ``simdiff -v`` does).
+log = logging.getLogger("simdiff.evaluate")
+
 __all__ = [
     "ON_FAILURE",
     "Batch",
@@ -53,6 +58,8 @@ __all__ = [
     "EvaluatorProtocol",
     "Failure",
     "SerialEvaluator",
+    "failure_records",
+    "repair_note",
     "resolve_evaluator",
     "stack_outputs",
 ]
@@ -60,21 +67,89 @@ __all__ = [
 ON_FAILURE = ("raise", "skip")
 
 
-@dataclass
-class Failure:
-    """One point that could not be evaluated."""
+class Failure(dict):
+    """One failure record: the one shape of ``info.failures``, ``Evaluator.failures`` and
+    ``SimulationError.failures``.
 
-    index: int
-    point: np.ndarray
-    cause: Any
-    attempts: int = 1
+    A dict whose keys are also attributes; every record has every key (None where it does not
+    apply), and ``kind`` says which it is:
 
-    def as_dict(self) -> dict:
-        return {"index": self.index, "point": self.point, "cause": self.cause,
-                "attempts": self.attempts}
+    ``kind="evaluation"``
+        A point that could not be evaluated: ``index`` (its row in the batch), ``point``,
+        ``cause`` (the exception, or a description), ``attempts``, and ``reason`` (the cause
+        as text).
+    ``kind="repair"``
+        A derivative entry some of whose points failed: ``entry`` (its index, or (i, j) for a
+        Hessian), ``reason`` (what was done), ``recovered`` (True: rebuilt from the surviving
+        points at a lower order; False: NaN).
+
+    ``Failure(index, point, cause, attempts)`` builds an evaluation record, ``repair_note(entry,
+    reason, recovered)`` a repair record; ``failure_records`` turns older plain dicts into
+    records.
+    """
+
+    KINDS = ("evaluation", "repair")
+
+    def __init__(self, index: int | None = None, point: Any = None, cause: Any = None,
+                 attempts: int = 1, *, kind: str = "evaluation", entry: Any = None,
+                 reason: str | None = None, recovered: bool | None = None, **extra: Any) -> None:
+        if kind not in self.KINDS:
+            raise ArgumentError(f"kind must be one of {self.KINDS}; got {kind!r}")
+        if reason is None and cause is not None:
+            reason = _fmt_cause(cause)
+        super().__init__(kind=kind, index=index, point=point, cause=cause, attempts=attempts,
+                         entry=entry, reason=reason, recovered=recovered, **extra)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def as_dict(self) -> "Failure":
+        """A copy (a record, so a dict too)."""
+        return Failure(**self)
+
+    def __reduce__(self):
+        return (_failure_from_dict, (dict(self),))
 
     def __str__(self) -> str:
-        return f"point {self.index} x={_fmt_point(self.point)}: {_fmt_cause(self.cause)}"
+        if self["kind"] == "repair":
+            return f"entry {self['entry']}: {self['reason']}"
+        return f"point {self['index']} x={_fmt_point(self['point'])}: {_fmt_cause(self['cause'])}"
+
+
+def _failure_from_dict(d: dict) -> Failure:
+    return Failure(**d)
+
+
+def repair_note(entry: Any, reason: str, recovered: bool = False, **extra: Any) -> Failure:
+    """A ``kind="repair"`` record: derivative entry ``entry`` lost points; ``reason`` says how it
+    was handled."""
+    return Failure(None, None, None, 0, kind="repair", entry=entry, reason=reason,
+                   recovered=bool(recovered), **extra)
+
+
+def failure_records(items: Any) -> list:
+    """``items`` (records or plain dicts: a dict with ``entry`` is a repair note, anything else an
+    evaluation failure) as a list of ``Failure`` records."""
+    out = []
+    for f in items or []:
+        if isinstance(f, Failure):
+            out.append(f)
+        elif isinstance(f, dict):
+            d = dict(f)
+            if "kind" not in d:
+                d["kind"] = "repair" if "entry" in d and "index" not in d else "evaluation"
+            if d["kind"] == "repair":
+                d.setdefault("attempts", 0)
+            out.append(Failure(**d))
+        else:
+            out.append(Failure(None, None, f))
+    return out
 
 
 @dataclass
@@ -130,6 +205,11 @@ def raise_failures(failures: Sequence[Failure], sim: Simulator) -> None:
         cause=first.cause,
         failures=[f.as_dict() for f in failures],
     )
+    # the program's exit code, work dir and output tails, also on the outer error
+    for name in ("returncode", "workdir", "stdout_tail", "stderr_tail"):
+        value = getattr(first.cause, name, None)
+        if value is not None:
+            setattr(err, name, value)
     if isinstance(first.cause, BaseException):
         raise err from first.cause
     raise err
@@ -596,6 +676,9 @@ class Evaluator:
                     continue
             run.queue.append(i)
         run.progress = Progress(len(run.queue), self.progress)
+        log.info("batch of %d point(s) of %s: %d to run, %d from the cache, %d repeated",
+                 k, sim.name or type(sim).__name__, len(run.queue), k - len(run.queue) - len(copies),
+                 len(copies))
         try:
             if sim.vectorized:
                 run.vectorized()
@@ -614,6 +697,7 @@ class Evaluator:
             if j in failed:
                 run.failures.append(Failure(i, X[i].copy(), failed[j].cause, failed[j].attempts))
         failures = sorted(run.failures, key=lambda f: f.index)
+        log.info("batch done: %d run(s), %d failed point(s)", run.nfev, len(failures))
         self.failures.extend(failures)
         if failures and self.on_failure == "raise":
             raise_failures(failures, sim)
@@ -679,6 +763,8 @@ class _Run:
                 error: Any = None) -> None:
         self.nfev += 1
         self.ev.nfev += 1
+        log.debug("point %d, attempt %d, on %s: %s in %.3g s%s", i, self.attempts[i], worker, status,
+                  seconds, f" ({error})" if error is not None else "")
         self.ev.log.append({
             "point": self.X[i].copy(), "value": value, "seconds": seconds,
             "attempt": self.attempts[i], "worker": worker, "status": status, "error": error,
@@ -693,12 +779,15 @@ class _Run:
 
     def _fail(self, i: int, cause: Any) -> None:
         if self.attempts[i] <= self.ev.retries and not self.stop:
+            log.info("point %d failed (%s); retry %d of %d", i, cause, self.attempts[i], self.ev.retries)
             self.queue.appendleft(i)
             return
         self._final_failure(i, cause)
 
     def _final_failure(self, i: int, cause: Any) -> None:
         self.failures.append(Failure(i, self.X[i].copy(), cause, self.attempts[i]))
+        log.info("point %d failed after %d attempt(s): %s (x = %s)", i, self.attempts[i], cause,
+                 _fmt_point(self.X[i]))
         self._finished()
         if self.ev.on_failure == "raise":
             self.stop = True

@@ -14,8 +14,11 @@ piece of module-level state in simdiff (``reset()`` drops it). While it is built
 2. every other entry point is imported; one that fails (any exception, ``sys.exit`` too) is
    skipped with a ``PluginLoadWarning`` naming the plugin and its error, and the others still
    load;
-3. each plugin's ``simdiff_adapters()`` hook returns its adapter classes; two adapters with one
-   name raise ``DuplicateAdapterError`` naming both plugins. A name in
+3. each plugin's ``simdiff_adapters()`` hook returns its adapter classes; an adapter that takes
+   the name of a built-in one is skipped with a ``PluginLoadWarning`` naming both plugins (the
+   built-in keeps it), and two third-party adapters with one name are both skipped with a
+   warning naming both (``SIMDIFF_DISABLE_PLUGINS`` blocks one): the other adapters, and every
+   command, still work. A name in
    ``SIMDIFF_DISABLE_PLUGINS`` that is an adapter's rather than a plugin's (``projectile`` of
    the plugin ``physics``) leaves out that adapter alone.
 """
@@ -33,7 +36,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, DuplicateAdapterError, PluginError, UnknownAdapterError
+from .errors import ConfigError, PluginError, UnknownAdapterError
 from .hookspecs import PROJECT
 from .simulator import Simulator
 
@@ -83,6 +86,11 @@ def _description(cls: type) -> str:
     return doc.splitlines()[0].strip() if doc else ""
 
 
+def _is_builtin(cls: type) -> bool:
+    """An adapter shipped with simdiff (``plugins/``, installed as ``simdiff_plugins``)."""
+    return cls.__module__.split(".")[0] in ("simdiff_plugins", "simdiff")
+
+
 def _disabled_names() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
@@ -97,6 +105,7 @@ class _Host:
         self.origins: dict[str, str] = {}
         self.blocked: list[str] = []
         self.broken: dict[str, str] = {}
+        self.clashes: dict[str, list[str]] = {}  # adapter name -> plugins left out for it
         self._adapters: dict[str, AdapterInfo] | None = None
 
     def load_entry_points(self) -> None:
@@ -163,10 +172,33 @@ class _Host:
         self._adapters = None
         return name
 
+    def _clash(self, name: str, first: AdapterInfo, second: AdapterInfo,
+               found: dict[str, AdapterInfo]) -> None:
+        """Two plugins give adapters one name: a built-in keeps its name and the other is
+        skipped; between two third-party plugins neither is used (which one was meant cannot
+        be known). A warning names both and the way out."""
+        def where(a: AdapterInfo) -> str:
+            return f"plugin {a.plugin!r} ({a.cls.__module__}.{a.cls.__qualname__})"
+
+        builtin = [a for a in (first, second) if _is_builtin(a.cls)]
+        if len(builtin) == 1:
+            kept = builtin[0]
+            other = second if kept is first else first
+            found[name] = kept
+            self.clashes.setdefault(name, [])
+            _warn(f"simdiff adapter {name!r} of {where(other)} is skipped: the name is the "
+                  f"built-in adapter's of {where(kept)}; rename the adapter (its class's `name`)")
+            return
+        found.pop(name, None)
+        self.clashes[name] = [first.plugin, second.plugin]
+        _warn(f"simdiff adapter name {name!r} is registered twice: by {where(first)} and by "
+              f"{where(second)}; both are skipped; block one with {DISABLE_ENV}={second.plugin}")
+
     def adapters(self) -> dict[str, AdapterInfo]:
         if self._adapters is not None:
             return self._adapters
         found: dict[str, AdapterInfo] = {}
+        self.clashes = {}
         disabled = _disabled_names()
         # Called impl by impl (not through the joined hook) to know which plugin gave what.
         for impl in self.pm.hook.simdiff_adapters.get_hookimpls():
@@ -197,12 +229,12 @@ class _Host:
                     other = found[name]
                     if other.cls is cls:  # the same class listed twice
                         continue
-                    raise DuplicateAdapterError(
-                        f"adapter name {name!r} is registered twice: by plugin {other.plugin!r} "
-                        f"({other.cls.__module__}.{other.cls.__qualname__}) and by plugin "
-                        f"{plugin!r} ({cls.__module__}.{cls.__qualname__}); block one with "
-                        f"{DISABLE_ENV}={plugin}"
-                    )
+                    self._clash(name, other, AdapterInfo(
+                        name, _description(cls), plugin, self.versions.get(plugin, ""), cls), found)
+                    continue
+                if name in self.clashes:
+                    self.clashes[name].append(plugin)
+                    continue
                 found[name] = AdapterInfo(
                     name, _description(cls), plugin, self.versions.get(plugin, ""), cls
                 )
@@ -282,6 +314,10 @@ def load(name: str, **config: Any) -> Simulator:
             notes.append(f"plugins blocked by {DISABLE_ENV}: {', '.join(sorted(set(host.blocked)))}")
         if host.broken:
             notes.append(f"plugins that failed to load: {', '.join(sorted(host.broken))}")
+        clash = host.clashes.get(name)
+        if clash:
+            notes.append(f"{name!r} is registered by both plugins {clash[0]!r} and {clash[1]!r}, "
+                         f"so neither is used; block one with {DISABLE_ENV}={clash[1]}")
         extra = f" ({'; '.join(notes)})" if notes else ""
         raise UnknownAdapterError(f"no adapter named {name!r}; known adapters: {known}{hint}{extra}")
     cls = adapters[name].cls

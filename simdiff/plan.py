@@ -331,6 +331,51 @@ def _length(D: np.ndarray, Fr: np.ndarray, s, h, d: int, doubt: list | None = No
     return np.where(root, h if at_root == "step" else s, np.clip(ell, MIN_LENGTH * h, s))
 
 
+#: A one-sided two-point entry with |f'|·s below this share of |f| is taken for a critical
+#: point (its value is then mostly truncation) and widened.
+FLAT = 1e-4
+
+#: Safety factor of the truncation measured through f(x) (``_curvature_model``), and the
+#: share of the plain model kept beside it (calibrated on tests/test_error_estimates.py's zoo
+#: and benchmarks/accuracy.py: coverage held, median overestimate back under 10×).
+CURVATURE_FACTOR = 2.0
+MODEL_SHARE_WITH_CURVATURE = 0.5
+
+
+def _curvature_model(D, Fv, center, h, s, order, coef, eps):
+    """Truncation of a two-point central difference from its nodes and f(x) itself.
+
+    The three values give the second derivative f2 = (F+ − 2f(x) + F−)/h², measured; the
+    third is carried from it with the growth per order it shows against the first,
+    g = f2/|f'| (at least 1/s, at most 1/(MIN_LENGTH·h)): |f3| ≈ f2·g. Where f' is small by
+    cancellation (a Lennard-Jones force, −13.9 + 12.3 at r = 1.1) the model |f'|/L² of
+    ``_estimate`` misses the size of the higher derivatives by 1000×, while f2 shows it. A
+    second difference below its own rounding (4ε·max|F|/h²) counts as 0."""
+    Fc = center[:, None, :]
+    f2 = np.abs(Fv[:, 0:1, :] + Fv[:, 1:2, :] - 2 * Fc)[:, 0, :] / h**2
+    noise = 4 * eps * np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center)) / h**2
+    f2 = np.where(f2 > 4 * noise, f2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(np.abs(D) > 0, f2 / np.abs(D), np.inf)
+        # near a critical point (f' changes by more than itself within a few steps) the ratio
+        # f2/|f'| measures the closeness of the zero of f', not the growth of the derivatives:
+        # there the growth is read off f itself, (f2/max|F|)^(1/2) (cos at 1e-6: 1, not 1e6)
+        big = np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center))
+        g0 = np.where(big > 0, np.sqrt(f2 / big), np.inf)
+    g = np.where(np.abs(D) < MIN_LENGTH * f2 * h, g0, g)
+    g = np.minimum(np.maximum(g, 1.0 / s), 1.0 / (MIN_LENGTH * h))
+    trunc = CURVATURE_FACTOR * abs(coef) * h**order * f2 * g
+    # the one-sided slopes on either side differ by f2·h; for an f smooth on the scale of 4h
+    # that is at most |f'|/4. More, with both slopes of one sign (no critical point between),
+    # is a kink or a jump inside the stencil (relu at 5e-5 with h = 1e-4: slopes 2 and 1,
+    # central 1.5): the stencil cannot say which slope holds at x, so the error is half their gap
+    dp = (Fv[:, 1, :] - center) / h
+    dm = (center - Fv[:, 0, :]) / h
+    gap = np.abs(dp - dm)
+    kink = (gap > 0.25 * np.abs(D)) & (dp * dm > 0) & (f2 > 0)
+    return np.where(kink, np.maximum(trunc, 0.5 * gap), trunc)
+
+
 def _term_estimate(term: Term, Fr: np.ndarray, weights: np.ndarray, order: int, coef: float,
                    low: np.ndarray | None, low_order: int, low_coef: float, eps: float = EPS,
                    doubt: list | None = None, mag: np.ndarray | None = None):
@@ -343,7 +388,8 @@ def _term_estimate(term: Term, Fr: np.ndarray, weights: np.ndarray, order: int, 
 
 def _estimate(Fr: np.ndarray, weights: np.ndarray, h: np.ndarray, s: np.ndarray, d: int,
               order: int, coef: float, low: np.ndarray | None, low_order: int, low_coef: float,
-              eps: float = EPS, doubt: list | None = None, mag: np.ndarray | None = None):
+              eps: float = EPS, doubt: list | None = None, mag: np.ndarray | None = None,
+              center: np.ndarray | None = None):
     """``_term_estimate`` for r terms of one stencil shape at once: Fr (r, q, m), weights and
     low (r, q), h and s (r, 1); returns D and E of shape (r, m). ``eps`` is the unit roundoff
     of f's outputs (2^-23 for float32). ``mag`` holds the raw values when Fr was centred
@@ -375,6 +421,10 @@ def _estimate(Fr: np.ndarray, weights: np.ndarray, h: np.ndarray, s: np.ndarray,
         # length L of ``_length``.
         L = _length(D, Fv, s, h, d, doubt, at_root="step")
         trunc = MODEL_FACTOR * abs(coef) * h**order * np.abs(D) / L**order
+        if center is not None and d == 1 and Fv.shape[1] == 2:
+            # the measured curvature carries the estimate: the model keeps a share as a floor
+            trunc = np.maximum(MODEL_SHARE_WITH_CURVATURE * trunc,
+                               _curvature_model(D, Fv, center, h, s, order, coef, eps))
     return D, rounding + trunc
 
 
@@ -411,7 +461,8 @@ def _assemble_real(plan: Plan, F: np.ndarray, ok: np.ndarray, eps: float):
     Fre = F.imag if plan.complex_step else F
     done = np.zeros(r, dtype=bool)
     if not plan.complex_step:
-        _assemble_groups(plan.terms, Fre, ok, D, E, done, eps, doubt)
+        c = plan.center if plan.center is not None and ok[plan.center] else None
+        _assemble_groups(plan.terms, Fre, ok, D, E, done, eps, doubt, c)
     for i, term in enumerate(plan.terms):
         if done[i]:
             continue
@@ -466,7 +517,7 @@ def _centred(Fr: np.ndarray) -> np.ndarray:
 
 
 def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done, eps: float = EPS,
-                     doubt: np.ndarray | None = None) -> None:
+                     doubt: np.ndarray | None = None, center: int | None = None) -> None:
     """Entries whose points all succeeded, grouped by stencil shape and estimated together
     (the same arithmetic as ``_term_estimate``, without a Python loop per entry)."""
     groups: dict = {}
@@ -485,10 +536,20 @@ def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done, e
         s = np.array([[t.scale] for t in ts])
         Fr = Fre[rows]
         dl: list = []
+        Fc = None
+        if center is not None and q == 2 and d == 1 and no_low and \
+                all(t.offsets[0] == -t.offsets[1] for t in ts):
+            Fc = np.broadcast_to(Fre[center], (len(idx), Fre.shape[1]))
         D[idx], E[idx] = _estimate(_centred(Fr), W, h, s, d, order, coef, low, low_order, low_coef,
-                                   eps, dl, mag=Fr)
+                                   eps, dl, mag=Fr, center=Fc)
         if doubt is not None and dl:
             doubt[idx] = np.any(dl[0], axis=-1)
+        if doubt is not None and q == 2 and d == 1 and no_low and \
+                all(min(t.offsets) >= 0 or max(t.offsets) <= 0 for t in ts):
+            # a one-sided difference near a critical point (f' ≈ 0) is its own truncation,
+            # h·f''/2, and its model scales with |f'|: widened like a root (``refine.py``)
+            flat = np.abs(D[idx]) * s < FLAT * np.max(np.abs(Fr), axis=1)
+            doubt[idx] |= np.any(flat, axis=-1)
         done[idx] = True
 
 

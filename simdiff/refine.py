@@ -44,6 +44,7 @@ from .errors import SimdiffWarning
 from .evaluate import raise_failures
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
+from .simulator import written_plan
 from .stencils import Stencil, one_sided, stencil as make_stencil
 from .steps import EPS, base_steps, optimal_factor, place, realize
 
@@ -51,6 +52,8 @@ __all__ = ["run_partials", "warn_unresolved", "SMALL_X", "CLOSER", "CLOSER_ROUND
 
 #: A stencil spanning more than |x_j|/SMALL_X gets a second estimate on x_j's own scale.
 SMALL_X = 4.0
+#: Steps scaled by |x_j| beyond this many unit steps are checked for aliasing (``_aliased``).
+LARGE_X = 16.0
 #: A failed point makes its entry retry with a step this many times shorter ...
 CLOSER = 16.0
 #: ... this many times at most.
@@ -70,7 +73,8 @@ class _Axes:
     def __init__(self, x, U, origin, lo, hi, scale):
         self.x, self.U, self.origin, self.lo, self.hi, self.scale = x, U, origin, lo, hi, scale
 
-    def term(self, pts: PointSet, r: int, st: Stencil, h: float, partial: bool) -> Term:
+    def term(self, pts: PointSet, r: int, st: Stencil, h: float, partial: bool,
+             scale: float | None = None) -> Term:
         o, lo, hi = float(self.origin[r]), float(self.lo[r]), float(self.hi[r])
         if lo == hi:
             return _fixed_term()
@@ -84,7 +88,8 @@ class _Axes:
             return _fixed_term()
         if 0.0 in pl.stencil.offsets:
             pts.add(self.x)
-        return _stencil_term(pts, self.x, self.U[r], pl, float(self.scale[r]), o,
+        return _stencil_term(pts, self.x, self.U[r], pl,
+                             float(self.scale[r] if scale is None else scale), o,
                              r if partial else None)
 
 
@@ -167,6 +172,8 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     notes: dict = {}
     with _Collect(ev) as col:
         pts = PointSet(x.shape[0])
+        if tuple(st.offsets) == (-1, 1) and st.deriv == 1:
+            pts.add(x)  # f(x): a measured f'' for the two-point estimates (plan._curvature_model)
         terms = [axes.term(pts, i, st, h[i], partial) for i in range(r)]
         F, ok = _evaluate(sim, ev, pts, None, None, state)
         if auto and state["eps"] > 1.5 * EPS and F is not None and len(F):
@@ -182,7 +189,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
             pts.add(x)
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
             plan = Plan(x, pts.array(), terms, center=pts.find(x))
-        D, E, lost = assemble(plan, F, ok, state["eps"])
+        D, E, lost = assemble(written_plan(sim, plan), F, ok, state["eps"])
         doubt = plan.doubt if plan.doubt is not None else np.zeros(r, dtype=bool)
         # second looks, each one batch for all the entries concerned
         hx = None
@@ -200,25 +207,40 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 if failed and np.any(~ok[t.rows]) and (auto or rnd == 0) and rnd < CLOSER_ROUNDS:
                     if auto:
                         tried[i] = tried.get(i, t.h) / CLOSER
-                        cand[i] = ("closer", st, tried[i])
+                        own = None
+                        if hx is not None and origin[i] != 0 and \
+                                64 * np.spacing(abs(origin[i])) < hx[i] < tried[i]:
+                            tried[i] = float(hx[i])  # a small x_j: its own scale at once
+                            own = abs(float(origin[i]))
+                        cand[i] = ("closer", st, tried[i], own)
+                    continue
+                bad_offs = t.offsets[~ok[t.rows]] if len(t.rows) else np.zeros(0)
+                if failed and rnd == CLOSER_ROUNDS and len(bad_offs) and \
+                        (np.all(bad_offs < 0) or np.all(bad_offs > 0)):
+                    # f fails on one side of x at every step tried (x sits on the edge of its
+                    # domain): the one-sided stencil of the same order, away from that side
+                    side = 1 if np.all(bad_offs < 0) else -1
+                    cand[i] = ("one-sided", one_sided(st.order, st.deriv, side), float(h[i]), None)
                     continue
                 if rnd > 0:
                     continue
                 span = float(np.max(np.abs(t.offsets))) * t.h
                 if hx is not None and origin[i] != 0 and span > abs(origin[i]) / SMALL_X \
                         and 64 * np.spacing(abs(origin[i])) < hx[i] < t.h / SMALL_X:
-                    cand[i] = ("small x", st, float(hx[i]))
+                    cand[i] = ("small x", st, float(hx[i]), abs(float(origin[i])))
+                elif hx is not None and _aliased(t, F, ok, plan.center, scale[i]):
+                    cand[i] = ("small x", st, float(optimal_factor(st, state["eps"])), 1.0)
                 elif doubt[i]:
                     wide = _wider(t, st)
                     if wide is not None:
-                        cand[i] = ("widened", wide, t.h)
+                        cand[i] = ("widened", wide, t.h, None)
             if not cand:
                 break
-            new_terms = {i: axes.term(pts, i, c[1], c[2], partial) for i, c in cand.items()}
+            new_terms = {i: axes.term(pts, i, c[1], c[2], partial, c[3]) for i, c in cand.items()}
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
             sub = Plan(x, pts.array(), list(new_terms.values()), center=pts.find(x))
-            D2, E2, lost2 = assemble(sub, F, ok, state["eps"])
-            for k, (i, (why, _, _)) in enumerate(cand.items()):
+            D2, E2, lost2 = assemble(written_plan(sim, sub), F, ok, state["eps"])
+            for k, (i, (why, *_)) in enumerate(cand.items()):
                 d2, e2 = D2[k], E2[k]
                 if new_terms[i].kind == "fixed" or not np.all(np.isfinite(d2)):
                     if why == "closer":
@@ -229,10 +251,16 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                     take = disagree | (e2 < E[i]) | ~np.isfinite(D[i])
                 elif why == "widened":
                     take = np.ones_like(e2, dtype=bool)
-                else:  # closer: the entry had lost points
+                else:  # closer or one-sided: the entry had lost points
                     take = ~np.isfinite(D[i]) | (e2 < E[i]) | ("fallback" in terms[i].kind)
                 if np.all(take):
                     D[i], E[i], terms[i] = d2, e2, new_terms[i]
+                    if why == "one-sided":
+                        notes[i] = [f"one-sided:{new_terms[i].kind}"]
+                        lost = [L for L in lost if L.get("entry") != i] + [{
+                            "entry": i, "recovered": True,
+                            "reason": f"f failed on one side of x at every step tried; computed "
+                                      f"with a {new_terms[i].kind} stencil of the same order"}]
                     if why == "closer":
                         notes[i] = [f"closer:{new_terms[i].h:.3g}"]
                         lost = [L for L in lost if L.get("entry") != i] + [{
@@ -242,7 +270,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 elif np.any(take):
                     D[i] = np.where(take, d2, D[i])
                     E[i] = np.where(take, e2, E[i])
-            if not any(c[0] == "closer" for c in cand.values()):
+            if not any(c[0] in ("closer", "one-sided") for c in cand.values()):
                 break
     # on_failure="raise" allows a complete stencil at a shorter step, never a rebuild from
     # fewer points (that is what on_failure="skip" asks for)
@@ -253,8 +281,25 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         raise_failures(state["raw"], sim)
     failures = state["failures"] + lost
     plan = Plan(x, pts.array(), terms, center=pts.find(x))
+    # noise given (noise=) or seen in the values (noise.py): grows E where it applies
+    from .noise import noise_error
+
+    E = noise_error(plan, F, ok, D, E)
     notes["ref"] = _variation(terms, F, ok)
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
+
+
+def _aliased(t: Term, F: np.ndarray, ok: np.ndarray, center: int | None, s: float) -> bool:
+    """A central pair at a step grown with |x_j| (s > LARGE_X) whose values vary far more
+    evenly than oddly, |F₊ + F₋ − 2f(x)| > 4·|F₊ − F₋|: f turns over inside the stencil,
+    which on a scale of |x_j| means it varies faster than the step assumed (sin at 1e8 with
+    h = 600). The entry is then estimated again with the unit-scale step and the two are
+    compared as for small inputs."""
+    if s <= LARGE_X or center is None or len(t.rows) != 2 or not ok[center] \
+            or not ok[t.rows].all() or t.offsets[0] != -t.offsets[1]:
+        return False
+    Fp, Fm, F0 = np.real(F[t.rows[0]]), np.real(F[t.rows[1]]), np.real(F[center])
+    return bool(np.any(np.abs(Fp + Fm - 2 * F0) > 4 * np.abs(Fp - Fm)))
 
 
 def _variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -313,6 +358,9 @@ def warn_unresolved(caller: str, sim, D: np.ndarray, E: np.ndarray, terms: list,
             if note.startswith("closer:"):
                 items.append(f"entry {i}: a stencil point failed; used a shorter step "
                              f"{note.split(':', 1)[1]} instead")
+            elif note.startswith("one-sided:"):
+                items.append(f"entry {i}: f failed on one side of x (the edge of its domain?); "
+                             f"used a {note.split(':', 1)[1]} stencil of the same order")
     if not items:
         return
     more = f" (and {len(items) - 8} more)" if len(items) > 8 else ""

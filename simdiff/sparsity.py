@@ -27,7 +27,15 @@ from .errors import ArgumentError, ArgumentTypeError
 from .plan import Plan, PointSet, Term, _stencil_term, direction_range
 from .steps import place, realize
 
-__all__ = ["pattern", "colour_columns", "plan_groups", "scatter"]
+__all__ = ["SparsityWarning", "pattern", "colour_columns", "plan_groups", "scatter", "verify_pattern"]
+
+#: A mismatch must exceed this many error estimates, and ``PATTERN_RTOL`` relative, to be one.
+PATTERN_KAPPA = 10.0
+PATTERN_RTOL = 1e-4
+
+
+class SparsityWarning(UserWarning):
+    """The ``sparsity`` pattern given to ``jacobian`` misses nonzeros of f's Jacobian."""
 
 
 def pattern(sparsity: Any, n: int) -> tuple[np.ndarray, np.ndarray, int, bool, Any]:
@@ -156,3 +164,73 @@ def scatter(D: np.ndarray, E: np.ndarray, ratio: list, groups: list, rows: np.nd
 
     make = sp.csr_array if kind == "array" else sp.csr_matrix
     return make((vals, (rows, cols)), shape=(m, n)), make((errs, (rows, cols)), shape=(m, n))
+
+
+def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, seed: int = 0,
+                   groups: Any = None, D: Any = None, DE: Any = None, rows: Any = None):
+    """Check the assembled J against f: first for free, the group derivatives D (groups, m)
+    must vanish (within κ·DE) in the rows no column of the group touches; then, when some
+    group holds several columns (a miss may fold into a neighbour), along one random direction:
+    J·v versus the central directional derivative of f along v (2 evaluations, through the
+    Evaluator).
+
+    A pattern that misses a nonzero J[i, j] folds it into another column of j's group (or drops
+    it), so the assembled J is wrong with a small error estimate; the product with a random v
+    (entries ±U[0.5, 1.5], fixed ``seed``: the same call plans the same points) sees it unless
+    the missing terms cancel, which has probability zero. Rows i where
+    |(J·v)_i − d_i| > κ·(|E|·|v| + e_i) + ρ·(|(J·v)_i| + |d_i|), κ = 10, ρ = 1e-4, are
+    reported. Coordinates pinned by the bounds do not move.
+
+    Returns
+    -------
+    (message or None, nfev): None when J·v agrees (or the check could not run: a failed point).
+    """
+    from .differentiate import jvp
+
+    if groups is not None and D is not None and len(groups):
+        m = D.shape[1]
+        touched = np.zeros((len(groups), m), dtype=bool)
+        where = np.full(x.shape[0], -1)
+        for k, g in enumerate(groups):
+            where[g] = k
+        for r, c in zip(*rows):
+            if where[c] >= 0:
+                touched[where[c], r] = True
+        size = np.max(np.abs(D), axis=1, keepdims=True)
+        stray = ~touched & (np.abs(D) > PATTERN_KAPPA * np.abs(DE) + PATTERN_RTOL * size) & np.isfinite(D)
+        if stray.any():
+            k, i = map(int, np.argwhere(stray)[0])
+            cols = ", ".join(str(int(j)) for j in groups[k])
+            return (f"the sparsity pattern misses nonzeros of the Jacobian: row {i} changes along "
+                    f"column(s) {cols} (derivative {D[k, i]:.6g}) where the pattern has none; "
+                    f"those entries were dropped. Give a pattern that covers every nonzero (or "
+                    f"sparsity=None)"), 0
+        free = np.ones(x.shape[0], bool) if box is None else box[0] != box[1]
+        if all(len(g) == 1 for g in groups) and (where[free] >= 0).all():
+            return None, 0  # every column was differentiated on its own: nothing folded
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    v = rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.5, 1.5, size=n)
+    if box is not None:
+        v = np.where(box[0] == box[1], 0.0, v)
+    if not np.any(v):
+        return None, 0
+    nfev0 = getattr(ev, "nfev", None)
+    try:
+        d, info = jvp(sim, x, v, bounds=box, evaluator=ev, full_output=True)
+    except Exception:  # noqa: BLE001 - a failed point: no verdict on the pattern
+        return None, (ev.nfev - nfev0) if nfev0 is not None else 0
+    d, e = np.atleast_1d(np.asarray(d, dtype=float)), np.atleast_1d(np.asarray(info.error, dtype=float))
+    Jd = J.toarray() if hasattr(J, "toarray") else np.asarray(J)
+    Ed = E.toarray() if hasattr(E, "toarray") else np.asarray(E)
+    Jv = Jd @ v
+    tol = PATTERN_KAPPA * (np.abs(Ed) @ np.abs(v) + e) + PATTERN_RTOL * (np.abs(Jv) + np.abs(d))
+    bad = np.flatnonzero(np.isfinite(d) & (np.abs(Jv - d) > tol))
+    if not len(bad):
+        return None, int(info.nfev)
+    i = int(bad[np.argmax(np.abs(Jv - d)[bad])])
+    rows = ", ".join(str(int(r)) for r in bad[:8]) + (", ..." if len(bad) > 8 else "")
+    return (f"the sparsity pattern misses nonzeros of the Jacobian: along a random direction v, "
+            f"J·v from the pattern differs from f's directional derivative in row(s) {rows} "
+            f"(row {i}: {Jv[i]:.6g} vs {d[i]:.6g}); the entries of those rows are wrong. Give "
+            f"a pattern that covers every nonzero (or sparsity=None)"), int(info.nfev)

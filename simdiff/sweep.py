@@ -9,6 +9,19 @@ dominates (large h), the optimum h* between (see ``steps.py``). ``step_sweep`` m
 curve: it plans the stencil at every step of a grid (by default 65 steps from
 1e-16·max(1, |x|) to max(1, |x|), geometric), evaluates all points in ONE batch, and
 compares each estimate with ``true`` or, without it, with the step="adaptive" estimate.
+
+Noise floor. Values with noise of standard deviation σ give the difference an error of
+standard deviation σ·‖w‖₂/h (‖w‖₂ of the stencil in units of 1/h: 1/√2 central, √2
+forward): the rounding branch of the V is that line for σ = ε·|f|, and lies above it when f is
+noisy. ``noise=None`` (default) reads σ off the fitted branch, σ̂ = a / (‖w‖₂·√(2/π)) (the
+mean |error| of a Gaussian is √(2/π) of its standard deviation), at no cost; ``noise=
+"estimate"`` measures it with ``simdiff.noise_level`` (12 more runs, one more batch); a float
+gives it. ``SweepResult.noise`` holds σ, ``noise_floor`` the line σ·‖w‖₂/h per step, the plot
+draws it and ``noise_step`` marks the noise-optimal step (``simdiff.noise``).
+``print(sweep)`` is a table of step, estimate, error and noise floor.
+
+Array x without ``direction``: every coordinate is swept (along e_j, one batch each) and a
+``SweepSet`` is returned, a list of one SweepResult per coordinate with their table and plot.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ from .simulator import Simulator, as_simulator
 from .stencils import scheme
 from .steps import optimal_factor
 
-__all__ = ["step_sweep", "SweepResult"]
+__all__ = ["step_sweep", "SweepResult", "SweepSet"]
 
 #: Number of steps of the default grid.
 DEFAULT_STEPS = 65
@@ -58,6 +71,29 @@ class SweepResult:
     degenerate: np.ndarray = field(repr=False, default=None)
     rounding_coef: float = 0.0  # a of the fitted V, E(h) ≈ a/h + b·h^p
     truncation_coef: float = 0.0  # b
+    noise: float = float("nan")  # σ, the noise level of f (module docstring)
+    noise_kind: str = ""  # "fitted", "estimated" (noise_level) or "given"
+    noise_floor: np.ndarray = field(repr=False, default=None)  # σ·‖w‖₂/h per step
+    noise_step: float = float("nan")  # the noise-optimal step for σ (simdiff.noise)
+    label: str = ""
+
+    def __str__(self) -> str:
+        head = (f"step sweep of the {self.method} difference{(' along ' + self.label) if self.label else ''}"
+                f" (order {self.order}), {self.nfev} evaluations; errors against the "
+                f"{self.reference_kind} value {self.reference:.10g}")
+        lines = [head,
+                 f"best step {self.best_step:.3g}, rule of steps.py {self.optimal_step:.3g}, noise "
+                 f"{self.noise:.3g} ({self.noise_kind or 'none'}), noise-optimal step {self.noise_step:.3g}"]
+        rows = [("step", "estimate", "|error|", "noise floor", "")]
+        marks = _marks(self)
+        floor = self.noise_floor if self.noise_floor is not None else np.full(len(self.steps), np.nan)
+        for k, h in enumerate(self.steps):
+            rows.append((f"{h:.3e}", f"{self.values[k]: .10e}" if np.isfinite(self.values[k]) else "nan",
+                         f"{self.errors[k]:.2e}", f"{floor[k]:.2e}", marks.get(k, "")))
+        widths = [max(len(r[c]) for r in rows) for c in range(5)]
+        lines += ["  " + "  ".join(r[c].rjust(widths[c]) if c < 4 else r[c] for c in range(5)).rstrip()
+                  for r in rows]
+        return "\n".join(lines)
 
     def plot(self, path: Any = "step_sweep.png", *, title: str | None = None) -> str:
         """Save the log-log error-versus-step figure as a PNG at ``path``; returns the path.
@@ -85,6 +121,12 @@ class SweepResult:
         ax.plot([hb], [max(eb, tiny)], "r*", ms=12, label=f"optimum {hb:.2g}")
         ax.axvline(self.optimal_step, color="gray", lw=0.8,
                    label=f"rule of steps.py {self.optimal_step:.2g}")
+        if self.noise_floor is not None and np.isfinite(self.noise) and self.noise > 0:
+            ax.loglog(self.steps, self.noise_floor, "-.", color="tab:purple", lw=1,
+                      label=f"noise floor, σ = {self.noise:.2g} ({self.noise_kind})")
+            if np.isfinite(self.noise_step):
+                ax.axvline(self.noise_step, color="tab:purple", lw=0.8, ls=":",
+                           label=f"noise-optimal step {self.noise_step:.2g}")
         lo = max(float(np.min(self.errors[good])) / 10, tiny) if good.any() else tiny
         hi = float(np.max(self.errors[good])) * 10 if good.any() else 1.0
         ax.set_ylim(lo, hi)
@@ -101,11 +143,16 @@ class SweepResult:
 
 def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, true: Any = None,
                direction: Any = None, order: int | None = None, vectorized: bool | None = None,
-               n_jobs: int | None = None, backend: Any = None, evaluator: Any = None) -> SweepResult:
+               n_jobs: int | None = None, backend: Any = None, evaluator: Any = None,
+               noise: Any = None) -> SweepResult:
     """The error of the ``method`` difference of f at x for every step of ``steps``.
 
     f : R -> R with x a float; or f : R^n -> R with x an array and ``direction`` v (the
-        directional derivative ∇f·v/‖v‖, the step taken along v/‖v‖).
+        directional derivative ∇f·v/‖v‖, the step taken along v/‖v‖); an array x without
+        ``direction`` sweeps every coordinate and returns a ``SweepSet`` (``true`` then an
+        array (n,) or None).
+    noise : None (σ read off the rounding branch), "estimate" (``simdiff.noise_level``), a
+        float σ, or False (no noise floor); see the module docstring.
     steps : None (65 steps, 1e-16·s to s geometric, s = max(1, |x|)) or an array of steps.
     true : the exact derivative, if known; otherwise the step="adaptive" estimate is used
         (its evaluations count in ``nfev``).
@@ -116,6 +163,10 @@ def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, tr
     errors are NaN (with an evaluator of yours, its ``on_failure`` decides).
     """
     method = _method(method)
+    if direction is None and np.ndim(x) != 0:
+        return _sweep_coordinates(f, x, method=method, steps=steps, true=true, order=order,
+                                  vectorized=vectorized, n_jobs=n_jobs, backend=backend,
+                                  evaluator=evaluator, noise=noise)
     st = scheme(method, order)
     ev = resolve_evaluator(evaluator, n_jobs, backend)
     if evaluator is None and hasattr(ev, "on_failure"):
@@ -198,9 +249,126 @@ def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, tr
         floor = float(np.min(finite))
         best = float(np.max(hs[finite <= 2 * floor])) if np.isfinite(floor) else float(hs[0])
     h_opt = (optimal_factor(st) if st is not None else 2.0**-60) * scale
+    sigma, nkind, extra = _noise_of(noise, st, a, sim, xa, u, ev)
+    nfev += extra
+    wnorm = float(np.linalg.norm(st.weights)) if st is not None else 0.0
+    floor = sigma * wnorm / hs ** (1 if st is None else st.deriv) if np.isfinite(sigma) else None
+    h_noise = float("nan")
+    if st is not None and np.isfinite(sigma) and sigma > 0:
+        from .noise import noise_optimal_step
+
+        fx = abs(float(np.nanmedian(F.real[:, 0]))) if len(X) else 1.0
+        mu = max(fx, 1e3 * sigma) / scale ** (st.order + st.deriv)
+        h_noise = float(noise_optimal_step(sigma, mu, method if method != "five-point" else "five-point"))
     return SweepResult(steps=hs, values=values, errors=errors, reference=ref, reference_kind=kind,
                        method=method, order=p, best_step=best, optimal_step=h_opt, nfev=nfev,
-                       degenerate=degenerate, rounding_coef=a, truncation_coef=b)
+                       degenerate=degenerate, rounding_coef=a, truncation_coef=b,
+                       noise=sigma, noise_kind=nkind, noise_floor=floor, noise_step=h_noise)
+
+
+def _noise_of(noise, st, a, sim, xa, u, ev):
+    """(σ, kind, runs spent) for the ``noise`` argument (module docstring)."""
+    if noise is False or st is None:
+        return float("nan"), "", 0
+    if noise is None:
+        wnorm = float(np.linalg.norm(st.weights))
+        if a > 0 and wnorm > 0:
+            return a / (wnorm * np.sqrt(2 / np.pi)), "fitted", 0
+        return float("nan"), "", 0
+    if isinstance(noise, str) and noise == "estimate":
+        from .noise import noise_level
+
+        est = noise_level(sim, xa, direction=u, evaluator=ev)
+        return float(np.max(est.level)), "estimated", est.nfev
+    from .noise import resolve_noise
+
+    return float(np.max(resolve_noise(noise))), "given", 0
+
+
+def _marks(r: SweepResult) -> dict:
+    """Row index -> the marks of the table: nearest steps to the best, the rule's and the
+    noise-optimal step."""
+    marks: dict = {}
+    lh = np.log(r.steps)
+    for name, h in (("best", r.best_step), ("rule", r.optimal_step), ("noise-optimal", r.noise_step)):
+        if np.isfinite(h) and h > 0:
+            k = int(np.argmin(np.abs(lh - np.log(h))))
+            marks[k] = (marks[k] + ", " if k in marks else "<- ") + name
+    return marks
+
+
+class SweepSet(list):
+    """One ``SweepResult`` per coordinate (``step_sweep`` of an array x without direction)."""
+
+    @property
+    def best_step(self) -> np.ndarray:
+        return np.array([r.best_step for r in self])
+
+    @property
+    def optimal_step(self) -> np.ndarray:
+        return np.array([r.optimal_step for r in self])
+
+    @property
+    def noise(self) -> np.ndarray:
+        return np.array([r.noise for r in self])
+
+    @property
+    def nfev(self) -> int:
+        return int(sum(r.nfev for r in self))
+
+    def __str__(self) -> str:
+        rows = [("input", "best step", "rule step", "least error", "noise σ", "noise step")]
+        for r in self:
+            least = float(np.nanmin(r.errors)) if np.isfinite(r.errors).any() else float("nan")
+            rows.append((r.label, f"{r.best_step:.3g}", f"{r.optimal_step:.3g}", f"{least:.2e}",
+                         f"{r.noise:.3g}", f"{r.noise_step:.3g}"))
+        widths = [max(len(row[c]) for row in rows) for c in range(6)]
+        lines = [f"step sweep of every input ({len(self)}), {self.nfev} evaluations"]
+        lines += ["  " + "  ".join(row[c].rjust(widths[c]) for c in range(6)) for row in rows]
+        lines += ["", *[str(r) for r in self]]
+        return "\n".join(lines)
+
+    def plot(self, path: Any = "step_sweep.png", *, title: str | None = None) -> str:
+        """The error-versus-step curves of every input in one log-log figure (extra ``plot``)."""
+        require("matplotlib", "plot")
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 4.6))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for r in self:
+            good = np.isfinite(r.errors) & (r.errors > 0)
+            line, = ax.loglog(r.steps[good], r.errors[good], "o-", ms=2, lw=1, label=r.label)
+            if r.noise_floor is not None:
+                ax.loglog(r.steps, r.noise_floor, "-.", lw=0.8, color=line.get_color())
+        ax.set_xlabel("step h")
+        ax.set_ylabel("|error|")
+        ax.set_title(title or "error versus step, per input (dash-dot: noise floor)")
+        ax.grid(True, which="major", lw=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = str(path)
+        fig.savefig(path, dpi=110)
+        return path
+
+
+def _sweep_coordinates(f, x, *, true, **kw) -> SweepSet:
+    xa = as_point(x)
+    n = xa.size
+    if true is not None:
+        t = np.asarray(true, dtype=float).reshape(-1)
+        if t.size != n:
+            raise ArgumentError(f"true must hold one derivative per coordinate, shape ({n},), for an "
+                                f"array x without direction; got {true!r}")
+    out = SweepSet()
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = 1.0
+        r = step_sweep(f, xa, direction=e, true=None if true is None else float(t[j]), **kw)
+        r.label = f"x[{j}]"
+        out.append(r)
+    return out
 
 
 def _fit_v(hs, errors, size, p, rounding=True, floor=0.0):

@@ -7,7 +7,8 @@ not pass; the message carries the verdict, the hints and the table of the worst 
     def test_my_backward():
         simdiff.testing.assert_gradient(loss, loss_grad, x0, points=5, seed=0)
 
-On success the report is returned, so a test can go on to inspect it.
+On success the report is returned, so a test can go on to inspect it. For a noisy f pass
+``noise=`` (a level or "estimate"): the tolerance then includes the noise (``check_gradient``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def _raise_unless_passed(report: CheckReport, what: str) -> CheckReport:
     __tracebackhide__ = True
     if not report.passed:
         raise AssertionError(f"{what} check failed: verdict {report.verdict!r} (error "
-                             f"{report.error:.3g} ≥ tol {report.tol:g})\n{report}")
+                             f"{report.error:.3g} ≥ tol {report.tol:g}"
+                             + (f" + noise {report.noise_tol:.1e}" if report.noise_tol else "")
+                             + f")\n{report}")
     return report
 
 

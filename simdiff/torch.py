@@ -26,7 +26,7 @@ import numpy as np
 from .check import CheckReport, check_gradient, check_jacobian
 from .errors import ArgumentError, ArgumentTypeError, require
 
-__all__ = ["check_autograd"]
+__all__ = ["check_autograd", "implicit", "ImplicitLayer"]
 
 
 def check_autograd(fn: Callable, *inputs: Any, **opts: Any) -> CheckReport:
@@ -184,3 +184,64 @@ def _output_names(torch, out) -> list[str]:
     for k, o in kept:
         names += _element_names(f"out{k}", tuple(o.shape))
     return names
+
+
+class ImplicitLayer:
+    """θ ↦ y*(θ) as a torch function: forward runs the solver (once per θ), backward is the
+    implicit VJP −λᵀ∂F/∂θ with (∂F/∂y)ᵀλ = g (``simdiff.implicit.vjp``), so the solver's
+    iterations are never differentiated. Built by ``simdiff.torch.implicit``.
+
+    Attributes: ``root`` (the ``simdiff.implicit.Root``: ``nsolves``, ``answers``),
+    ``function`` (the ``torch.autograd.Function`` subclass).
+    """
+
+    def __init__(self, solver: Callable, F: Any, kind: str = "root", **options: Any) -> None:
+        torch = require("torch", "torch")
+        from .implicit import Root
+
+        self.root = solve = Root(solver, F, kind=kind, **options)
+
+        class ImplicitFunction(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, theta):
+                th = theta.detach().to("cpu", torch.float64).reshape(-1).numpy().copy()
+                y = solve.solve(th)
+                ctx.theta, ctx.shape = th, theta.shape
+                return torch.as_tensor(y, dtype=theta.dtype, device=theta.device)
+
+            @staticmethod
+            def backward(ctx, grad):
+                g = grad.detach().to("cpu", torch.float64).reshape(-1).numpy()
+                w = solve.vjp(ctx.theta, g)
+                return torch.as_tensor(w, dtype=grad.dtype, device=grad.device).reshape(ctx.shape)
+
+        self.function = ImplicitFunction
+        self._torch = torch
+
+    def __call__(self, theta: Any) -> Any:
+        torch = self._torch
+        if not isinstance(theta, torch.Tensor):
+            raise ArgumentTypeError(f"theta must be a torch.Tensor; got {type(theta).__name__}")
+        if theta.is_complex() or not theta.is_floating_point():
+            raise ArgumentTypeError(f"theta must be a real floating-point tensor; got {theta.dtype}")
+        if theta.ndim > 1:
+            raise ArgumentError(f"theta must be a tensor of shape (p,) or a scalar; got shape "
+                                f"{tuple(theta.shape)}")
+        return self.function.apply(theta)
+
+    def __repr__(self) -> str:
+        return f"ImplicitLayer({self.root!r})"
+
+
+def implicit(solver: Callable, F: Any, kind: str = "root", **options: Any) -> ImplicitLayer:
+    """A black-box solver as a differentiable torch function of θ.
+
+    ``layer = simdiff.torch.implicit(solver, F)``; ``y = layer(theta)`` runs
+    ``solver(theta) -> y*`` (numpy, float64) once per θ; ``y.backward(g)`` gives θ.grad =
+    gᵀ·dy*/dθ by implicit differentiation of F at y* (``simdiff.implicit.vjp``; ``kind``
+    "fixed_point" or "argmin" as in ``simdiff.implicit.root``). ``options`` go to every VJP
+    (method, step, tol, linear_solver, sparsity, n_jobs, …). ``torch.autograd.gradcheck``
+    passes through it in float64 when the solver is accurate to well below its step (1e-6).
+    Not twice differentiable (the backward is numpy).
+    """
+    return ImplicitLayer(solver, F, kind=kind, **options)

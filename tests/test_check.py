@@ -100,7 +100,7 @@ X0 = np.linspace(-1.1, 1.3, B * D)
     (lambda g: g.reshape(B, D).T.ravel(), "transposed", "seen as a 3×4 array"),
     (lambda g: np.tile(g.reshape(B, D).sum(0), B), "batch", "batch dimension summed"),
     (lambda g: np.tile(g.reshape(B, D).mean(0), B), "batch", "mean over the batch"),
-    (lambda g: g[[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11]], "permuted", "x[9] ← x[10]"),
+    (lambda g: g[[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11]], "permuted", "swapped inputs: the analytical entries for x[9] and x[10]"),
     (lambda g: g * np.r_[[1] * 7, [0], [1] * 4], "zero", "analytical is 0 for input x[7]"),
     (lambda g: g * np.r_[[1] * 5, [1.001], [1] * 6], "confined", "one entry, x[5]"),
 ])

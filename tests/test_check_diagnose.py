@@ -47,7 +47,18 @@ def test_offset_on_some_entries():
 def test_permuted_outputs():
     A = N0[[1, 0, 2, 3]]  # ([0, 2, 1, 3] would be a 2×2 output read transposed)
     h = _run(A, N0)
-    assert h[0].kind == "permuted" and "f[0] ← f[1]" in h[0].message
+    assert h[0].kind == "permuted" and "swapped outputs" in h[0].message
+    assert "f[0] and f[1]" in h[0].message
+
+
+def test_a_pair_swapped_at_n_2_is_called_swapped_not_shifted():
+    N = np.array([[1.0, -3.0], [0.5, 2.0], [4.0, 0.25]])
+    h = _run(N[:, ::-1].copy(), N)
+    assert h[0].kind == "permuted" and "swapped inputs" in h[0].message, h[0].message
+    assert "shifted" not in h[0].message
+    A = N[[1, 2, 0]].copy()  # three outputs in a cycle: not a swap
+    h = _run(A, N)
+    assert "swapped" not in h[0].message
 
 
 def test_rows_shifted_over_the_outputs_without_wrapping():

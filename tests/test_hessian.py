@@ -1,4 +1,4 @@
-"""hessian: against analytic Hessians, exact symmetry, the 2n² + 1 count, step="adaptive",
+"""hessian: against analytic Hessians, exact symmetry, the 2n² + 2n + 1 count, step="adaptive",
 bounds, error estimates, and refused input."""
 
 import numpy as np
@@ -69,11 +69,12 @@ def test_hessian_against_analytic_and_count(f, H, x):
     t = H(x)
     assert np.array_equal(Hn, Hn.T)  # exactly symmetric
     assert np.max(np.abs(Hn - t)) <= 1e-6 * max(1.0, np.max(np.abs(t)))
-    assert info.nfev == 2 * n * n + 1 == len(ev.batches[0])
+    assert info.nfev == 2 * n * n + 2 * n + 1 == len(ev.batches[0])
     assert len(ev.batches) == 1
-    # the points: f(x), x ± h_i e_i, and x ± h_i e_i ± h_j e_j, nothing else
+    # the points: f(x), x ± h_i e_i, x ± 2h_i e_i and x ± h_i e_i ± h_j e_j, nothing else
     D = ev.batches[0] - x
     assert all(np.count_nonzero(d) <= 2 for d in D)
+    assert sum(np.count_nonzero(d) == 1 for d in D) == 4 * n
 
 
 @pytest.mark.parametrize("f, H, x", CASES)

@@ -156,14 +156,17 @@ def test_a_broken_hook_is_reported_and_isolated(tmp_path, monkeypatch, tag, hook
     assert BUILTIN <= names
 
 
-def test_two_adapters_with_one_name_is_an_error_naming_both_plugins(tmp_path, monkeypatch):
+def test_two_adapters_with_one_name_are_skipped_with_a_warning_naming_both(tmp_path, monkeypatch):
     fake_install(tmp_path, "twins", "1.0", {"twin_a": "twin_a", "twin_b": "twin_b"},
                  {"twin_a.py": adapter_module("twin"), "twin_b.py": adapter_module("twin")}, monkeypatch)
-    with pytest.raises(sd.DuplicateAdapterError, match="'twin' is registered twice") as err:
-        sd.available()
-    assert "plugin 'twin_a'" in str(err.value) and "plugin 'twin_b'" in str(err.value)
-    with pytest.raises(sd.DuplicateAdapterError):
-        sd.load("projectile")
+    with pytest.warns(host.PluginLoadWarning, match="'twin' is registered twice") as caught:
+        names = set(sd.available())
+    msg = " ".join(str(w.message) for w in caught)
+    assert "plugin 'twin_a'" in msg and "plugin 'twin_b'" in msg
+    assert "twin" not in names and BUILTIN <= names  # every other adapter still works
+    assert sd.load("projectile") is not None
+    with pytest.raises(sd.UnknownAdapterError, match="registered by both plugins"):
+        sd.load("twin")
     monkeypatch.setenv(host.DISABLE_ENV, "twin_b")  # the way out the message names
     host.reset()
     assert sd.load("twin")(np.array([4.0])) == 4.0
@@ -180,12 +183,15 @@ def test_two_distributions_with_one_plugin_name_are_named_both(tmp_path, monkeyp
     assert "rename one's entry point" in str(err.value) and "would block both" in str(err.value)
 
 
-def test_a_plugin_shadowing_a_builtin_adapter_is_refused(tmp_path, monkeypatch):
+def test_a_plugin_shadowing_a_builtin_adapter_is_skipped_and_the_builtin_kept(tmp_path, monkeypatch):
     fake_install(tmp_path, "sneaky", "1.0", {"sneaky": "sneaky_mod"},
                  {"sneaky_mod.py": adapter_module("projectile")}, monkeypatch)
-    with pytest.raises(sd.DuplicateAdapterError, match="'projectile' is registered twice") as err:
-        sd.load("projectile")
-    assert "plugin 'physics'" in str(err.value) and "plugin 'sneaky'" in str(err.value)
+    with pytest.warns(host.PluginLoadWarning, match="'projectile'") as caught:
+        sim = sd.load("projectile")
+    msg = " ".join(str(w.message) for w in caught)
+    assert "plugin 'physics'" in msg and "plugin 'sneaky'" in msg and "skipped" in msg
+    assert type(sim).__module__ == "simdiff_plugins.physics"
+    assert BUILTIN <= set(sd.available())
 
 
 def test_unknown_adapter_name_lists_the_known_ones():
@@ -232,7 +238,7 @@ def test_the_plugin_template_installs_and_its_own_tests_pass(tmp_path, monkeypat
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(template / "tests")],
                          cwd=template, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout
 
 
 def test_a_plugin_that_exits_on_import_or_is_listed_twice_is_skipped(tmp_path, monkeypatch):

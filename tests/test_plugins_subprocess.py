@@ -110,7 +110,7 @@ def test_every_parse_mode_returns_the_exact_values(legacy, mode, parse):
 def test_jacobian_of_the_executable_matches_the_analytic_one(legacy):
     J, info = sd.jacobian(legacy("file", parse={"file": "out.txt"}), [0.7, 2.0], full_output=True)
     np.testing.assert_allclose(J, truth_jac([0.7, 2.0]), rtol=1e-6)
-    assert info.nfev == 4
+    assert info.nfev == 5  # x ± h e_j and f(x)
 
 
 def test_only_input_placeholders_are_filled_and_arguments_reach_the_program_literally(legacy, tmp_path):
@@ -384,10 +384,11 @@ def test_fortran_d_exponents_and_json_keys_that_are_missing(tmp_path):
 def test_extreme_values_reach_the_program_bit_for_bit(tmp_path):
     prog = "print(*(repr(float(v)) for v in open('deck').read().split()))"
     sim = sd.load("subprocess", command=[sys.executable, "-c", prog], inputs=list("abcdef"),
-                  files={"deck": "{a} {b} {c} {d} {e} {f}"}, workdir=str(tmp_path))
+                  files={"deck": "{a:r} {b:r} {c:r} {d:r} {e:r} {f:r}"}, workdir=str(tmp_path))
     x = np.array([1e308, 5e-324, -0.0, 2.2250738585072014e-308, -1.7976931348623157e308, 0.1 + 0.2])
     y = sim(x)
-    assert y.tobytes() == x.tobytes(), "repr round-trips every float64, -0.0 and subnormals included"
+    assert y.tobytes() == x.tobytes(), "{a:r}: repr round-trips every float64, -0.0 and subnormals included"
+    assert sim.quantize(x).tobytes() == x.tobytes()
 
 
 def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
@@ -400,6 +401,20 @@ def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
     rel = float(re.search(r"analytic Jacobian: (\S+)", run.stdout).group(1))
     assert rel < 1e-6 and "work dirs left after success: 0" in run.stdout
     assert "exit code 1, stderr 'HEATX-E-017" in run.stdout
+    # the work dir it says it kept is there afterwards, holding the failed run's deck
+    kept = Path(re.search(r"kept for inspection: (\S+)", run.stdout).group(1))
+    try:
+        assert (kept / "deck.nml").is_file() and (kept / "simdiff-stderr.txt").is_file()
+        assert f"look at {kept}" in run.stdout
+    finally:
+        import shutil
+
+        shutil.rmtree(kept.parent.parent, ignore_errors=True)
+    cleaned = subprocess.run([sys.executable, str(example), "--cleanup"], capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert cleaned.returncode == 0, cleaned.stderr
+    gone = Path(re.search(r"kept for inspection: (\S+)", cleaned.stdout).group(1))
+    assert not gone.exists() and not gone.parent.parent.exists(), "--cleanup leaves nothing"
 
 
 def test_a_program_reading_its_deck_from_stdin(tmp_path):

@@ -80,7 +80,8 @@ def test_sparse_equals_dense_at_the_stated_cost(method, per_group, extra):
     J, info = sd.jacobian(c, x, method=method, sparsity=tridiag(n), full_output=True)
     assert sp.issparse(J) and isinstance(J, sp.sparray) and J.shape == (n, n)
     assert len(info.groups) == info.n_groups == 3
-    assert c.n == info.nfev == per_group * 3 + extra
+    assert c.n == info.nfev == per_group * 3 + extra + 2  # + the pattern's J·v check
+    assert info.pattern_check is None
     dense = sd.jacobian(banded, x, method=method)
     tol = {"central": 1e-9, "forward": 1e-6, "five-point": 1e-11, "complex": 1e-14}[method]
     assert np.max(np.abs(J.toarray() - banded_jac(x))) <= tol * 10
@@ -103,7 +104,7 @@ def test_dense_pattern_gives_dense_result_and_arrowhead():
     J, info = sd.jacobian(c, x, sparsity=S, full_output=True)
     assert isinstance(J, np.ndarray) and J.shape == (n, n)
     assert len(info.groups) == n  # the full first row forces every column apart
-    assert c.n == 2 * n
+    assert c.n == 2 * n  # no group holds two columns: the pattern check is free
     assert np.max(np.abs(J - arrow_jac(x))) <= 1e-9
 
 
@@ -169,4 +170,24 @@ def test_rectangular_patterns_in_every_format(m, n, fmt):
     Jd = J.toarray() if sp.issparse(J) else J
     assert np.max(np.abs(Jd - A * np.cos(x))) <= 1e-9
     assert np.all(Jd[:, 2] == 0) and 2 not in np.concatenate(info.groups)
-    assert c.n == info.nfev == 2 * info.n_groups
+    assert c.n == info.nfev == 2 * info.n_groups + 2  # + the pattern's J·v check
+
+
+def test_a_pattern_that_misses_nonzeros_is_warned_about():
+    """A diagonal pattern for an upper-bidiagonal Jacobian: the J·v check along a random
+    direction (2 evaluations) sees it, warns and says so in info; a right pattern is silent."""
+    from simdiff.sparsity import SparsityWarning
+
+    n = 8
+    A = np.diag(np.arange(1.0, n + 1)) + np.diag(np.full(n - 1, 0.5), 1)
+    x = np.linspace(-1.0, 1.0, n)
+    with pytest.warns(SparsityWarning, match=r"misses nonzeros.*row\(s\) 0, 1"):
+        J, info = sd.jacobian(lambda v: A @ np.sin(v), x, sparsity=np.eye(n, dtype=bool), full_output=True)
+    assert "misses nonzeros" in info.pattern_check and info.nfev == 2 + 2
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SparsityWarning)
+        J, info = sd.jacobian(lambda v: A @ np.sin(v), x, sparsity=A != 0, full_output=True)
+    assert info.pattern_check is None
+    np.testing.assert_allclose(J, A * np.cos(x), atol=1e-9)

@@ -3,13 +3,16 @@
 For each evaluation the adapter
 
 1. makes a fresh work directory under ``workdir`` (default: the system temp dir);
-2. writes each of ``files`` ({relative path: template text}) into it, with every ``{name}`` of
-   an input replaced by ``repr(float(value))`` (the shortest text that round-trips: the program
-   reads back exactly the float64 simdiff planned, 1e-300 and 5e-324 included); only
-   ``{name}`` with a name of ``inputs`` is replaced, so every other brace in a template (JSON,
-   Fortran namelists, C initialisers, unknown ``{names}``) is written as it stands. There is
-   no escape: ``{{a}}`` is written as ``{`` + a's value + ``}``. The same substitution applies
-   to the arguments of ``command``;
+2. writes each of ``files`` ({relative path: template text}) into it, with every placeholder
+   filled (``plugins/executable/templates.py``): ``{E}`` writes input E in at most 20
+   characters (``repr`` when it fits: 0.1 + 0.2 reaches the program bit for bit; else 14-16
+   digits), ``{E:.6e}`` or ``{n:d}`` with a format spec, ``{E:r}`` the full ``repr``, and
+   ``{L/2}``, ``{r0 + d0}``, ``{sqrt(k)}`` a safe arithmetic expression of inputs and
+   ``constants``. A brace group that names no input or constant (JSON, Fortran namelists, C
+   initialisers, unknown ``{names}``) is written as it stands. There is no escape: ``{{a}}``
+   is written as ``{`` + a's value + ``}``. The same filling applies to the arguments of
+   ``command``. Whatever a format rounds, ``quantize`` returns the values the program reads,
+   and the derivative functions take their differences between those values;
 3. runs ``command`` (an argv list, never through a shell) in that directory, in a new process
    session (its own process group), with stdout and stderr captured in files (so a child left
    holding them cannot stall the call); the program, ``command[0]``, when given as a relative
@@ -25,9 +28,20 @@ For each evaluation the adapter
 Give the time-out here (``timeout=``) rather than to the Evaluator: a worker process that the
 Evaluator kills for running too long dies by SIGKILL and cannot stop the program it started.
 
-A non-zero exit (or death by a signal), a time-out or unparsable output raises
-``SimulationError`` carrying the exit code (``returncode``), the last lines of stderr
-(``stderr_tail``) and the path of the kept work directory (``workdir``).
+An exit code outside ``ok_returncodes`` (default ``[0]``; ``[0, 1]`` for ``ngspice -b``),
+a death by a signal, a time-out or unparsable output raises ``SimulationError`` carrying the
+exit code (``returncode``), the last lines of stderr and stdout (``stderr_tail``,
+``stdout_tail``) and the path of the kept work directory (``workdir``); the message quotes the
+stderr tail, or the stdout tail when stderr holds nothing readable (ccx and LAMMPS print their
+reason on stdout; both tails when stderr holds only warnings and stdout names an error). The
+``SimulationError`` that a derivative call raises carries the same four attributes.
+
+Time-outs wait on the process itself (a pidfd on Linux, else a waiting thread): no polling
+delay is added to a run.
+
+Units: ``scales=`` (one positive number per input, a {name: number} mapping, or one number for
+all) is the typical magnitude of each input; the derivative functions use it as their default
+``scale`` (steps of the inputs' own size for a deck in SI units).
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ import json
 import math
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -53,10 +68,13 @@ from simdiff.errors import ArgumentError, ConfigError, EvaluationTimeout, Simula
 from simdiff.host import hookimpl
 from simdiff.simulator import Simulator
 
-__all__ = ["Executable", "parse_numbers", "simdiff_adapters"]
+from .templates import Template, format_number, format_value, written
+
+__all__ = ["Executable", "format_number", "format_value", "parse_numbers", "simdiff_adapters"]
 
 KEEP = ("failed", "always", "never")
 STDERR_TAIL_LINES = 20
+STDOUT_TAIL_LINES = 20
 
 # A number standing on its own: not glued to a word ("step2", "x1y") nor inside another number.
 # Fortran's double-precision exponent letter D (1.5D+03) counts as E.
@@ -213,6 +231,8 @@ class Executable(Simulator):
     name = "subprocess"
     prefer = "threads"
     complex_safe = False
+    # where the runs go, what is kept and how long they may take: not part of a cache key
+    cache_ignore = ("workdir", "keep", "grace", "timeout")
 
     def __init__(
         self,
@@ -228,6 +248,9 @@ class Executable(Simulator):
         grace: float = 2.0,
         bounds: Any = None,
         stdin: str | None = None,
+        constants: Mapping[str, float] | None = None,
+        scales: Any = None,
+        ok_returncodes: Sequence[int] = (0,),
     ) -> None:
         """
         Parameters
@@ -253,6 +276,14 @@ class Executable(Simulator):
         stdin : a relative path in the work dir (usually one of ``files``) given to the program
             as its standard input, for programs that read their deck as ``solver < deck.inp``;
             None: no input (/dev/null).
+        constants : {name: number} usable in placeholders next to the inputs (``{n:d}``,
+            ``{L/n}``); not differentiated.
+        scales : the typical magnitude of each input (a list in the order of ``inputs``, a
+            {name: number} mapping covering every input, or one number for all); the
+            derivative functions' default ``scale``. Exposed as ``self.scales`` (ndarray (n,)
+            or None).
+        ok_returncodes : exit codes that mean success (default ``[0]``; ``ngspice -b`` exits
+            1 after a successful ``.control`` block: ``[0, 1]``).
         """
         if isinstance(command, (str, bytes, Mapping)) or not isinstance(command, Sequence) or not command:
             raise ConfigError(
@@ -288,9 +319,24 @@ class Executable(Simulator):
         self.grace = _seconds(grace, "grace", allow_zero=True)
         self.bounds = bounds
         self.stdin = None if stdin is None else _relative_path(stdin, "stdin")
-        # Longest names first, so that {ab} is not read as {a} followed by 'b}'.
-        names = sorted(self.inputs, key=len, reverse=True)
-        self._placeholder = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")\}")
+        self.constants = _constants(constants, self.inputs)
+        self.scales = _scales(scales, self.inputs)
+        self.ok_returncodes = _returncodes(ok_returncodes)
+        consts = self.constants or {}
+        self._file_templates = {
+            rel: Template(text, f"files[{rel!r}]", self.inputs, consts)
+            for rel, text in self.files.items()
+        }
+        self._argv_templates = [
+            Template(a, f"command[{i}]", self.inputs, consts) for i, a in enumerate(self.command)
+        ]
+        # the format specs each input is written with where it stands alone ({E}, {E:.6e})
+        specs: dict[int, set] = {}
+        for t in [*self._file_templates.values(), *self._argv_templates]:
+            for ph in t.placeholders:
+                if ph.bare is not None:
+                    specs.setdefault(self.inputs.index(ph.bare), set()).add(ph.spec)
+        self._specs = {j: sorted(v, key=str) for j, v in sorted(specs.items())}
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -351,9 +397,43 @@ class Executable(Simulator):
     # -- one evaluation -------------------------------------------------------------------------
 
     def fill(self, template: str, x: np.ndarray) -> str:
-        """``template`` with each ``{input}`` replaced by ``repr(float(value))``."""
-        values = dict(zip(self.inputs, x))
-        return self._placeholder.sub(lambda m: repr(float(values[m.group(1)])), template)
+        """``template`` (text) with its placeholders filled for the point ``x``."""
+        t = Template(template, "template", self.inputs, self.constants or {})
+        return t.fill(self._values(np.asarray(x, dtype=float)))
+
+    def _values(self, x: np.ndarray) -> dict:
+        """{input or constant: value} for filling templates: the inputs as the program reads them."""
+        return {**(self.constants or {}), **dict(zip(self.inputs, self.quantize(x).tolist()))}
+
+    def quantize(self, X: Any) -> np.ndarray:
+        """The values the program reads for the points X ((n,) or (k, n)): each input as
+        ``float`` of the text its placeholders write (``{E:.6e}``: 6 decimals of mantissa;
+        the default format: exact unless the number needs more than 20 characters). An input
+        written with several formats is taken at the coarsest; one that is written only
+        inside expressions (``{L/2}``) or not at all is returned unchanged.
+
+        The derivative functions call this on their planned points, so differences are taken
+        between the values the program actually read (``simdiff.simulator.Simulator.quantize``).
+        """
+        X = np.asarray(X)
+        if np.iscomplexobj(X) or not self._specs:
+            return X
+        X = np.asarray(X, dtype=float)
+        out = X.copy()
+        for j, specs in self._specs.items():
+            col = out[..., j]
+            flat = col.reshape(-1)
+            for i, v in enumerate(flat.tolist()):
+                best = v
+                if not math.isfinite(v):
+                    continue
+                for spec in specs:
+                    w = written(v, spec)
+                    if abs(w - v) > abs(best - v):
+                        best = w
+                flat[i] = best
+            out[..., j] = flat.reshape(col.shape)
+        return out
 
     def evaluate(self, x: np.ndarray) -> Any:
         x = np.asarray(x, dtype=float)
@@ -367,20 +447,25 @@ class Executable(Simulator):
         wd = Path(tempfile.mkdtemp(prefix="simdiff-run-", dir=root))
         ok, output = False, None
         try:
-            self._write_files(wd, x)
-            argv = [self.fill(a, x) for a in self.command]
+            values = self._values(x)
+            try:
+                self._write_files(wd, values)
+                argv = [t.fill(values) for t in self._argv_templates]
+            except ValueError as exc:  # an expression that failed at this point (sqrt(-1))
+                raise self._failure(f"could not be given its input: {exc}", x, wd, "", "") from None
             stdout, stderr, code = output = self._run(argv, wd, x)
             if code is None:
                 raise self._failure(
                     f"timed out after {self.timeout:g} s (its process group was killed)",
-                    x, wd, stderr, cls=EvaluationTimeout,
+                    x, wd, stdout, stderr, cls=EvaluationTimeout,
                 )
-            if code != 0:
-                raise self._failure(_exit_text(code), x, wd, stderr, code=code)
+            if code not in self.ok_returncodes:
+                raise self._failure(_exit_text(code, self.ok_returncodes), x, wd, stdout, stderr, code=code)
             try:
                 values = self._parse(wd, stdout)
             except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-                raise self._failure(f"produced output that cannot be parsed: {exc}", x, wd, stderr, code=code) from None
+                raise self._failure(f"produced output that cannot be parsed: {exc}", x, wd, stdout, stderr,
+                                    code=code) from None
             ok = True
             return values
         finally:
@@ -389,14 +474,14 @@ class Executable(Simulator):
             elif output is not None:
                 _save_output(wd, output[:2])
 
-    def _write_files(self, wd: Path, x: np.ndarray) -> None:
+    def _write_files(self, wd: Path, values: dict) -> None:
         real = os.path.realpath(wd)
-        for rel, template in self.files.items():
+        for rel, template in self._file_templates.items():
             target = wd / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             if os.path.commonpath([real, os.path.realpath(target)]) != real:  # through a symlink
                 raise ConfigError(f"files: path {rel!r} leads out of the work directory {wd}")
-            target.write_text(self.fill(template, x))
+            target.write_text(template.fill(values))
 
     def _run(self, argv: list[str], wd: Path, x: np.ndarray) -> tuple[str, str, int | None]:
         """Run argv in wd; (stdout, stderr, exit code or None after a time-out). Output goes to
@@ -411,14 +496,12 @@ class Executable(Simulator):
                     )
             except OSError as exc:
                 what = f" (stdin {self.stdin!r})" if self.stdin and not (wd / self.stdin).is_file() else ""
-                raise self._failure(f"could not be started{what}: {exc}", x, wd, "") from exc
+                raise self._failure(f"could not be started{what}: {exc}", x, wd, "", "") from exc
             with self._lock:
                 self._live.add(proc)
             try:
                 try:
-                    code = proc.wait(timeout=self.timeout)
-                except subprocess.TimeoutExpired:
-                    code = None
+                    code = _wait(proc, self.timeout)
                 except BaseException:
                     _stop_groups([proc], self.grace)
                     raise
@@ -452,15 +535,21 @@ class Executable(Simulator):
             raise ValueError(f"found {len(values)} value(s) {values!r} but outputs has {len(self.outputs)}: {self.outputs!r}")
         return np.asarray(values, dtype=float)
 
-    def _failure(self, what, x, wd, stderr, code=None, cls=SimulationError) -> SimulationError:
-        tail = "\n".join((stderr or "").rstrip().splitlines()[-STDERR_TAIL_LINES:])
+    def _failure(self, what, x, wd, stdout, stderr, code=None, cls=SimulationError) -> SimulationError:
+        err_tail = _tail(stderr, STDERR_TAIL_LINES)
+        out_tail = _tail(stdout, STDOUT_TAIL_LINES)
         kept = self.keep != "never"
         where = f"work dir kept: {wd}" if kept else f"work dir {wd} removed (keep='never')"
         msg = f"command {self.command[0]!r} {what}; {where}"
-        if tail:
-            msg += f"; stderr tail:\n{tail}"
+        if _readable(err_tail):
+            msg += f"; stderr tail:\n{err_tail}"
+            if _ERRORISH.search(out_tail) and not _ERRORISH.search(err_tail):
+                msg += f"\nstdout tail:\n{out_tail}"  # warnings on stderr, the reason on stdout
+        elif _readable(out_tail):  # ccx, LAMMPS: the reason is on stdout
+            msg += f"; stderr {'is empty' if not err_tail else 'says nothing readable'}, stdout tail:\n{out_tail}"
         err = cls(msg, point=np.array(x), cause=msg)
-        err.returncode, err.stderr_tail, err.workdir = code, tail, str(wd) if kept else None
+        err.returncode, err.workdir = code, str(wd) if kept else None
+        err.stderr_tail, err.stdout_tail = err_tail, out_tail
         return err
 
 
@@ -489,13 +578,122 @@ def _save_output(wd: Path, output: Sequence[str]) -> None:
                 pass
 
 
-def _exit_text(code: int) -> str:
+def _exit_text(code: int, ok: Sequence[int] = (0,)) -> str:
     """``exited with code 3``; for a death by a signal, its name too."""
     if code < 0:
         from simdiff.workers import signal_name
 
         return f"was killed by {signal_name(code)} (exited with code {code})"
+    if tuple(ok) != (0,):
+        return f"exited with code {code} (ok_returncodes={list(ok)})"
     return f"exited with code {code}"
+
+
+def _tail(text: str | None, lines: int) -> str:
+    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+
+
+_ERRORISH = re.compile(r"error|fatal|abort|exception|traceback|failed", re.IGNORECASE)
+
+
+def _readable(text: str) -> bool:
+    """Whether a tail says anything: at least one letter or digit."""
+    return any(c.isalnum() for c in text)
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None) -> int | None:
+    """The exit code of ``proc``, or None when it is still running after ``timeout`` seconds.
+
+    ``Popen.wait(timeout)`` polls with sleeps growing to 50 ms, which adds up to that much to
+    every run; here the wait blocks on the process itself: a pidfd (Linux >= 5.3) readable
+    when it exits, else a thread blocked in ``waitpid`` and an Event. Overhead: well under a
+    millisecond (``benchmarks/subprocess_overhead.py``).
+    """
+    if timeout is None:
+        return proc.wait()
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            fd = pidfd_open(proc.pid)
+        except OSError:  # already reaped, or pidfds not supported by this kernel
+            fd = None
+        if fd is not None:
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+            finally:
+                os.close(fd)
+            return proc.wait() if ready else proc.poll()
+    done = threading.Event()
+
+    def waiter() -> None:
+        try:
+            proc.wait()
+        finally:
+            done.set()
+
+    threading.Thread(target=waiter, daemon=True).start()
+    done.wait(timeout)
+    return proc.poll()
+
+
+def _constants(value: Any, inputs: list[str]) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"constants must be {{name: number}}; got {value!r}")
+    out = {}
+    for k, v in value.items():
+        k = str(k)
+        if not k.isidentifier() or k in inputs:
+            raise ConfigError(
+                f"constants: {k!r} must be a name (a Python identifier) that is not an input "
+                f"({inputs!r})"
+            )
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"constants[{k!r}] must be a number; got {v!r}") from None
+    return out or None
+
+
+def _scales(value: Any, inputs: list[str]) -> np.ndarray | None:
+    """``scales=`` as an array (n,) of positive finite numbers, or None."""
+    if value is None:
+        return None
+    n = len(inputs)
+    if isinstance(value, Mapping):
+        missing = [name for name in inputs if name not in value]
+        unknown = [k for k in value if k not in inputs]
+        if missing or unknown:
+            raise ConfigError(
+                f"scales as a mapping must give every input a scale: missing {missing!r}, "
+                f"unknown {unknown!r}; inputs are {inputs!r}"
+            )
+        value = [value[name] for name in inputs]
+    try:
+        arr = np.asarray(value, dtype=float)
+        arr = np.full(n, float(arr)) if arr.ndim == 0 else (arr.copy() if arr.shape == (n,) else None)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ConfigError(
+            f"scales must be one positive number per input ({n}: {inputs!r}), a {{name: number}} "
+            f"mapping, or one number for all; got {value!r}"
+        )
+    return arr
+
+
+def _returncodes(value: Any) -> tuple:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = [value]
+    try:
+        codes = tuple(int(c) for c in value)
+        ok = bool(codes) and all(not isinstance(c, bool) and float(c) == int(c) for c in value)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"ok_returncodes must be a non-empty list of exit codes such as [0, 1]; got {value!r}")
+    return codes
 
 
 @hookimpl

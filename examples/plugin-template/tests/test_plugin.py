@@ -26,10 +26,21 @@ def test_gradient_matches_the_analytic_one():
 
 
 def test_configuration_is_checked():
-    with pytest.raises(sd.ConfigError, match="'c'.*allowed: a, b"):
+    with pytest.raises(sd.ConfigError, match="'c'.*allowed: a, b, limit"):
         sd.load("rosenbrock", c=1.0)
+    with pytest.raises(sd.ConfigError, match="b must be >= 0"):
+        sd.load("rosenbrock", b=-1.0)
+
+
+def test_a_point_outside_the_model_is_a_simulation_error():
+    sim = sd.load("rosenbrock", limit=10.0)
+    with pytest.raises(sd.SimulationError, match=r"\|x\| > limit 10"):
+        sd.gradient(sim, [11.0, 1.0])
 
 
 def test_survives_pickling():
-    sim = pickle.loads(pickle.dumps(sd.load("rosenbrock", b=5.0)))
+    original = sd.load("rosenbrock", b=5.0)
+    original(np.array([0.0, 0.0]))  # builds the lazy state, which __getstate__ leaves out
+    sim = pickle.loads(pickle.dumps(original))
+    assert sim._engine is None
     assert sim(np.array([2.0, 1.0])) == pytest.approx(1.0 + 5.0 * 9.0)

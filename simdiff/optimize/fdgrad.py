@@ -1,0 +1,130 @@
+"""Finite-difference gradients and Jacobians for the optimizers, through the Tally.
+
+``fd_gradient`` is ``simdiff.gradient`` (one Evaluator batch) with the optimizer's extras: the
+centre x is part of the batch (planned by the forward stencil, queued for the central one), so
+f(x) always comes with the gradient and a line-search point evaluated with its gradient costs
+one round; queued speculative points ride along.
+
+Noise. When the derivative functions accept ``noise=`` it is passed on. Otherwise (the noise
+feature not installed) a numeric noise level σ is turned into steps here, by the rule of
+Moré & Wild, "Estimating derivatives of noisy simulations", ACM TOMS 38 (2012), with the
+curvature taken as 1 on the coordinate's scale s_j = max(1, |x_j|):
+forward h_j = 8^(1/4)·√σ·s_j, central h_j = (3σ)^(1/3)·s_j; the noise then adds
+2σ/h_j (forward) or σ/h_j (central) to each entry's error estimate.
+``noise="estimate"`` is resolved once, at x0, by ``estimate_noise``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..differentiate import gradient, jacobian
+from ..errors import SimulationError
+from .options import NOISE_SUPPORTED
+
+__all__ = ["fd_gradient", "fd_jacobian", "estimate_noise", "noise_steps"]
+
+
+def noise_steps(x: np.ndarray, scheme: str, sigma: float) -> np.ndarray:
+    s = np.maximum(1.0, np.abs(x))
+    if scheme == "central":
+        return (3.0 * sigma) ** (1.0 / 3.0) * s
+    return 8.0 ** 0.25 * math.sqrt(sigma) * s
+
+
+def _opts(x: np.ndarray, scheme: str, noise: Any) -> tuple[dict, float]:
+    if noise is None:
+        return {}, 0.0
+    if NOISE_SUPPORTED:
+        return {"noise": noise}, 0.0
+    sigma = float(np.max(getattr(noise, "level", noise)))
+    if sigma <= 0:
+        return {}, 0.0
+    return {"step": noise_steps(x, scheme, sigma)}, sigma
+
+
+def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = None,
+                extra: Any = (), curvature: Any = None
+                ) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
+    """(g, error, f(x)) in one round; g None when the gradient could not be formed, f None
+    when x itself failed.
+
+    curvature : None or array (n,) of |∂²f/∂x_j²| estimates (from the optimizer's quasi-Newton
+        matrix). A one-sided difference errs by h_j·|f''_j|/2 however small f' is, so its
+        error estimate is raised to at least that.
+    """
+    opts, sigma = _opts(x, scheme, noise)
+    tally.extra = [x, *extra] if scheme != "forward" else list(extra)
+    try:
+        g, info = gradient(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
+                           full_output=True, **opts)
+    except SimulationError:
+        g, info = None, None
+    tally.extra = []
+    f = tally.value(x) if tally.known(x) else None
+    if g is None or not np.all(np.isfinite(g)):
+        return None, None, f
+    err = np.asarray(info.error, dtype=float).reshape(-1)
+    h = np.abs(np.asarray(info.step, dtype=float)).reshape(-1)
+    if curvature is not None and scheme != "central":
+        one_sided = np.array([k not in ("central", "five-point") for k in info.schemes])
+        err = np.where(one_sided, np.maximum(err, 0.5 * h * np.abs(curvature)), err)
+    if sigma > 0:
+        err = err + np.where(h > 0, (2.0 if scheme != "central" else 1.0) * sigma / np.where(h > 0, h, 1), 0)
+    return np.asarray(g, dtype=float), err, f
+
+
+def fd_jacobian(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = None,
+                extra: Any = ()) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(J, error, r(x)) in one round, as ``fd_gradient`` for a vector-valued f."""
+    opts, sigma = _opts(x, scheme, noise)
+    tally.extra = [x, *extra] if scheme != "forward" else list(extra)
+    try:
+        J, info = jacobian(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
+                           full_output=True, **opts)
+    except SimulationError:
+        J, info = None, None
+    tally.extra = []
+    vals, ok = tally.values(x[None, :]) if tally.known(x) else (None, [False])
+    r = vals[0].copy() if ok[0] else None
+    if J is None or not np.all(np.isfinite(J)):
+        return None, None, r
+    return J, np.asarray(info.error, dtype=float), r
+
+
+def estimate_noise(tally: Any, x: np.ndarray, box: Any, k: int = 8, rel: float = 1e-3,
+                   seed: int = 0) -> float:
+    """The noise level σ of f near x by ECnoise (Moré & Wild, SIAM J. Sci. Comput. 33, 2011).
+
+    k + 1 points x + (i − k/2)·h·p on a random unit direction p (one round, inside the box),
+    h = rel·max(1, ‖x‖∞); the j-th differences Δʲf of a smooth f vanish like h^j while those
+    of noise keep the size √(C(2j, j))·σ, so σ_j = √(γ_j·mean((Δʲf)²)), γ_j = (j!)²/(2j)!, and
+    the answer is the first σ_j (j ≥ 2) that agrees with its neighbours within a factor 4
+    while the differences change sign; else the smallest σ_j.
+    """
+    rng = np.random.default_rng(seed)
+    n = x.shape[0]
+    p = rng.choice([-1.0, 1.0], size=n) / math.sqrt(n)
+    h = rel * max(1.0, float(np.max(np.abs(x))))
+    offs = (np.arange(k + 1) - k / 2) * h
+    X = x[None, :] + offs[:, None] * p[None, :]
+    if box is not None:
+        X = np.clip(X, box[0], box[1])
+    vals, ok = tally.values(X)
+    F = vals[ok, 0]
+    if len(F) < 4:
+        return 0.0
+    sig = []
+    D = F.copy()
+    for j in range(1, len(F)):
+        D = np.diff(D)
+        gamma = math.factorial(j) ** 2 / math.factorial(2 * j)
+        sig.append((j, math.sqrt(gamma * float(np.mean(D ** 2))), bool(np.any(D > 0) and np.any(D < 0))))
+    for a, b, c in zip(sig, sig[1:], sig[2:]):
+        lvl = [a[1], b[1], c[1]]
+        if a[0] >= 2 and b[2] and max(lvl) <= 4 * min(lvl) and b[1] > 0:
+            return b[1]
+    return min(s[1] for s in sig if s[0] >= 2) if len(sig) > 1 else sig[0][1]

@@ -1,0 +1,264 @@
+"""``simdiff.least_squares``: min ½‖r(x)‖² for a black-box residual r: R^n -> R^m.
+
+A trust-region Levenberg–Marquardt method (Moré, "The Levenberg–Marquardt algorithm:
+implementation and theory", LNM 630, 1978) on a Jacobian model J that is
+
+* computed by finite differences — n + 1 points (forward, sharing r(x)) or 2n (central), ONE
+  Evaluator batch — at the start and whenever the model has gone stale, and
+* kept up to date between those by Broyden's rank-one secant update
+  J ← J + ((r(x + s) − r(x)) − J s) sᵀ / sᵀs (Broyden 1965) after every trial point, accepted
+  or not, so that an iteration usually costs ONE evaluation — the frugality of model-based
+  least-squares solvers such as DFO-LS (Cartis, Fiala, Marteau & Roberts, ACM TOMS 45, 2019),
+  whose controller / model / subproblem split this module follows.
+
+Step: s minimizes ‖r + J s‖ subject to ‖D s‖ ≤ Δ, D = diag of the largest column norms of J seen
+(Moré's scaling), solved through the SVD of J D⁻¹ with the Levenberg parameter λ found by
+bisection on log λ. ρ = actual / predicted reduction; ρ ≥ 1e-4 accepts, Δ shrinks to ‖Ds‖/4
+below ρ = 0.25 and doubles above 0.75 at the boundary. A step that fails (ρ < 0.1 or the
+simulator failed there) with a Broyden-updated J triggers a fresh finite-difference Jacobian
+at x before Δ shrinks further. Bounds: every trial is projected onto the box.
+
+Stop: the gradient Jᵀr of a fresh Jacobian is within its FD error |E|ᵀ|r| (forward first
+recomputed centrally), ‖Jᵀr‖∞ ≤ gtol, the actual and predicted reductions are below
+ftol·cost, Δ ≤ xtol·(xtol + ‖Dx‖), or the budget ``maxfev`` is spent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .fdgrad import fd_jacobian
+from .options import (call_callback, check_bounds, check_callback, check_maxfev, check_noise,
+                      check_positive, check_x0, make_evaluator, unknown_options)
+from .result import History
+from .tally import BudgetExhausted, Tally
+
+__all__ = ["least_squares"]
+
+_LS_STATUS = {0: "converged: the gradient Jᵀr is indistinguishable from zero given its FD error",
+              1: "evaluation budget (maxfev) reached", 2: "ftol: the reductions are below ftol·cost",
+              3: "xtol: the trust region shrank below xtol", 4: "stopped by the callback",
+              5: "gtol: ‖Jᵀr‖∞ ≤ gtol", 6: "too many failed evaluations"}
+
+
+def _tr_step(J: np.ndarray, r: np.ndarray, D: np.ndarray, delta: float) -> np.ndarray:
+    """argmin ‖r + J s‖ s.t. ‖D s‖ ≤ Δ (SVD of J D⁻¹; λ by bisection on log λ)."""
+    Js = J / D[None, :]
+    U, S, Vt = np.linalg.svd(Js, full_matrices=False)
+    S = np.where(np.isfinite(S), S, 0.0)
+    c = U.T @ r
+    tiny = S > S.max(initial=0.0) * 1e-14 * max(J.shape)
+
+    def z(lam: float) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(tiny, S / (S * S + lam), 0.0)
+        return -(Vt.T @ (w * c))
+
+    z0 = z(0.0)
+    if np.linalg.norm(z0) <= delta:
+        return z0 / D
+    lo, hi = 0.0, max(float(S.max(initial=1.0)) ** 2, 1e-300)
+    while np.linalg.norm(z(hi)) > delta:
+        hi *= 100.0
+    lo = hi * 1e-30
+    for _ in range(80):
+        mid = np.sqrt(lo * hi)
+        if np.linalg.norm(z(mid)) > delta:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1.0 + 1e-6:
+            break
+    return z(hi) / D
+
+
+def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = None,
+                  ftol: float = 1e-12, xtol: float = 1e-12, gtol: float = 1e-12,
+                  callback: Any = None, noise: Any = None, n_jobs: int | None = None,
+                  backend: Any = None, evaluator: Any = None, cache: Any = None,
+                  retries: int | None = None, timeout: float | None = None,
+                  progress: bool | None = None, vectorized: bool | None = None,
+                  **options: Any):
+    """Minimize ½‖r(x)‖² for a residual r: R^n -> R^m (see the module docstring).
+
+    Parameters
+    ----------
+    r : callable or Simulator returning an array (m,), the same m at every point
+        (an ``OutputError`` otherwise).
+    x0 : array (n,), finite, inside ``bounds``.
+    bounds : None, (lower, upper) or scipy.optimize.Bounds; no evaluated point outside.
+    maxfev : budget of evaluations (default 100·(n + 1)).
+    ftol, xtol, gtol : the stopping tolerances of the module docstring.
+    callback : callback(intermediate_result) or callback(xk) after each accepted step.
+    noise : None or the noise level of r (its FD steps and error estimates take it in).
+    n_jobs, backend, evaluator, cache, retries, timeout, progress, vectorized
+        as for ``simdiff.minimize``.
+    refresh : int, option (default 0: only when a step fails)
+        Also recompute the FD Jacobian after this many Broyden updates.
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult like scipy's ``least_squares``: x, cost (½‖r‖²), fun
+    (residuals), jac, grad, optimality (‖Jᵀr‖∞), nfev, njev (FD Jacobians), nit, status,
+    message, success, nrounds, nfailed, history.
+    """
+    refresh = options.pop("refresh", 0)
+    unknown_options("least_squares", options, ("bounds", "maxfev", "ftol", "xtol", "gtol",
+                    "callback", "noise", "n_jobs", "backend", "evaluator", "cache", "retries",
+                    "timeout", "progress", "vectorized", "refresh"))
+    x0 = check_x0(x0)
+    box = check_bounds(bounds, x0)
+    n = x0.shape[0]
+    maxfev = check_maxfev(maxfev, 100 * (n + 1))
+    ftol, xtol, gtol = (check_positive(k, v, allow_zero=True)
+                        for k, v in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)))
+    callback = check_callback(callback)
+    noise = check_noise(noise)
+    sim, ev = make_evaluator(r, vectorized, evaluator, n_jobs, backend, cache, retries, timeout,
+                             progress)
+    with Tally(sim, ev, box, maxfev) as tally:
+        return _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, int(refresh))
+
+
+def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
+    from scipy.optimize import OptimizeResult
+
+    n = x0.shape[0]
+    lo, hi = box if box is not None else (np.full(n, -np.inf), np.full(n, np.inf))
+    hist = History()
+    x = x0.copy()
+    scheme = "forward"
+    njev = 0
+    status = None
+    J = E = res = None
+    fresh = False
+    updates = 0
+    nit = 0
+    guard = 0
+    try:
+        J, E, res = fd_jacobian(tally, x, scheme, box, noise)
+        njev += 1
+        if res is None:
+            from ..errors import SimulationError
+
+            raise SimulationError(f"r failed at the starting point x0={x0!r}", point=x0)
+        if J is None:
+            scheme = "central"
+            J, E, res = fd_jacobian(tally, x, scheme, box, noise)
+            njev += 1
+            if J is None:
+                status = 6
+        fresh = True
+        D = np.maximum(np.linalg.norm(J, axis=0), 1e-12) if J is not None else np.ones(n)
+        delta = float(np.linalg.norm(D * x)) or 1.0
+        cost = 0.5 * float(res @ res)
+        hist.record(tally, x, cost, 0.0, float(np.linalg.norm(J.T @ res)) if J is not None else np.nan)
+        while status is None:
+            g = J.T @ res
+            free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+            pg = np.where(free, g, 0.0)
+            gerr = np.abs(E).T @ np.abs(res) if E is not None else np.zeros(n)
+            if np.all(np.abs(pg) <= 2 * gerr):
+                if not fresh or scheme == "forward":
+                    scheme = "central" if fresh else scheme
+                    J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                    njev += 1
+                    fresh, updates = True, 0
+                    if np.all(np.abs(J.T @ res) <= 2 * np.abs(E).T @ np.abs(res)) and scheme == "central":
+                        status = 0
+                    continue
+                status = 0
+                break
+            if np.max(np.abs(pg)) <= gtol:
+                status = 5
+                break
+            s = np.zeros(n)
+            s[free] = _tr_step(J[:, free], res, D[free], delta)  # active bounds held
+            xt = np.clip(x + s, lo, hi)
+            s = xt - x
+            if not np.any(s != 0):
+                if not fresh:
+                    J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                    njev += 1
+                    fresh, updates = True, 0
+                    continue
+                status = 3
+                break
+            pred_r = res + J @ s
+            pred = cost - 0.5 * float(pred_r @ pred_r)
+            model_fresh = fresh
+            guard += 1
+            if guard > 50 * tally.maxfev:  # pragma: no cover - a safeguard against cycling
+                status = 6
+                break
+            vals, ok = tally.values(xt[None, :])
+            if ok[0]:
+                rt = vals[0]
+                J = J + np.outer((rt - res) - J @ s, s) / float(s @ s)
+                fresh = False
+                updates += 1
+                cost_t = 0.5 * float(rt @ rt)
+                rho = (cost - cost_t) / pred if pred > 0 else -1.0
+            else:
+                rt, cost_t, rho = None, np.inf, -1.0
+            Ds = float(np.linalg.norm(D * s))
+            if rho >= 1e-4:
+                actual = cost - cost_t
+                x, res, cost = xt, rt, cost_t
+                nit += 1
+                hist.record(tally, x, cost, float(np.linalg.norm(s)),
+                            float(np.linalg.norm(J.T @ res)))
+                if call_callback(callback, x, cost, nit):
+                    status = 4
+                    break
+                if actual <= ftol * cost and pred <= ftol * cost:
+                    status = 2
+                    break
+            if rho < 0.25:
+                if rho < 0.1 and not model_fresh:
+                    # the step came from a Broyden-updated model: refresh it before shrinking
+                    J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                    njev += 1
+                    fresh, updates = True, 0
+                    delta = min(delta, 0.5 * Ds)
+                else:
+                    delta = 0.25 * Ds
+            elif rho > 0.75 and Ds >= 0.9 * delta:
+                delta = 2.0 * delta
+            if refresh and updates >= refresh and not fresh:
+                J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                njev += 1
+                fresh, updates = True, 0
+            if fresh:
+                D = np.maximum(D, np.linalg.norm(J, axis=0))
+            if delta <= xtol * (xtol + float(np.linalg.norm(D * x))):
+                status = 3
+                break
+    except BudgetExhausted:
+        status = 1
+    if res is None:
+        res = np.full(1, np.nan)
+    cost = 0.5 * float(res @ res)
+    g = J.T @ res if J is not None else None
+    message = _LS_STATUS[status]
+    if tally.nfailed:
+        message += f" ({tally.nfailed} evaluation(s) failed and were treated as rejected points)"
+    return OptimizeResult(
+        x=x, cost=cost, fun=res, jac=J, grad=g,
+        optimality=float(np.max(np.abs(g))) if g is not None else np.nan,
+        active_mask=np.where(x <= lo, -1, np.where(x >= hi, 1, 0)),
+        nfev=int(tally.nfev), njev=njev, nit=nit, status=status,
+        success=status in (0, 2, 3, 5), message=message, nrounds=int(tally.nrounds),
+        nfailed=int(tally.nfailed), history=hist, method="trust-region-broyden")
+
+
+def _fresh(tally, x, scheme, box, noise, J_old):
+    """A finite-difference Jacobian at x (r(x) known: forward costs n points)."""
+    J, E, _ = fd_jacobian(tally, x, scheme, box, noise)
+    if J is None:
+        J, E, _ = fd_jacobian(tally, x, "central", box, noise)
+    if J is None:
+        return J_old, None, None
+    return J, E, None

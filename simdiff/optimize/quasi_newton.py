@@ -1,0 +1,256 @@
+"""The default method of ``simdiff.minimize``: BFGS on finite-difference gradients.
+
+One iteration, usually one parallel round:
+
+1. Direction. d = −H·g on the free variables, H the BFGS inverse-Hessian approximation
+   (Nocedal & Wright, Numerical Optimization, 2nd ed., (6.17)); H₀ = I, rescaled by sᵀy/yᵀy
+   before the first update (Shanno & Phua 1978). With bounds, a variable at a bound whose
+   gradient points out of the box is held there (the projected quasi-Newton method of
+   Bertsekas 1982, as in L-BFGS-B) and every trial point is projected onto the box.
+2. Speculative round. The trial point x + d AND the finite-difference stencil of the gradient
+   at it go to the Evaluator in ONE batch (with a forward stencil f(x + d) is one of the
+   stencil's points). When Armijo's test accepts the trial — the common case for BFGS — the
+   iteration costs one round and the next gradient is already there. When it rejects it, the
+   gradient at the trial is not wasted: (s, y) still updates H, and the slope at the trial
+   makes the backtracking interpolation cubic (``linesearch.py``). Backtracking trials are
+   then single points (several at once when the Evaluator has idle slots), and the gradient at
+   the accepted point follows in its own round, its f(x) taken from memory.
+3. Scheme per iteration. Forward differences (n runs) while the gradient is large against
+   its error estimate (info.error); central (2n runs) once the forward error exceeds
+   ``switch``·‖g‖ — near the solution, where a forward gradient's truncation error would
+   stall the iteration.
+4. Stop when the (projected) gradient is indistinguishable from zero: every |g_j| ≤ 2·error_j
+   with central differences (a forward gradient that small is first recomputed centrally), or
+   ‖g‖∞ ≤ gtol, or the relative decrease of f is below ftol, or the budget ``maxfev`` is spent
+   (status 1), or no decrease can be found along the central-difference direction (status 2).
+
+A failed evaluation at a trial point is a rejected step (shrunk by 0.25); a failed stencil
+point is repaired by the derivative functions' fallback; a gradient that cannot be formed is
+recomputed centrally and, if that fails too, ends the run (status 6).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .fdgrad import fd_gradient
+from .linesearch import armijo, backtrack
+from .options import call_callback
+from .result import STATUS, History, make_result
+from .tally import BudgetExhausted
+
+__all__ = ["fd_bfgs"]
+
+DAMPED = True
+
+
+def _project(x: np.ndarray, box: Any) -> np.ndarray:
+    return x if box is None else np.clip(x, box[0], box[1])
+
+
+def _active(x: np.ndarray, g: np.ndarray, box: Any) -> np.ndarray:
+    """Variables held at a bound: at it (within a hair) with the gradient pointing outward."""
+    if box is None:
+        return np.zeros(x.shape, dtype=bool)
+    lo, hi = box
+    tol = 1e-12 * np.maximum(1.0, np.abs(x))
+    return ((x - lo <= tol) & (g > 0)) | ((hi - x <= tol) & (g < 0)) | (lo == hi)
+
+
+def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: float = 1e-10,
+            ftol: float = 2.2e-12, xtol: float = 1e-14, maxiter: int | None = None,
+            switch: float = 0.05, callback: Any = None, max_backtracks: int = 30,
+            slots: int = 1, sigma: float = 0.0, stop_factor: float = 2.0,
+            speculate: Any = "auto"):
+    n = x0.shape[0]
+    hist = History()
+    scheme = "forward"
+    status, message = None, ""
+    x = x0.copy()
+    f = None
+    g = err = None
+    nit = 0
+    noise_tol = 2.0 * sigma  # a noise-tolerant Armijo test (f known to ±σ at each end)
+    maxiter = maxiter if maxiter is not None else 100 * n * 100
+    H = None
+    last_first_ok = False
+    try:
+        g, err, f = fd_gradient(tally, x, scheme, box, noise)
+        if f is None:
+            from ..errors import SimulationError
+
+            raise SimulationError(f"f failed at the starting point x0={x0!r}; the optimizer "
+                                  "needs f(x0)", point=x0)
+        if g is None:
+            scheme = "central"
+            g, err, f = fd_gradient(tally, x, scheme, box, noise)
+            if g is None:
+                status, message = 6, "the gradient at x0 could not be formed: too many failed points"
+        hist.record(tally, x, f, 0.0, np.linalg.norm(g) if g is not None else np.nan,
+                    np.linalg.norm(err) if err is not None else np.nan, scheme=scheme)
+        while status is None:
+            act = _active(x, g, box)
+            pg = np.where(act, 0.0, g)
+            free_err = np.where(act, 0.0, err)
+            gnorm = float(np.linalg.norm(pg))
+            # -- stop tests -----------------------------------------------------------------
+            if np.all(np.abs(pg) <= stop_factor * free_err):
+                if scheme == "forward":
+                    scheme = "central"
+                    g2, e2, _ = fd_gradient(tally, x, scheme, box, noise)
+                    if g2 is not None:
+                        g, err = g2, e2
+                    continue
+                status, message = 0, ("the gradient is indistinguishable from zero given its "
+                                      "finite-difference error estimate")
+                break
+            if np.max(np.abs(pg)) <= gtol:
+                status, message = 0, f"the projected gradient is below gtol={gtol:g}"
+                break
+            if nit >= maxiter:
+                status, message = 5, STATUS[5]
+                break
+            if scheme == "forward" and np.linalg.norm(free_err) > switch * gnorm:
+                scheme = "central"
+            # -- direction ------------------------------------------------------------------
+            free = ~act
+            d = np.zeros(n)
+            if H is not None:
+                d[free] = -H[np.ix_(free, free)] @ pg[free]
+                if not pg @ d < 0:
+                    H = None
+            if H is None:
+                # steepest descent, a step of unit length at most (as L-BFGS-B starts)
+                d[free] = -pg[free] * min(1.0, 1.0 / max(gnorm, 1e-300))
+            # -- line search ----------------------------------------------------------------
+            t = 1.0
+            accepted = False
+            g_new = err_new = None
+            x_new, f_new = x, f
+            for trial in range(max_backtracks):
+                xt = _project(x + t * d, box)
+                s = xt - x
+                if not np.any(s != 0) or np.max(np.abs(s) / np.maximum(1.0, np.abs(x))) < xtol:
+                    break
+                slope = float(g @ s)
+                if slope >= 0:  # projection turned the step uphill: shorten
+                    t *= 0.25
+                    continue
+                if trial == 0 and (speculate is True or (speculate == "auto" and H is not None
+                                                          and last_first_ok)):
+                    gt, et, ft = fd_gradient(tally, xt, scheme, box, noise, curvature=_curv(H))
+                else:
+                    ft = tally.value(xt)
+                    gt = et = None
+                if trial == 0:
+                    last_first_ok = armijo(f, slope, ft, noise_tol)
+                if armijo(f, slope, ft, noise_tol):
+                    accepted = True
+                    x_new, f_new, g_new, err_new = xt, ft, gt, et
+                    break
+                t = backtrack(t, f, slope / t, ft, None if gt is None else float(gt @ s) / t)
+            if not accepted:
+                if scheme == "forward":
+                    scheme = "central"
+                    g2, e2, _ = fd_gradient(tally, x, scheme, box, noise)
+                    if g2 is not None:
+                        g, err = g2, e2
+                    H = None
+                    continue
+                if H is not None:
+                    H = None  # one more try along the steepest-descent direction
+                    continue
+                status, message = 2, ("no decrease found along the central-difference gradient "
+                                      "direction: f is at the accuracy limit of its gradient")
+                break
+            if g_new is None:
+                g_new, err_new, _ = fd_gradient(tally, x_new, scheme, box, noise, curvature=_curv(H))
+                if g_new is None:
+                    scheme = "central"
+                    g_new, err_new, _ = fd_gradient(tally, x_new, scheme, box, noise, curvature=_curv(H))
+                    if g_new is None:
+                        x, f = x_new, f_new
+                        status, message = 6, STATUS[6] + " (the gradient could not be formed)"
+                        break
+            s = x_new - x
+            df = f - f_new
+            if H is not None and df <= 1e-10 * max(abs(f), 1e-300) and np.linalg.norm(
+                    s) <= 1e-8 * max(1.0, float(np.linalg.norm(x))):
+                H = None  # stalled on a badly conditioned H: start again from steepest descent
+            else:
+                H = _update(H, s, g_new - g)
+            x, f, g, err = x_new, f_new, g_new, err_new
+            nit += 1
+            hist.record(tally, x, f, float(np.linalg.norm(s)), float(np.linalg.norm(g)),
+                        float(np.linalg.norm(err)), scheme=scheme)
+            if call_callback(callback, x, f, nit):
+                status, message = 4, STATUS[4]
+                break
+            if df <= ftol * max(abs(f), abs(f + df), 1.0) and scheme == "central":
+                status, message = 3, f"the relative decrease of f fell below ftol={ftol:g}"
+                break
+    except BudgetExhausted:
+        status, message = 1, STATUS[1]
+    if status is None:  # pragma: no cover
+        status, message = 2, STATUS[2]
+    return make_result(tally, x, f, g, nit, status, message, hist, "bfgs",
+                       grad_error=err, scheme=scheme)
+
+
+def _curv(H: Any) -> np.ndarray | None:
+    """|f''_jj| estimates: the diagonal of the direct BFGS Hessian approximation B kept
+    next to H (the inverse's 1/H_jj underestimates it badly in a curved valley)."""
+    B = getattr(H, "B", None)
+    return None if B is None else np.abs(np.diag(B))
+
+
+def _value_with(tally: Any, x: np.ndarray, extra: list) -> float | None:
+    vals, ok = tally.values(x[None, :], extra=extra)
+    return float(vals[0, 0]) if ok[0] else None
+
+
+def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """The BFGS update of the inverse Hessian; skipped when sᵀy ≤ 1e-10·‖s‖‖y‖ (no curvature
+    information the update could keep positive definite)."""
+    sy = float(s @ y)
+    if not np.isfinite(sy):
+        return H
+    B = getattr(H, "B", None)
+    if B is not None and DAMPED:
+        # Powell's damping (1978): move y towards B s until sᵀy ≥ 0.2 sᵀBs
+        Bs0 = B @ s
+        sBs0 = float(s @ Bs0)
+        if sBs0 > 0 and sy < 0.2 * sBs0:
+            theta = 0.8 * sBs0 / (sBs0 - sy)
+            y = theta * y + (1 - theta) * Bs0
+            sy = float(s @ y)
+    if sy <= 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+        return H
+    n = s.shape[0]
+    if H is None:
+        yy = float(y @ y)
+        H = _Inverse(np.eye(n) * (sy / yy))
+        H.B = np.eye(n) * (yy / sy)
+    rho = 1.0 / sy
+    Hy = H @ y
+    new = _Inverse(H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
+                   + (rho * rho * float(y @ Hy) + rho) * np.outer(s, s))
+    B = H.B
+    Bs = B @ s
+    sBs = float(s @ Bs)
+    new.B = B - np.outer(Bs, Bs) / sBs + rho * np.outer(y, y) if sBs > 0 else B
+    return new
+
+
+class _Inverse(np.ndarray):
+    """The inverse-Hessian approximation H, carrying the direct approximation B as ``.B``."""
+
+    def __new__(cls, a: np.ndarray) -> _Inverse:
+        obj = np.asarray(a).view(cls)
+        obj.B = None
+        return obj
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.B = None

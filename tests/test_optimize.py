@@ -1,0 +1,239 @@
+"""simdiff.minimize and simdiff.as_scipy against known minima, counts and failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+
+import simdiff as sd
+
+
+def rosen(x):
+    return float(100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2)
+
+
+class Recording:
+    """f with a log of every point it was called at."""
+
+    def __init__(self, f):
+        self.f, self.points = f, []
+
+    def __call__(self, x):
+        self.points.append(np.array(x, dtype=float))
+        return self.f(x)
+
+
+def test_rosenbrock_minimum_and_counts():
+    rec = Recording(rosen)
+    res = sd.minimize(rec, [-1.2, 1.0])
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-6)
+    assert res.fun < 1e-12
+    # every simulator run is counted, each through a batch; rounds batch several points
+    assert res.nfev == len(rec.points)
+    assert res.nrounds < 0.6 * res.nfev
+    assert res.history[-1]["nfev"] <= res.nfev
+    assert [h["nrounds"] for h in res.history] == sorted(h["nrounds"] for h in res.history)
+    assert {"x", "fun", "nfev", "nrounds", "step", "grad_norm", "grad_error"} <= set(res.history[0])
+    # f(x) of an accepted point is never evaluated twice
+    keys = [p.tobytes() for p in rec.points]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("n", [3, 8])
+def test_quadratic_known_minimum(n):
+    rng = np.random.default_rng(n)
+    Q = rng.standard_normal((n, n))
+    A = Q @ Q.T + n * np.eye(n)
+    b = rng.standard_normal(n)
+    f = lambda x: float(0.5 * x @ A @ x - b @ x)  # noqa: E731
+    res = sd.minimize(f, np.zeros(n))
+    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(res.jac, 0.0, atol=1e-5)
+
+
+def test_bounds_minimum_on_a_bound_and_no_point_outside():
+    c = np.array([2.0, -3.0, 0.5])
+    rec = Recording(lambda x: float(np.sum((x - c) ** 2) + x[0] * x[1] * 0.1))
+    lo, hi = np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0])
+    res = sd.minimize(rec, [0.0, 0.0, 0.0], bounds=(lo, hi))
+    P = np.array(rec.points)
+    assert np.all(P >= lo) and np.all(P <= hi)
+    # KKT: x0 = 1 and x1 = -1 on their bounds, x2 interior with zero derivative
+    assert res.x[0] == 1.0 and res.x[1] == -1.0
+    assert abs(res.x[2] - 0.5) < 1e-6
+    ref = so.minimize(rec.f, [0, 0, 0], bounds=list(zip(lo, hi)), method="L-BFGS-B")
+    assert res.fun <= ref.fun + 1e-9
+
+
+def test_scipy_bounds_object_and_bounds_on_rosenbrock():
+    rec = Recording(rosen)
+    res = sd.minimize(rec, [-1.2, 1.0], bounds=so.Bounds([-2, -2], [0.5, 2]))
+    assert np.all(np.array(rec.points)[:, 0] <= 0.5)
+    assert res.x[0] == pytest.approx(0.5, abs=1e-7)
+    assert res.x[1] == pytest.approx(0.25, abs=1e-5)
+
+
+def test_failures_in_the_line_search_are_rejected_steps():
+    def f(x):  # fails above the valley, where the first trial steps land
+        if x[1] > x[0] ** 2 + 0.3:
+            raise RuntimeError("solver diverged")
+        return rosen(x)
+
+    res = sd.minimize(f, [-1.2, 1.0])
+    assert res.nfailed > 0
+    assert "failed" in res.message
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-5)
+
+
+def test_failure_at_x0_is_an_error():
+    def f(x):
+        raise RuntimeError("boom")
+    with pytest.raises(sd.SimulationError):
+        sd.minimize(f, [1.0, 2.0])
+
+
+def test_maxfev_is_respected_and_reported():
+    rec = Recording(rosen)
+    res = sd.minimize(rec, [-1.2, 1.0], maxfev=25)
+    assert len(rec.points) <= 25
+    assert res.status == 1 and not res.success
+    assert res.fun < rosen([-1.2, 1.0])
+
+
+def test_callback_stops():
+    seen = []
+
+    def cb(intermediate_result):
+        seen.append(intermediate_result.fun)
+        return len(seen) >= 3
+
+    res = sd.minimize(rosen, [-1.2, 1.0], callback=cb)
+    assert res.status == 4 and len(seen) == 3 and res.nit == 3
+
+
+@pytest.mark.parametrize("method", ["nelder-mead", "powell", "cobyqa"])
+def test_scipy_methods_through_the_evaluator(method):
+    rec = Recording(lambda x: float(np.sum((x - np.array([1.0, -2.0])) ** 2)))
+    res = sd.minimize(rec, [0.0, 0.0], method=method, maxfev=400)
+    np.testing.assert_allclose(res.x, [1.0, -2.0], atol=1e-3)
+    assert res.nfev == len(rec.points) <= 400
+    assert res.nrounds == res.nfev  # one point at a time
+
+
+def test_nelder_mead_failure_region_and_bounds():
+    def f(x):
+        if x[0] < -0.5:
+            raise RuntimeError("no")
+        return float((x[0] - 0.3) ** 2 + (x[1] + 0.2) ** 2)
+    res = sd.minimize(f, [0.0, 0.0], method="nelder-mead", bounds=([-1, -1], [1, 1]))
+    np.testing.assert_allclose(res.x, [0.3, -0.2], atol=1e-3)
+
+
+def test_spsa_seeded_reproducible_and_descends():
+    rng_noise = np.random.default_rng(0)
+    f = lambda x: float(np.sum((x - 1) ** 2))  # noqa: E731
+    r1 = sd.minimize(f, np.zeros(4), method="spsa", seed=3, maxfev=400)
+    r2 = sd.minimize(f, np.zeros(4), method="spsa", seed=3, maxfev=400)
+    r3 = sd.minimize(f, np.zeros(4), method="spsa", seed=4, maxfev=400)
+    np.testing.assert_array_equal(r1.x, r2.x)
+    assert not np.array_equal(r1.x, r3.x)
+    assert f(r1.x) < 0.05 * f(np.zeros(4))
+    assert r1.nfev <= 400 and r1.nrounds == r1.nit + 1  # one round an iteration, then f(x)
+    del rng_noise
+
+
+def test_gradient_descent_fixed_backtracking_adam():
+    f = lambda x: float(np.sum(np.array([1.0, 4.0]) * (x - 2) ** 2))  # noqa: E731
+    fixed = sd.minimize(f, [0.0, 0.0], method="gradient-descent", lr=0.1, maxfev=400)
+    np.testing.assert_allclose(fixed.x, [2, 2], atol=1e-4)
+    bt = sd.minimize(f, [0.0, 0.0], method="gradient-descent", lr=1.0, line_search=True)
+    np.testing.assert_allclose(bt.x, [2, 2], atol=1e-4)
+    adam = sd.minimize(f, [0.0, 0.0], method="gradient-descent", lr=0.05, adam=True, maxiter=600,
+                       maxfev=5000)
+    np.testing.assert_allclose(adam.x, [2, 2], atol=1e-2)
+
+
+def test_bad_arguments():
+    with pytest.raises(sd.ArgumentError, match="x0"):
+        sd.minimize(rosen, [np.nan, 1.0])
+    with pytest.raises(sd.BoundsError, match="x0"):
+        sd.minimize(rosen, [3.0, 1.0], bounds=([-1, -1], [1, 1]))
+    with pytest.raises(sd.ArgumentError, match="maxfev"):
+        sd.minimize(rosen, [0.0, 1.0], maxfev=0)
+    with pytest.raises(sd.ArgumentError) as e:
+        sd.minimize(rosen, [0.0, 1.0], method="newton-cg")
+    for m in ("'bfgs'", "'spsa'", "'nelder-mead'", "'cobyqa'", "'powell'", "'gradient-descent'"):
+        assert m in str(e.value)
+    with pytest.raises(sd.ArgumentError, match="unknown option tol"):
+        sd.minimize(rosen, [0.0, 1.0], tol=1e-3)
+    with pytest.raises(sd.ArgumentTypeError, match="callback"):
+        sd.minimize(rosen, [0.0, 1.0], callback=3)
+    with pytest.raises(sd.ArgumentError, match="noise"):
+        sd.minimize(rosen, [0.0, 1.0], noise="loud")
+    with pytest.raises(sd.ArgumentError, match="pairs"):
+        sd.minimize(rosen, [0.0, 1.0], method="spsa", pairs=0)
+
+
+def test_as_scipy_shares_f_and_counts():
+    rec = Recording(rosen)
+    fun, jac = sd.as_scipy(rec)
+    res = so.minimize(fun, [-1.2, 1.0], jac=jac, method="BFGS")
+    np.testing.assert_allclose(res.x, [1, 1], atol=1e-4)
+    assert fun.nfev == jac.nfev == len(rec.points)
+    keys = [p.tobytes() for p in rec.points]
+    assert len(keys) == len(set(keys))  # f(x) of fun never re-run by jac
+    # residual form for least_squares
+    fun, jac = sd.as_scipy(lambda x: np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]]))
+    assert jac(np.array([0.5, 0.5])).shape == (2, 2)
+    r = so.least_squares(fun, [-1.2, 1.0], jac=jac)
+    np.testing.assert_allclose(r.x, [1, 1], atol=1e-6)
+
+
+_CALLS = {"n": 0, "kill_at": None}
+
+
+def counted_rosen(x):
+    """Rosenbrock that dies (like a killed job) at a chosen call."""
+    _CALLS["n"] += 1
+    if _CALLS["kill_at"] is not None and _CALLS["n"] == _CALLS["kill_at"]:
+        raise KeyboardInterrupt("killed")
+    return rosen(x)
+
+
+def test_killed_run_resumes_from_its_cache(tmp_path):
+    _CALLS.update(n=0, kill_at=None)
+    full = sd.minimize(counted_rosen, [-1.2, 1.0])
+    total = _CALLS["n"]
+    assert total > 60
+    _CALLS.update(n=0, kill_at=60)
+    with pytest.raises(KeyboardInterrupt):
+        sd.minimize(counted_rosen, [-1.2, 1.0], cache=tmp_path / "c")
+    _CALLS.update(n=0, kill_at=None)
+    again = sd.minimize(counted_rosen, [-1.2, 1.0], cache=tmp_path / "c")
+    assert _CALLS["n"] == total - 59  # only the rest is evaluated
+    assert again.nfev == total - 59
+    np.testing.assert_array_equal(again.x, full.x)
+
+
+def test_noisy_10d_with_estimated_noise():
+    rng = np.random.default_rng(1)
+    d = np.linspace(1, 3, 10)
+
+    def true(x):
+        return float(np.sum(d * (x - 0.5) ** 2))
+
+    def noisy(x):
+        return true(x) + 1e-6 * rng.standard_normal()
+
+    res = sd.minimize(noisy, np.full(10, 3.0), noise="estimate", maxfev=2000)
+    assert true(res.x) <= 1e-4
+
+
+def test_parallel_run_follows_the_serial_path():
+    f = lambda x: float(np.sum((x - np.arange(4)) ** 2) + 0.1 * np.sum(x) ** 4)  # noqa: E731
+    serial = sd.minimize(f, np.zeros(4))
+    par = sd.minimize(f, np.zeros(4), n_jobs=2, backend="threading")
+    np.testing.assert_array_equal(serial.x, par.x)
+    assert serial.nrounds == par.nrounds
