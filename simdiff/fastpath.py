@@ -30,8 +30,8 @@ def center_estimates(terms: list, active: list, Fre: np.ndarray, good: np.ndarra
     the Lagrange sums Σ w_l·m_l are formed for the whole group with one indexing (the same
     additions in the same order as the scalar code, starting from 0). Returns the lists
     (est, info, lows) that ``detect_noise`` builds, in the order of ``active``: info rows are
-    (k, a·h, 2L, scale, ‖w‖₂). Terms the grouping does not cover (a single term of its shape,
-    a pair that failed) go through ``_center_estimate`` itself.
+    (k, a·h, 2L, scale, ‖w‖₂). Terms the grouping does not cover (a pair that failed) go
+    through ``_center_estimate`` itself.
     """
     from .noise import _center_estimate
 
@@ -44,8 +44,6 @@ def center_estimates(terms: list, active: list, Fre: np.ndarray, good: np.ndarra
         groups.setdefault((len(offs), offs.tobytes()), []).append(k)
     out: dict = {}
     for (q, key), ks in groups.items():
-        if len(ks) < 2:
-            continue
         lay = _pair_layout(key)
         if lay is None:
             continue
