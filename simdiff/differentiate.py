@@ -376,6 +376,7 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
     info.pattern_check, extra = verify_pattern(sim, x, J, Err, box, ev, groups=groups, D=D, DE=E,
                                                rows=(rows, cols))
     info.nfev += extra
+    info.pattern_nfev = extra
     if info.pattern_check:
         import warnings
 
@@ -433,8 +434,11 @@ def jacobian(f: Any, x: Any, *, method: str = "central", order: int | None = Non
                                         n_jobs, backend, evaluator, cache=cache, timeout=timeout,
                                         retries=retries, on_failure=on_failure)
     if sparsity is not None:
-        J, info = _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, sparsity)
-        return (J, info) if full_output else J
+        nz = setup_noise(noise, sim, x, ev, method, step, rel_step, bounds=box)  # noise.py
+        with nz:
+            J, info = _sparse_jacobian(sim, x, st, box, nz.evaluator, method, adaptive,
+                                       step if nz.steps is None else nz.steps, rel_step, sparsity)
+        return (J, nz.annotate(info)) if full_output else J
     if adaptive:
         D, E, nfev, failures, steps, schemes, _ = adaptive_with_noise(
             lambda e: _adaptive_partials(sim, x, box, e, method, scale, _caller), x, ev, method,

@@ -341,7 +341,7 @@ def noise_level(f: Any, x: Any, *, direction: Any = None, h: float | None = None
                     result_status[i] = f"failed: {int((~ok).sum())} of {nf} points failed"
                 continue
             Fg = F[ok]
-            qn = _printed_quantum(Fg)
+            qn = np.maximum(_printed_quantum(Fg), _single_quantum(Fg))
             quantum = np.where(quantum > 0, np.where(qn > 0, np.minimum(quantum, qn), quantum), qn)
             if not ok.all():  # keep the longest run of consecutive good points
                 Fg = _longest_run(F, ok)
@@ -371,8 +371,9 @@ def noise_level(f: Any, x: Any, *, direction: Any = None, h: float | None = None
     for i, st in enumerate(result_status):
         if st in ("spacing too small", "spacing too large"):
             result_status[i] = f"{st}; tried h = " + ", ".join(f"{v:.3g}" for v in tried)
-    # A printed output is off by its rounding, q/√12 for a quantum q, even where the table
-    # cannot see it (a staircase that moves a whole number of quanta per step is exactly linear).
+    # A printed (or single-precision) output is off by its rounding, q/√12 for a quantum q
+    # (the last printed digit; the float32 spacing), even where the table cannot see it (a
+    # staircase that moves a whole number of quanta per step is exactly linear).
     result_level = np.maximum(result_level, quantum / math.sqrt(12.0))
     if fx is None:
         fx = np.full(result_level.shape, np.nan)
@@ -513,6 +514,13 @@ def noise_steps(level: np.ndarray, fx: np.ndarray, scale: np.ndarray, method: st
 _LEVEL: ContextVar = ContextVar("simdiff_noise_level", default=None)
 
 
+def current_noise() -> np.ndarray | None:
+    """The noise level given to the derivative call in progress (inside its ``noise_context``),
+    or None: for checks that run inside it (the sparsity pattern's J·v) to take it too."""
+    ctx = _LEVEL.get()
+    return None if ctx is None or ctx[0] != "given" else np.asarray(ctx[1], dtype=float)
+
+
 class noise_context:
     """``with noise_context(level):`` the assembly inside adds the noise term of ``level``
     (array (m,), or None for detection); used by the derivative functions."""
@@ -596,6 +604,25 @@ def _printed_quantum(F: np.ndarray) -> np.ndarray:
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmin(qv, axis=0)
         out[quant] = np.where(np.isfinite(med), med, 0.0)
+    return out
+
+
+def _single_quantum(F: np.ndarray) -> np.ndarray:
+    """Per output (m,), the spacing of float32 at the largest |value| where every value of the
+    output is a float32 (computed in single precision, or stored as one) and some value needs
+    more than 16 bits of mantissa (so not a short binary fraction); else 0."""
+    F = np.asarray(F, dtype=float)
+    out = np.zeros(F.shape[1])
+    fin = np.isfinite(F)
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = np.where(fin, F.astype(np.float32).astype(float) == F, True).all(axis=0)
+    m, _ = np.frexp(np.where(fin, F, 0.0))
+    long16 = np.where(fin, (m * 2.0**16) != np.round(m * 2.0**16), False).any(axis=0)
+    varies = np.array([np.unique(F[:, i][fin[:, i]]).size >= 2 for i in range(F.shape[1])])
+    ok = single & long16 & varies
+    if ok.any():
+        big = np.max(np.where(fin, np.abs(F), 0.0), axis=0)
+        out[ok] = np.spacing(big[ok].astype(np.float32)).astype(float)
     return out
 
 
@@ -715,9 +742,15 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     good = np.asarray(ok, dtype=bool) & np.all(np.isfinite(Fre), axis=1)
     if not good.any():
         return floor, reasons
-    quant = _quantized_outputs(Fre[good])
-    flat = _quantized_outputs(Fre[good], constant=True)
-    qv, _ = decimal_quantum(Fre)
+    from .fastpath import active_terms, center_estimates, surely_unprinted
+
+    if surely_unprinted(Fre[good]):  # fast path: no output can look printed (issue 15)
+        quant = flat = np.zeros(m, dtype=bool)
+        qv = None
+    else:
+        quant = _quantized_outputs(Fre[good])
+        flat = _quantized_outputs(Fre[good], constant=True)
+        qv, _ = decimal_quantum(Fre)
     if (flat.any() or quant.any()) and probe is not None:
         # short values can come from exact arithmetic on short inputs (a polynomial at x = 0.7
         # with steps 2^-6); the probe sits at a point with long decimals, where only a printed
@@ -733,9 +766,9 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             quant = (quant & short) | moved
     elif probe is None:
         quant = quant & False
-    active = [k for k, t in enumerate(terms)
-              if t.kind != "fixed" and not t.kind.startswith("complex") and len(t.rows)
-              and good[t.rows].all()]
+    active = active_terms(terms, good)  # fastpath.py: the test below, per shape at once
+    # [k for k, t in enumerate(terms) if t.kind != "fixed" and not t.kind.startswith("complex")
+    #  and len(t.rows) and good[t.rows].all()]
 
     def sums(k):
         t = terms[k]
@@ -755,13 +788,7 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             floor[k, i] = sums(k)[0] * float(np.min(qs)) / 2
             reasons.append((k, i, "printed"))
     # random noise: the centre estimates of the central terms
-    est, info, lows = [], [], []
-    for k in active:
-        c = _center_estimate(terms[k], Fre, good)
-        if c is not None:
-            est.append(c[0])
-            info.append((k, c[1], c[2], terms[k].scale, c[3]))
-            lows.append(c[4])
+    est, info, lows = center_estimates(terms, active, Fre, good)  # _center_estimate per term
     if center is not None and good[center] and est:
         est.append(Fre[center])
         info.append((None, 0.0, 2, 1.0, math.sqrt(2.0)))  # f(x) itself: σ, as ‖w‖/√2 = 1
@@ -863,7 +890,11 @@ def noise_error(plan: Any, F: np.ndarray, ok: np.ndarray, D: np.ndarray, E: np.n
     mode, level, probe = ctx
     E = np.array(E, dtype=float, copy=True)
     if mode == "given":
-        level = np.broadcast_to(np.asarray(level, dtype=float), (E.shape[1],))
+        level = np.asarray(level, dtype=float).reshape(-1)
+        if level.size not in (1, E.shape[1]):
+            raise ArgumentError(f"noise must have one level per output: shape ({E.shape[1]},); got "
+                                f"shape {level.shape} (noise = {level!r})")
+        level = np.broadcast_to(level, (E.shape[1],))
         for k, t in enumerate(plan.terms):
             if t.kind == "fixed" or not len(t.rows):
                 continue
@@ -1022,12 +1053,18 @@ class NoiseSetup:
         self._ctx = noise_context(level, self._probe if sim is not None else None)
 
     def _probe(self, x: np.ndarray, steps: np.ndarray):
-        """f at x + δ, δ_j = PROBE·max(1, |x_j|) toward the side of the box with room (one
-        run): tells a printed output from a flat one (``detect_noise``)."""
-        s = np.maximum(1.0, np.abs(x)) * PROBE * GENERIC
+        """f at x + δ, |δ_j| = PROBE·GENERIC·max(1, |x_j|)·c_j with unequal c_j in [1, 1.5] and
+        alternating signs (toward the side of the box with room), one run: tells a printed
+        output from a flat one and from exact arithmetic on short inputs (``detect_noise``)."""
+        # unequal, alternating moves: a move along x itself leaves a homogeneous f unchanged
+        j = np.arange(x.size)
+        shape = (1.0 + 0.5 * (((j + 1) * 0.6180339887498949) % 1.0)) * np.where(j % 2, -1.0, 1.0)
+        s = np.maximum(1.0, np.abs(x)) * PROBE * GENERIC * np.abs(shape)
         lo, hi = self._bounds if self._bounds is not None else (np.full(x.size, -np.inf),
                                                               np.full(x.size, np.inf))
-        delta = np.where(hi - x >= s, s, np.where(x - lo >= s, -s, 0.0))
+        first = np.where(shape > 0, hi - x >= s, x - lo >= s)
+        other = np.where(shape > 0, x - lo >= s, hi - x >= s)
+        delta = np.where(first, np.sign(shape) * s, np.where(other, -np.sign(shape) * s, 0.0))
         if not np.any(delta):
             return None
         try:

@@ -211,7 +211,7 @@ def scatter(D: np.ndarray, E: np.ndarray, ratio: list, groups: list, rows: np.nd
     gidx = where[cols]
     scale = np.array([ratio[g][j] for g, j in zip(gidx, cols)]) if len(cols) else np.zeros(0)
     vals = D[gidx, rows] * scale if len(cols) else np.zeros(0)
-    errs = E[gidx, rows] * scale if len(cols) else np.zeros(0)
+    errs = E[gidx, rows] * np.abs(scale) if len(cols) else np.zeros(0)  # columns moved backward: ratio < 0
     if not sparse:
         J = np.zeros((m, n))
         Err = np.zeros((m, n))
@@ -229,8 +229,8 @@ def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, s
     """Check the assembled J against f: first for free, the group derivatives D (groups, m)
     must vanish (within κ·DE) in the rows no column of the group touches; then, when some
     group holds several columns (a miss may fold into a neighbour), along one random direction:
-    J·v versus the central directional derivative of f along v (2 evaluations, through the
-    Evaluator).
+    J·v versus f's directional derivative along v (``simdiff.jvp``: 2 to 4 evaluations,
+    through the Evaluator).
 
     A pattern that misses a nonzero J[i, j] folds it into another column of j's group (or drops
     it), so the assembled J is wrong with a small error estimate; the product with a random v
@@ -277,7 +277,9 @@ def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, s
         return None, 0
     nfev0 = getattr(ev, "nfev", None)
     try:
-        d, info = jvp(sim, x, v, bounds=box, evaluator=ev, full_output=True)
+        from .noise import current_noise  # a noisy f: J·v at noise-optimal steps too
+
+        d, info = jvp(sim, x, v, bounds=box, evaluator=ev, full_output=True, noise=current_noise())
     except Exception:  # noqa: BLE001 - a failed point: no verdict on the pattern
         return None, (ev.nfev - nfev0) if nfev0 is not None else 0
     d, e = np.atleast_1d(np.asarray(d, dtype=float)), np.atleast_1d(np.asarray(info.error, dtype=float))

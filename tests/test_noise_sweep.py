@@ -58,7 +58,8 @@ def test_print_is_a_readable_table(tmp_path):
     assert "step" in lines[2] and "noise floor" in lines[2]
     assert len(lines) == 3 + 12
     assert "<- best" in text and "rule" in text
-    ss = sd.step_sweep(noisy(1e-6), np.array([0.3, 1.2]), steps=np.logspace(-8, -1, 8))
+    ss = sd.step_sweep(noisy(1e-6), np.array([0.3, 1.2]), steps=np.logspace(-8, -1, 8),
+                       true=np.cos([0.3, 1.2]))
     assert "x[0]" in str(ss) and "noise σ" in str(ss)
     pytest.importorskip("matplotlib")
     assert ss.plot(tmp_path / "set.png").endswith("set.png")

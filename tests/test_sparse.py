@@ -80,7 +80,8 @@ def test_sparse_equals_dense_at_the_stated_cost(method, per_group, extra):
     J, info = sd.jacobian(c, x, method=method, sparsity=tridiag(n), full_output=True)
     assert sp.issparse(J) and isinstance(J, sp.sparray) and J.shape == (n, n)
     assert len(info.groups) == info.n_groups == 3
-    assert c.n == info.nfev == per_group * 3 + extra + 3  # + the pattern's J·v check (x ± t·v, x)
+    assert c.n == info.nfev == per_group * 3 + extra + info.pattern_nfev  # + the pattern's J·v check
+    assert info.pattern_nfev >= 2  # one jvp
     assert info.pattern_check is None
     dense = sd.jacobian(banded, x, method=method)
     tol = {"central": 1e-9, "forward": 1e-6, "five-point": 1e-11, "complex": 1e-14}[method]
@@ -170,7 +171,8 @@ def test_rectangular_patterns_in_every_format(m, n, fmt):
     Jd = J.toarray() if sp.issparse(J) else J
     assert np.max(np.abs(Jd - A * np.cos(x))) <= 1e-9
     assert np.all(Jd[:, 2] == 0) and 2 not in np.concatenate(info.groups)
-    assert c.n == info.nfev == 2 * info.n_groups + 1 + 3  # f(x), and the pattern's J·v check
+    assert c.n == info.nfev == 2 * info.n_groups + 1 + info.pattern_nfev  # f(x) and the pattern's J·v check
+    assert info.pattern_nfev >= 2  # one jvp
 
 
 def test_a_pattern_that_misses_nonzeros_is_warned_about():
@@ -183,7 +185,7 @@ def test_a_pattern_that_misses_nonzeros_is_warned_about():
     x = np.linspace(-1.0, 1.0, n)
     with pytest.warns(SparsityWarning, match=r"misses nonzeros.*row\(s\) 0, 1"):
         J, info = sd.jacobian(lambda v: A @ np.sin(v), x, sparsity=np.eye(n, dtype=bool), full_output=True)
-    assert "misses nonzeros" in info.pattern_check and info.nfev == 3 + 3  # (x ± h·u, x) twice
+    assert "misses nonzeros" in info.pattern_check and info.nfev == 3 + info.pattern_nfev  # x ± h·u and f(x)
     import warnings
 
     with warnings.catch_warnings():
