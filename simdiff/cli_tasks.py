@@ -62,7 +62,15 @@ def jsonable(a: Any) -> Any:
 
 def failure_json(f: Any) -> dict:
     f = f.as_dict() if hasattr(f, "as_dict") else (dict(f) if isinstance(f, dict) else {"cause": f})
-    out = {"cause": str(f.get("cause", f.get("reason")))}
+    cause = f.get("cause")
+    out = {"kind": str(f.get("kind") or ("repair" if f.get("entry") is not None else "evaluation"))}
+    out["cause" if cause is not None else "reason"] = str(cause if cause is not None else f.get("reason"))
+    if f.get("reason") is not None and cause is not None:
+        out["reason"] = str(f["reason"])
+    if f.get("entry") is not None:
+        out["entry"] = jsonable(f["entry"])
+    if f.get("recovered") is not None:
+        out["recovered"] = bool(f["recovered"])
     if f.get("index") is not None:
         out["index"] = int(f["index"])
     if f.get("point") is not None:
