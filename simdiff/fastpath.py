@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["center_estimates", "surely_unprinted", "look_candidates", "variation"]
+__all__ = ["center_estimates", "surely_unprinted", "look_candidates", "partial_terms", "active_terms"]
 
 
 def _first_word(kind: str) -> str:
@@ -164,34 +164,6 @@ def look_candidates(terms: list, D: np.ndarray, E: np.ndarray, doubt: np.ndarray
             with np.errstate(invalid="ignore"):
                 mask = mask | ((origin != 0) & (hx < hs / small_x)) | (scale > large_x)
     return np.flatnonzero(mask & ~fixed)
-
-
-def variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``refine._variation`` (r, m), max|F_i − F_0| / span per entry, with the entries of one
-    node count formed together (the same operations per entry)."""
-    r, m = len(terms), F.shape[1]
-    out = np.zeros((r, m))
-    groups: dict = {}
-    for i, t in enumerate(terms):
-        if t.kind == "fixed" or len(t.rows) < 2:
-            continue
-        groups.setdefault(len(t.rows), []).append(i)
-    for q, idx in groups.items():
-        R = np.array([terms[i].rows for i in idx], dtype=int)
-        keep = ok[R].all(axis=1)
-        if not keep.any():
-            continue
-        idx = np.asarray(idx)[keep]
-        R = R[keep]
-        O = np.array([terms[i].offsets for i in idx], dtype=float)
-        hs = np.array([terms[i].h for i in idx], dtype=float)
-        span = np.ptp(O, axis=1) * hs
-        pos = span > 0
-        if not pos.any():
-            continue
-        Fr = F[R[pos]]  # (g, q, m)
-        out[idx[pos]] = np.max(np.abs(Fr - Fr[:, :1]), axis=1) / span[pos][:, None]
-    return out
 
 
 def partial_terms(axes: Any, pts: Any, st: Any, h: np.ndarray) -> list | None:

@@ -42,7 +42,7 @@ import numpy as np
 
 from .errors import SimdiffWarning
 from .evaluate import raise_failures
-from .fastpath import look_candidates, partial_terms, variation
+from .fastpath import look_candidates, partial_terms
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
 from .simulator import written_plan
@@ -292,7 +292,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     from .noise import noise_error
 
     E = noise_error(plan, F, ok, D, E)
-    notes["ref"] = variation(terms, F, ok)  # _variation, entries of one shape together
+    notes["ref"] = _variation(terms, F, ok)
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
 
 
