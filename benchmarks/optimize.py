@@ -14,7 +14,8 @@ Scalar solvers (f = Σ r_i²): simdiff.minimize (FD-BFGS), scipy L-BFGS-B with i
 differences, scipy BFGS (FD), COBYQA, Nelder–Mead, Py-BOBYQA. Least-squares solvers (the
 residual vector): simdiff.least_squares, scipy least_squares (FD "2-point", trf), DFO-LS.
 Peers that are not installed are skipped with a note. Run:  python benchmarks/optimize.py
-[--quick]  (--quick: the first 12 problems).
+[--quick] [--per-problem]  (--quick: the first 12 problems); ``--figures`` instead prints the
+issue's other figures (noise, failures, bounds, parallel speed-up, overhead on a cheap f).
 """
 
 from __future__ import annotations
@@ -250,5 +251,74 @@ def main(argv):
             print(f"| {p.name} | {p.n} | {fLs[p.name]:.4g} | " + " | ".join(cells) + " |")
 
 
+class Slow(sd.Simulator):
+    """A 20 ms simulator of 8 inputs (it sleeps: a stand-in for waiting on an external code)."""
+
+    name = "slow_quadratic"
+
+    def evaluate(self, x):
+        time.sleep(0.02)
+        return float(np.sum(np.arange(1, 9) * (x - 1) ** 2) + 0.1 * np.sum(x) ** 2)
+
+
+def figures():
+    """The issue's other figures: noise, failures, bounds, parallel speed-up, cheap overhead."""
+    print("\n## other figures\n")
+    rng = np.random.default_rng(0)
+    d = np.linspace(1, 3, 10)
+    true = lambda x: float(np.sum(d * (x - 0.5) ** 2))  # noqa: E731
+    noisy = lambda x: true(x) + 1e-6 * rng.standard_normal()  # noqa: E731
+    x0 = np.full(10, 3.0)
+    r = sd.minimize(noisy, x0, noise="estimate", maxfev=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = so.minimize(noisy, x0, method="L-BFGS-B", options={"maxfun": 2000})
+    print(f"- 10-D, additive noise 1e-6: simdiff noise='estimate' true f = {true(r.x):.2e} "
+          f"({r.nfev} runs); L-BFGS-B(FD) true f = {true(s.x):.2e} ({s.nfev} runs)")
+    rosen = mgh.problem("rosenbrock")
+
+    def failing(x):
+        if x[1] > x[0] ** 2 + 0.3:
+            raise RuntimeError("diverged")
+        return rosen.f(x)
+    r = sd.minimize(failing, rosen.x0)
+    print(f"- Rosenbrock failing above the valley: x = {np.round(r.x, 8)}, {r.nfailed} failed "
+          f"points rejected; L-BFGS-B(FD) would stop at the first failure")
+    pts = []
+
+    def rec(x):
+        pts.append(np.array(x))
+        return rosen.f(x)
+    r = sd.minimize(rec, rosen.x0, bounds=([-2, -2], [0.5, 2]))
+    P = np.array(pts)
+    print(f"- bounds x0 <= 0.5: answer {np.round(r.x, 7)} (exact (0.5, 0.25)), points outside: "
+          f"{int(np.sum(P[:, 0] > 0.5))} of {len(P)}")
+    for backend in ("threading", None):
+        sd.minimize(Slow(), np.zeros(8), n_jobs=2, backend=backend, maxfev=20)  # warm the pool
+        t = time.perf_counter()
+        a = sd.minimize(Slow(), np.zeros(8), maxfev=150)
+        ta = time.perf_counter() - t
+        t = time.perf_counter()
+        b = sd.minimize(Slow(), np.zeros(8), n_jobs=2, backend=backend, maxfev=150)
+        tb = time.perf_counter() - t
+        print(f"- 20 ms simulator, n = 8, n_jobs=2 ({backend or 'processes'}): {ta:.2f} s serial, "
+              f"{tb:.2f} s parallel, speed-up {ta / tb:.2f}, same path {np.array_equal(a.x, b.x)}, "
+              f"{b.nfev} runs in {b.nrounds} rounds")
+    er = mgh.problem("extended_rosenbrock_10")
+    ts, tl = [], []
+    for _ in range(3):
+        t = time.perf_counter()
+        sd.minimize(er.f, er.x0)
+        ts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        so.minimize(er.f, er.x0, method="L-BFGS-B")
+        tl.append(time.perf_counter() - t)
+    print(f"- cheap 10-D (extended Rosenbrock) wall time, best of 3: simdiff {min(ts) * 1e3:.0f} ms, "
+          f"L-BFGS-B(FD) {min(tl) * 1e3:.0f} ms, ratio {min(ts) / min(tl):.2f}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if "--figures" in sys.argv:
+        figures()
+    else:
+        main(sys.argv[1:])

@@ -69,7 +69,9 @@ def check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
 
 def check_callback(callback: Any) -> Any:
     if callback is not None and not callable(callback):
-        raise ArgumentTypeError(
+        from ..evaluate import _ArgumentValueTypeError  # ArgumentError and TypeError both
+
+        raise _ArgumentValueTypeError(
             f"callback must be None or callable (callback(intermediate_result) or callback(xk)); "
             f"got {type(callback).__name__} {callback!r}")
     return callback
