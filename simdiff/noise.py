@@ -832,7 +832,8 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             # the estimates with the least curvature allowance (within 10× of the least, at
             # least 3): a long step on one input must not hide the noise the others show
             order = np.argsort(curv_j[:, i])
-            keep = curv_j[:, i] <= 10 * curv_j[order[0], i]
+            pos = curv_j[:, i][curv_j[:, i] > 0]  # f(x) itself has none: it does not set the bar
+            keep = curv_j[:, i] <= 10 * (float(np.min(pos)) if pos.size else 0.0)
             if keep.sum() < 3:
                 keep = np.zeros(len(P), dtype=bool)
                 keep[order[:3]] = True
