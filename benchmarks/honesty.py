@@ -241,7 +241,7 @@ def _g(z):
 
 
 HEADER = ("| method | runs | exceptions | covered (runs) | covered (entries) | honest (runs) "
-          "| median sharpness | within peer tol | (tol runs) | silent wrong | warned | seconds |")
+          "| median sharpness | within peer tol | (tol runs) | silent wrong | warned | CPU s |")
 
 
 def fmt_row(r):
@@ -259,22 +259,27 @@ def main(argv=None):
 
     cases = [c for c in pc.CASES if args.k in c.id]
     tallies = {m: Tally(f"simdiff {m}") for m in pc.METHODS}
+    slow: list = []
     for case in cases:
         for m in pc.methods_for(case):
             if m == "backward":
                 continue
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             r = pc.run(case, m)
-            tallies[m].seconds += time.perf_counter() - t0
+            dt = time.process_time() - t0
+            tallies[m].seconds += dt
+            if dt > 1.0:
+                slow.append((dt, f"{case.id} {m}: {dt:.1f} s CPU, nfev "
+                                 f"{getattr(r.info, 'nfev', None) if r.info is not None else '-'}"))
             tallies[m].add(case, m, r, m)
     peers = []
     if not args.no_peers:
         for name, fn in (("numdifftools", run_numdifftools), ("scipy.differentiate", run_scipy)):
             t = Tally(name)
             for case in cases:
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 r = fn(case)
-                t.seconds += time.perf_counter() - t0
+                t.seconds += time.process_time() - t0
                 t.add(case, "central", r, "central")
             peers.append(t)
 
@@ -324,6 +329,8 @@ def main(argv=None):
             fh.write("| case | method | bad | entry | value | expected | info.error | true error | ratio |\n")
             fh.write("|---|---|---|---|---|---|---|---|---|\n")
             fh.write("\n".join(b[1] for b in bad) + "\n\n")
+            fh.write(f"## simdiff runs over 1 s CPU ({len(slow)})\n\n")
+            fh.write("\n".join(f"- {t}" for _, t in sorted(slow, reverse=True)) + "\n\n")
             fh.write(f"## simdiff exceptions ({len(errs)})\n\n")
             fh.write("\n".join(f"- {e}" for e in errs) + "\n")
         print(f"\nwrote {args.failures}")

@@ -205,6 +205,9 @@ def problems():
     out.append(dict(name="Bratu 400 tridiagonal", kind="root", F=bratu_F, theta=[1.0, 2.0],
                     solver=bratu_solver, tol="krylov fatol 1e-10", truth=bratu_truth,
                     options=dict(sparsity=S, on_residual="warn")))
+    out.append(dict(name="Bratu 400 (gmres)", kind="root", F=bratu_F, theta=[1.0, 2.0],
+                    solver=bratu_solver, tol="krylov fatol 1e-10", truth=bratu_truth,
+                    options=dict(linear_solver="gmres", on_residual="warn")))
 
     # a nonlinear 3×3 system, scipy.optimize.root default tolerance
     def sys_F(y, th):

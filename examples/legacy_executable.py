@@ -5,11 +5,14 @@ Fortran-style namelist deck, refuses a non-positive wall thickness (exit code 1)
 ``results.out`` with Fortran ``D`` exponents. The ``subprocess`` adapter fills the deck for every
 perturbed point (values written with ``repr``: they reach the program bit for bit), runs the
 program in a fresh work dir (never through a shell), parses the numbers back and deletes the
-work dir; a failed run keeps its work dir and names it. The example leaves that kept dir for
-you to look into (and says where); everything else it made is removed.
+work dir; a failed run keeps its work dir and names it. Run from a terminal, the example
+leaves that kept dir for you to look into (and says where); run by a script (stdout not a
+terminal) or with --cleanup it removes it at the end, and says so. Everything else it made is
+removed in any case.
 
-Run:  python examples/legacy_executable.py          (a few seconds)
-      python examples/legacy_executable.py --cleanup   (remove the kept dir as well)
+Run:  python examples/legacy_executable.py            (a few seconds)
+      python examples/legacy_executable.py --keep     (leave the kept dir, even from a script)
+      python examples/legacy_executable.py --cleanup  (remove the kept dir as well)
 The same from the command line:
   simdiff jacobian subprocess --set command='["python3", "/path/to/heatx.py", "deck.nml"]' \\
       --set inputs='["k", "L"]' --set files='{"deck.nml": "..."}' --at k=45,L=0.02
@@ -91,10 +94,13 @@ def main(cleanup: bool = False) -> None:
         program.unlink()
         if cleanup or kept is None:
             shutil.rmtree(tmp)
+            if kept is not None:
+                print(f"\nremoved {tmp}, the kept work dir with it (--keep leaves it for you)")
         else:
             print(f"\nthe kept work dir stays: look at {kept}, then remove {tmp}\n"
                   "(python examples/legacy_executable.py --cleanup removes it at once)")
 
 
 if __name__ == "__main__":
-    main(cleanup="--cleanup" in sys.argv[1:])
+    args = sys.argv[1:]
+    main(cleanup="--cleanup" in args or ("--keep" not in args and not sys.stdout.isatty()))

@@ -68,9 +68,9 @@ __all__ = [
 ]
 
 from . import implicit  # noqa: E402  simdiff.implicit: dy*/dθ of F(y*, θ) = 0 (issue 12)
-from .optimize import least_squares, minimize  # noqa: E402  (issue 11: the optimizers)
+from .optimize import as_scipy, least_squares, minimize  # noqa: E402  (issue 11: the optimizers)
 
-__all__ += ["minimize", "least_squares"]
+__all__ += ["minimize", "least_squares", "as_scipy"]
 from .noise import NoiseEstimate, NoiseWarning, noise_level  # noqa: E402  (issue 10)
 from .sweep import SweepSet  # noqa: E402  (issue 10)
 

@@ -205,7 +205,10 @@ class _Fingerprint:
                 for i, v in enumerate(obj.reshape(-1).tolist()):
                     self.feed(v, f"{path}[{i}]")
                 return
-            self._t("ndarray", obj.dtype.str, obj.shape, np.ascontiguousarray(obj).tobytes())
+            self._t("ndarray", obj.dtype.str, obj.shape)
+            data = obj if obj.flags.c_contiguous else np.ascontiguousarray(obj)
+            self._h.update(data.nbytes.to_bytes(8, "little"))
+            self._h.update(memoryview(data.reshape(-1)).cast("B"))  # no copy of a big array
             return
         if isinstance(obj, np.dtype):
             self._t("dtype", obj.str)

@@ -9,8 +9,9 @@
     simdiff minimize|least-squares ADAPTER --x0 NAME=VALUE,... [--bounds NAME=LO:HI,...] [--maxfev N]
     simdiff run STUDY.toml
 
-Exit status: 0 success; 1 a simulation failed (``SimulationError``, ``OutputError``) or a
-gradient check did not pass; 2 bad usage (an unknown adapter, option, configuration key or
+Exit status: 0 success; 1 a simulation failed (``SimulationError``, ``OutputError``), a
+gradient check did not pass, or the ``--grad`` function raised (an unexpected error, a bug, is
+one line with exit status 1 too; ``-vv`` shows its traceback); 2 bad usage (an unknown adapter, option, configuration key or
 value; a run file that does not parse): a one-line reason on stderr, never a traceback; 141
 when the reader of stdout went away (``| head``); 130 on Ctrl-C.
 
@@ -86,6 +87,12 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            choices = re.findall(r"'([^']*)'", bad.group(2)) or [c.strip() for c in bad.group(2).split(",")]
+            close = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         m = re.match(r"argument (\S+?)(?:/\S+)?: expected one argument", message)
         if m:
             message += (f"; the form is {m.group(1)} VALUE (a value that starts with '-' goes "
@@ -273,7 +280,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "bounds", None):
         opts["bounds"] = co.parse_bounds(args.bounds)
     if getattr(args, "v", None):
-        opts["v"] = {n: co._number(t, "--v", n) for n, t in co.named_text(args.v, "--v", "speed=1")}
+        tokens = [t.strip() for item in args.v for t in split_commas(item) if t.strip()]
+        if tokens and not any("=" in t for t in tokens):  # bare values, in input order
+            opts["v"] = [co._number(t, "--v", f"v[{k}]") for k, t in enumerate(tokens)]
+        else:
+            opts["v"] = {n: co._number(t, "--v", n) for n, t in co.named_text(args.v, "--v", "speed=1")}
     return opts
 
 
@@ -362,13 +373,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(2, str(exc))
         except (SimulationError, OutputError) as exc:
             return _fail(1, f"simulation failed: {exc}", one_line=False)
+        except co.UserCodeError as exc:
+            return _fail(1, str(exc))
         except SimdiffError as exc:
             return _fail(2, f"{exc}")
         except KeyboardInterrupt:
             return _fail(130, "interrupted")
+        except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback with -vv
+            if verbosity(argv) > 1:
+                raise
+            return _fail(1, f"internal error: {type(exc).__name__}: {exc} (simdiff -vv ... shows "
+                         "the traceback; please report it)")
         finally:
             if handler is not None:
                 logging.getLogger("simdiff").removeHandler(handler)
+
+
+def verbosity(argv: Sequence[str]) -> int:
+    """-v counted from the raw arguments (the parsed ones may not exist when a bug struck)."""
+    return sum(a.count("v") for a in argv if re.fullmatch(r"-v+", a)) + argv.count("--verbose")
 
 
 def _fail(code: int, message: str, one_line: bool = True) -> int:

@@ -42,6 +42,10 @@ class UsageError(SimdiffError):
     """A mistake on the command line or in a run file (exit status 2)."""
 
 
+class UserCodeError(SimdiffError):
+    """A function the user named (``--grad``) raised (exit status 1)."""
+
+
 #: Options every task takes (Python names; the command line spells ``_`` as ``-``).
 COMMON_OPTIONS = ("method", "order", "step", "rel_step", "scale", "bounds", "noise", "n_jobs",
                   "backend", "cache", "timeout", "retries", "on_failure", "progress", "output")
@@ -164,7 +168,7 @@ def parse_at(items: Sequence[str] | str, inputs: Sequence[str] | None,
                 form = (f"; the form is NAME=VALUE, such as {option} {name.strip()}={_.strip()}"
                         if sep else "; the form is NAME=VALUE,... (or bare numbers in input order)")
                 raise UsageError(f"{option}: {t!r} is not a number{form}") from None
-            values.append(_number(t, option, f"x[{len(values)}]" if inputs is None
+            values.append(_number(t, option, f"x{len(values)}" if inputs is None
                                   else (inputs[len(values)] if len(values) < len(inputs) else "")))
         if inputs is not None and len(values) != len(inputs):
             raise UsageError(f"{option}: {len(values)} value(s) given, but the inputs are "
@@ -386,7 +390,16 @@ def import_function(spec: Any, option: str = "--grad") -> Callable:
         obj = getattr(obj, part)
     if not callable(obj):
         raise UsageError(f"{option} {spec!r}: {attr!r} is not callable")
-    return obj
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return obj(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the user's function: one line, not a traceback
+            at = f" at x = {np.array2string(np.asarray(args[0]), precision=6)}" if args else ""
+            raise UserCodeError(f"{option} {spec}{at} raised {type(exc).__name__}: {exc}") from exc
+
+    guarded.__name__ = getattr(obj, "__name__", attr)
+    return guarded
 
 
 # -- one output of a simulator -------------------------------------------------------------

@@ -62,7 +62,15 @@ def jsonable(a: Any) -> Any:
 
 def failure_json(f: Any) -> dict:
     f = f.as_dict() if hasattr(f, "as_dict") else (dict(f) if isinstance(f, dict) else {"cause": f})
-    out = {"cause": str(f.get("cause", f.get("reason")))}
+    cause = f.get("cause")
+    out = {"kind": str(f.get("kind") or ("repair" if f.get("entry") is not None else "evaluation"))}
+    out["cause" if cause is not None else "reason"] = str(cause if cause is not None else f.get("reason"))
+    if f.get("reason") is not None and cause is not None:
+        out["reason"] = str(f["reason"])
+    if f.get("entry") is not None:
+        out["entry"] = jsonable(f["entry"])
+    if f.get("recovered") is not None:
+        out["recovered"] = bool(f["recovered"])
     if f.get("index") is not None:
         out["index"] = int(f["index"])
     if f.get("point") is not None:
@@ -97,9 +105,25 @@ def _evaluator(opts: dict) -> Any:
     given = {k: opts[k] for k in co.EVALUATOR_OPTIONS if opts.get(k) is not None}
     if not given:
         return None
+    rules = {"n_jobs": (lambda v: _int(v) and v != 0, "a positive number of parallel runs "
+                        "(-1: all CPUs), such as --jobs 4"),
+             "retries": (lambda v: _int(v) and v >= 0, "an integer >= 0, such as --retries 2"),
+             "timeout": (lambda v: _num(v) and math.isfinite(v) and v > 0,
+                         "a number of seconds > 0, such as --timeout 60")}
+    for key, (ok, allowed) in rules.items():
+        if key in given and not ok(given[key]):
+            raise UsageError(f"{co.flag(key)} {given[key]!r} is not allowed; allowed: {allowed}")
     from .evaluate import Evaluator
 
     return Evaluator(**given)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def derivative_kwargs(opts: dict, names: Sequence[str], x: np.ndarray,
@@ -366,9 +390,13 @@ def _plot_history(history: list, path: str, title: str) -> None:
     fig = Figure(figsize=(6.4, 4.6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(nfev, fun, "o-", ms=3)
-    if all(v > 0 for v in fun if math.isfinite(v)):
+    finite = [v for v in fun if math.isfinite(v)]
+    positive = [v for v in finite if v > 0]
+    if positive and all(v >= 0 for v in finite):  # log scale; exact zeros drawn at the floor
+        floor = min(positive) / 10
+        fun = [max(v, floor) if math.isfinite(v) else v for v in fun]
         ax.set_yscale("log")
+    ax.plot(nfev, fun, "o-", ms=3)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("objective")
     ax.set_title(title)

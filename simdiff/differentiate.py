@@ -21,8 +21,12 @@ full_output : return ``(value, info)``; ``info`` (attribute or key access) holds
     (estimated absolute error, shape of the value), ``nfev``, ``step``, ``method``,
     ``failures``, and ``schemes`` / ``fixed`` (which stencil each coordinate used).
 
-Evaluation counts: central 2n, forward/backward n + 1, five-point 4n, complex n; jvp 2
-(central) or 1 + 1 (forward). Bounds may turn a central stencil one-sided (plus f(x)).
+Evaluation counts: central 2n + 1 (x ± h_j e_j and f(x), whose second difference measures
+the curvature behind each entry's error estimate), forward/backward n + 1, five-point 4n,
+complex n; jvp 3 (central) or 1 + 1 (forward), plus 2 when the nodes x ± t·v cannot be exact
+(``_correct_direction``). Entries whose first estimate cannot be trusted get a second batch of
+their own (``refine.py``: roots inside a two-point stencil, small inputs, failed points).
+Bounds may turn a central stencil one-sided (plus f(x)).
 ``jacobian(..., sparsity=S)`` counts groups of columns instead of columns (``sparsity.py``);
 step="adaptive" spends 6 to 12 per coordinate (``adaptive.py``); ``simdiff.hessian``
 (``hessians.py``) 2n² + 2n + 1.
@@ -332,10 +336,26 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
             steps[g] = st_g[k] * U[k, g]
             for j in g:
                 schemes[j] = sch[k]
-    else:
+    elif st is None:
         h = base_steps(x, st, step, rel_step)
         plan, U = plan_groups(x, st, h, groups, box)
         D, E, nfev, failures, _ = _run(sim, plan, ev, method)
+        for k, (g, term) in enumerate(zip(groups, plan.terms)):
+            steps[g] = term.h * U[k, g]
+            for j in g:
+                schemes[j] = term.kind
+    else:
+        # the groups' directions through the same second looks as single columns
+        # (``refine.run_partials``: f(x) for the curvature, widening, closer steps)
+        from .sparsity import group_directions
+
+        h = base_steps(x, st, step, rel_step)
+        U, hg, sg = group_directions(x, st, h, groups, box)
+        rng = [direction_range(x, U[k], box) for k in range(len(groups))]
+        D, E, nfev, failures, plan, _, notes = run_partials(
+            sim, x, U, np.zeros(len(groups)), np.array([r_[0] for r_ in rng]),
+            np.array([r_[1] for r_ in rng]), sg, st, hg, ev,
+            auto=step is None and rel_step is None, partial=False)
         for k, (g, term) in enumerate(zip(groups, plan.terms)):
             steps[g] = term.h * U[k, g]
             for j in g:
@@ -356,6 +376,7 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
     info.pattern_check, extra = verify_pattern(sim, x, J, Err, box, ev, groups=groups, D=D, DE=E,
                                                rows=(rows, cols))
     info.nfev += extra
+    info.pattern_nfev = extra
     if info.pattern_check:
         import warnings
 
@@ -447,6 +468,16 @@ def gradient(f: Any, x: Any, **opts: Any):
     f may return a float or an array of size 1. Options as for ``jacobian``.
     """
     full = opts.pop("full_output", False)
+    allowed = set(jacobian.__kwdefaults__) - {"_caller", "full_output"}
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        raise ArgumentTypeError(
+            f"gradient() got an unexpected keyword argument {unknown[0]!r}"
+            + (f" (did you mean {near[0]!r}?)" if near else "")
+            + f"; allowed: {', '.join(sorted(allowed))}")
     opts.setdefault("_caller", "gradient")
     J, info = jacobian(f, x, full_output=True, **opts)
     if J.shape[0] != 1:

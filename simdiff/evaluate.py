@@ -269,6 +269,13 @@ def stack_outputs(outputs: Sequence[Any], X: np.ndarray, ok: np.ndarray) -> tupl
     Raises OutputError when the shape of the output changes between points, naming both.
     """
     k = len(X)
+    if k and bool(np.all(ok)):  # the usual batch: every point returned, one shape (issue 15)
+        shapes = {a.shape for a in outputs}
+        if len(shapes) == 1 and all(a.dtype.kind != "c" for a in outputs):
+            shape = shapes.pop()
+            if len(shape) <= 1:
+                m = 1 if shape == () else shape[0]
+                return np.array(outputs, dtype=float).reshape(k, m), shape == ()
     first = None
     shape = None
     complex_out = False
@@ -864,6 +871,8 @@ class _Run:
     def _run_inline(self, pool: Any, inline_ok: bool) -> bool:
         """Evaluate queued points in this process while that pays; False if one of them tried
         to end the process (it goes back to the queue, for workers only)."""
+        if pool is None:
+            return self._run_inline_lean()
         guard = _process_kept_alive() if pool is not None else nullcontext()
         sim, X = self.sim, self.X
         with guard:
@@ -888,6 +897,53 @@ class _Run:
                     self.done(i, raw, time.perf_counter() - t0, "main")
                 if not self._inline_wins(pool, inline_ok):
                     break
+        return True
+
+    def _run_inline_lean(self) -> bool:
+        """``_run_inline`` without a pool (issue 15: the cheap path): the same accounting per
+        point (attempts, timing, nfev, ``ev.log`` entry, cache, progress, retries and failures
+        through ``raised``/``_fail``), with ``done``'s success branch written out in the loop
+        instead of four calls per point."""
+        sim, X, ev = self.sim, self.X, self.ev
+        evaluate, queue, attempts, outputs, ok = sim.evaluate, self.queue, self.attempts, self.outputs, self.ok
+        debug = log.isEnabledFor(logging.DEBUG)
+        entries = ev.log
+        timings = self.timings
+        ident = self.ident
+        clock = time.perf_counter
+        while queue and not self.stop:
+            i = queue.popleft()
+            attempts[i] += 1
+            t0 = clock()
+            try:
+                raw = evaluate(X[i])
+            except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError,
+                    ArgumentTypeError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
+                self.raised(i, exc, clock() - t0, "main")
+                continue
+            seconds = clock() - t0
+            arr = check_output(raw, i, X[i])
+            if arr.ndim != 0 or not isinstance(arr.item(), float) or not math.isfinite(arr.item()):
+                self.done(i, arr, seconds, "main")  # the general branch (arrays, non-finite)
+                continue
+            old = self.seconds  # _timed
+            self.seconds = new = seconds if old is None else 0.7 * old + 0.3 * seconds
+            for memory in timings:
+                memory[ident] = new
+            self.nfev += 1  # _logged
+            ev.nfev += 1
+            if debug:
+                log.debug("point %d, attempt %d, on %s: %s in %.3g s%s", i, attempts[i], "main",
+                          "ok", seconds, "")
+            entries.append({"point": X[i].copy(), "value": arr, "seconds": seconds,
+                            "attempt": attempts[i], "worker": "main", "status": "ok", "error": None})
+            outputs[i] = arr
+            ok[i] = True
+            if ev.cache is not None:
+                self._cache_put(i, arr)
+            self._finished()
         return True
 
     def schedule(self, pool: Any) -> None:

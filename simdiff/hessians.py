@@ -239,7 +239,8 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
 def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_step: Any = None,
             bounds: Any = None, vectorized: bool | None = None, n_jobs: int | None = None,
             backend: Any = None, evaluator: Any = None, full_output: bool = False,
-            noise: Any = None, scale: Any = None):
+            noise: Any = None, scale: Any = None, cache: Any = None, timeout: Any = None,
+            retries: Any = None, on_failure: Any = None):
     """The Hessian ∇²f of f: R^n -> R at x, shape (n, n), exactly symmetric.
 
     Parameters as for ``simdiff.gradient``; ``method`` must be "central". ``step``: None
@@ -268,7 +269,8 @@ def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_st
     sim = as_simulator(f, vectorized=vectorized)
     warn_if_rounded(sim, x, "hessian")  # issue 13: offsets not re-weighted here
     box = _bounds_for(sim, bounds, x)
-    ev = resolve_evaluator(evaluator, n_jobs, backend)
+    ev = resolve_evaluator(evaluator, n_jobs, backend, cache=cache, timeout=timeout,
+                           retries=retries, on_failure=on_failure)
     n = x.shape[0]
     from .differentiate import _scale_for
 
@@ -326,7 +328,9 @@ def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
     if adaptive:
         H, E, bad, nfev, steps = _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures)
         return H, E, bad, nfev, steps, sigma, free
-    wide = _fits_wide(x, h0, box) if step is None and rel_step is None else None
+    # the wide diagonal nodes are for smooth f: with noise= the plain scheme and its noise term
+    wide = _fits_wide(x, h0, box) if step is None and rel_step is None and nz.steps is None \
+        else None
     level = _Level(pts, x, h0, sigma, free, wide)
     level.scale = scale
     F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)

@@ -745,9 +745,15 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
     good = np.asarray(ok, dtype=bool) & np.all(np.isfinite(Fre), axis=1)
     if not good.any():
         return floor, reasons
-    quant = _quantized_outputs(Fre[good])
-    flat = _quantized_outputs(Fre[good], constant=True)
-    qv, _ = decimal_quantum(Fre)
+    from .fastpath import active_terms, center_estimates, surely_unprinted
+
+    if surely_unprinted(Fre[good]):  # fast path: no output can look printed (issue 15)
+        quant = flat = np.zeros(m, dtype=bool)
+        qv = None
+    else:
+        quant = _quantized_outputs(Fre[good])
+        flat = _quantized_outputs(Fre[good], constant=True)
+        qv, _ = decimal_quantum(Fre)
     if (flat.any() or quant.any()) and probe is not None:
         # short values can come from exact arithmetic on short inputs (a polynomial at x = 0.7
         # with steps 2^-6); the probe sits at a point with long decimals, where only a printed
@@ -763,9 +769,9 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             quant = (quant & short) | moved
     elif probe is None:
         quant = quant & False
-    active = [k for k, t in enumerate(terms)
-              if t.kind != "fixed" and not t.kind.startswith("complex") and len(t.rows)
-              and good[t.rows].all()]
+    active = active_terms(terms, good)  # fastpath.py: the test below, per shape at once
+    # [k for k, t in enumerate(terms) if t.kind != "fixed" and not t.kind.startswith("complex")
+    #  and len(t.rows) and good[t.rows].all()]
 
     def sums(k):
         t = terms[k]
@@ -801,13 +807,7 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             floor[k, i] = sums(k)[0] * float(np.min(qs)) / 2
             reasons.append((k, i, "printed"))
     # random noise: the centre estimates of the central terms
-    est, info, lows = [], [], []
-    for k in active:
-        c = _center_estimate(terms[k], Fre, good)
-        if c is not None:
-            est.append(c[0])
-            info.append((k, c[1], c[2], terms[k].scale, c[3]))
-            lows.append(c[4])
+    est, info, lows = center_estimates(terms, active, Fre, good)  # _center_estimate per term
     if center is not None and good[center] and est:
         est.append(Fre[center])
         info.append((None, 0.0, 2, 1.0, math.sqrt(2.0)))  # f(x) itself: σ, as ‖w‖/√2 = 1

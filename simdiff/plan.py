@@ -548,7 +548,9 @@ def _assemble_groups(terms: list, Fre: np.ndarray, ok: np.ndarray, D, E, done, e
                 all(min(t.offsets) >= 0 or max(t.offsets) <= 0 for t in ts):
             # a one-sided difference near a critical point (f' ≈ 0) is its own truncation,
             # h·f''/2, and its model scales with |f'|: widened like a root (``refine.py``)
-            flat = np.abs(D[idx]) * s < FLAT * np.max(np.abs(Fr), axis=1)
+            # (an output that does not move at all, D exactly 0, is no critical point: it does
+            # not depend on this input)
+            flat = (np.abs(D[idx]) * s < FLAT * np.max(np.abs(Fr), axis=1)) & (D[idx] != 0)
             doubt[idx] |= np.any(flat, axis=-1)
         done[idx] = True
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import SimdiffWarning
 from .evaluate import raise_failures
+from .fastpath import look_candidates, partial_terms, variation
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
 from .simulator import written_plan
@@ -174,12 +175,14 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         pts = PointSet(x.shape[0])
         if tuple(st.offsets) == (-1, 1) and st.deriv == 1:
             pts.add(x)  # f(x): a measured f'' for the two-point estimates (plan._curvature_model)
-        terms = [axes.term(pts, i, st, h[i], partial) for i in range(r)]
+        terms = (partial_terms(axes, pts, st, h) if partial else None) or \
+            [axes.term(pts, i, st, h[i], partial) for i in range(r)]
         F, ok = _evaluate(sim, ev, pts, None, None, state)
         if auto and state["eps"] > 1.5 * EPS and F is not None and len(F):
             # float32 (or lower) outputs: the steps were planned for float64 values
             h = h * (optimal_factor(st, state["eps"]) / optimal_factor(st))
-            terms = [axes.term(pts, i, st, h[i], partial) for i in range(r)]
+            terms = (partial_terms(axes, pts, st, h) if partial else None) or \
+                [axes.term(pts, i, st, h[i], partial) for i in range(r)]
             F, ok = _evaluate(sim, ev, pts, F, ok, state)
         if F is None:  # every entry fixed: one evaluation at x tells the output size
             pts.add(x)
@@ -198,7 +201,10 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         tried: dict = {}
         for rnd in range(CLOSER_ROUNDS + 1):
             cand: dict = {}
-            for i, t in enumerate(terms):
+            # the entries this round can act on, found with whole-array tests (fastpath.py)
+            for i in look_candidates(terms, D, E, doubt, rnd, hx, origin, scale, FALLBACK_OK,
+                                     SMALL_X, LARGE_X):
+                t = terms[i]
                 if t.kind == "fixed":
                     continue
                 with np.errstate(invalid="ignore"):
@@ -274,8 +280,9 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                 break
     # on_failure="raise" allows a complete stencil at a shorter step, never a rebuild from
     # fewer points (that is what on_failure="skip" asks for)
+    fin = np.all(np.isfinite(D), axis=1)
     unrecovered = [i for i, t in enumerate(terms) if t.kind != "fixed" and (
-        "fallback" in t.kind or (not np.all(np.isfinite(D[i])) and np.any(~ok[t.rows])))]
+        "fallback" in t.kind or (not fin[i] and np.any(~ok[t.rows])))]
     if unrecovered and col.mode == "raise" and state["raw"]:
         # the evaluator was asked to raise: the points that failed, and no shorter step helped
         raise_failures(state["raw"], sim)
@@ -285,7 +292,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     from .noise import noise_error
 
     E = noise_error(plan, F, ok, D, E)
-    notes["ref"] = _variation(terms, F, ok)
+    notes["ref"] = variation(terms, F, ok)  # _variation, entries of one shape together
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
 
 
@@ -295,10 +302,17 @@ def _aliased(t: Term, F: np.ndarray, ok: np.ndarray, center: int | None, s: floa
     which on a scale of |x_j| means it varies faster than the step assumed (sin at 1e8 with
     h = 600). The entry is then estimated again with the unit-scale step and the two are
     compared as for small inputs."""
-    if s <= LARGE_X or center is None or len(t.rows) != 2 or not ok[center] \
-            or not ok[t.rows].all() or t.offsets[0] != -t.offsets[1]:
+    if s <= LARGE_X or not ok[t.rows].all():
         return False
-    Fp, Fm, F0 = np.real(F[t.rows[0]]), np.real(F[t.rows[1]]), np.real(F[center])
+    offs = list(np.round(t.offsets, 12))
+    if len(t.rows) == 4 and offs == [-2.0, -1.0, 1.0, 2.0]:
+        # five-point, no f(x): the even part's growth from ±h to ±2h, 3h²·f'', against the
+        # odd variation 2h·f' at ±h
+        Fm2, Fm1, Fp1, Fp2 = (np.real(F[r]) for r in t.rows)
+        return bool(np.any(np.abs((Fp2 + Fm2) - (Fp1 + Fm1)) > 12 * np.abs(Fp1 - Fm1)))
+    if center is None or len(t.rows) != 2 or not ok[center] or t.offsets[0] != -t.offsets[1]:
+        return False
+    Fp, Fm, F0 = np.real(F[t.rows[1]]), np.real(F[t.rows[0]]), np.real(F[center])
     return bool(np.any(np.abs(Fp + Fm - 2 * F0) > 4 * np.abs(Fp - Fm)))
 
 
@@ -314,7 +328,10 @@ def _variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
         Fr = F[t.rows]
         span = float(np.ptp(t.offsets)) * t.h
         if span > 0:
-            out[i] = np.max(np.abs(Fr - Fr[:1]), axis=0) / span
+            # at least what the values' rounding lets the stencil resolve: an entry whose error
+            # is the rounding of an output that barely moves is zero within rounding, resolved
+            out[i] = np.maximum(np.max(np.abs(Fr - Fr[:1]), axis=0),
+                                64 * EPS * np.max(np.abs(Fr), axis=0)) / span
     return out
 
 

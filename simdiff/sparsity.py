@@ -106,6 +106,51 @@ def group_direction(h: np.ndarray, group: np.ndarray, n: int) -> tuple[np.ndarra
     return u, hg
 
 
+def _fit_columns(x: np.ndarray, h: np.ndarray, st, bounds) -> np.ndarray:
+    """Each column's own step shrunk so that its central stencil fits its box, where it has room
+    on both sides and shrinking costs at most 16x: otherwise the one column blocked on both
+    sides would narrow the range of its whole group's direction and shrink (or turn one-sided)
+    every column of the group (scipy's alternating-bounds case: 5e-8 instead of 3e-9)."""
+    lo, hi = bounds
+    tmin, tmax = st.width
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = np.minimum((hi - x) / tmax, (x - lo) / -tmin)
+    shrink = (fit < h) & (fit >= h / 16) & (fit > 0)
+    out = h.copy()
+    for j in np.flatnonzero(shrink):
+        hj = fit[j]
+        for _ in range(8):  # realized, and every node inside after rounding
+            hj = realize(x[j], hj)
+            if x[j] + tmin * hj >= lo[j] and x[j] + tmax * hj <= hi[j]:
+                break
+            hj = hj * (1 - 1e-12) - np.spacing(abs(x[j]) + hj)
+        out[j] = hj
+    return out
+
+
+def group_directions(x: np.ndarray, st, h: np.ndarray, groups: list, bounds):
+    """The groups' directions U (groups, n), steps h_g and scales, with each column's step
+    fitted to its box and its sign toward its room (as ``plan_groups``)."""
+    n = x.shape[0]
+    scale = np.maximum(1.0, np.abs(x))
+    h = np.array([realize(x[j], h[j]) for j in range(n)])
+    sign = np.ones(n)
+    if bounds is not None and st.width[0] < 0 < st.width[1]:
+        h = _fit_columns(x, h, st, bounds)
+        lo, hi = bounds
+        tmin, tmax = st.width
+        blocked = (x + tmin * h < lo) | (x + tmax * h > hi)
+        sign = np.where(blocked & (hi - x < x - lo), -1.0, 1.0)
+    U = np.zeros((len(groups), n))
+    hg = np.zeros(len(groups))
+    sg = np.ones(len(groups))
+    for k, g in enumerate(groups):
+        u, hg[k] = group_direction(h, g, n)
+        U[k] = u * sign
+        sg[k] = float(np.max(scale[g]))
+    return U, hg, sg
+
+
 def plan_groups(x: np.ndarray, st, h: np.ndarray, groups: list, bounds) -> tuple[Plan, np.ndarray]:
     """One Term per group: the stencil along u_g (see the module docstring); the plan and the
     directions U (groups, n)."""
@@ -122,15 +167,28 @@ def plan_groups(x: np.ndarray, st, h: np.ndarray, groups: list, bounds) -> tuple
             terms.append(Term(np.array([r]), np.array([1.0]), np.array([1.0]), hg, 1, 2,
                               1.0 / 6.0, "complex", float(np.max(scale[g]))))
         return Plan(x, pts.array(), terms, complex_step=True), U
+    sign = np.ones(n)
+    if bounds is not None and st.width[0] < 0 < st.width[1]:
+        h = _fit_columns(x, h, st, bounds)
+        # a column with room on one side only: its group turns one-sided, and each column
+        # moves toward its own room (alternating bounds: every other column backward), so
+        # that no column shortens the others' step
+        lo, hi = bounds
+        tmin, tmax = st.width
+        blocked = (x + tmin * h < lo) | (x + tmax * h > hi)
+        sign = np.where(blocked & (hi - x < x - lo), -1.0, 1.0)
+        U = np.array([group_direction(h, g, n)[0] for g in groups]).reshape(len(groups), n) * sign
     pts = PointSet(n)
     placements = []
     for g in groups:
         u, hg = group_direction(h, g, n)
+        u = u * sign
         t_lo, t_hi = direction_range(x, u, bounds)
         placements.append((u, place(st, 0.0, hg, t_lo, t_hi), float(np.max(scale[g]))))
     center = None
-    if any(pl.stencil is not None and 0.0 in pl.stencil.offsets for _, pl, _ in placements):
-        center = pts.add(x)
+    if any(pl.stencil is not None and 0.0 in pl.stencil.offsets for _, pl, _ in placements) or \
+            (tuple(st.offsets) == (-1, 1) and st.deriv == 1):
+        center = pts.add(x)  # two-point central: f(x) for the measured curvature (plan.py)
     terms = []
     for u, pl, s in placements:
         if pl.stencil is None:
@@ -153,7 +211,7 @@ def scatter(D: np.ndarray, E: np.ndarray, ratio: list, groups: list, rows: np.nd
     gidx = where[cols]
     scale = np.array([ratio[g][j] for g, j in zip(gidx, cols)]) if len(cols) else np.zeros(0)
     vals = D[gidx, rows] * scale if len(cols) else np.zeros(0)
-    errs = E[gidx, rows] * scale if len(cols) else np.zeros(0)
+    errs = E[gidx, rows] * np.abs(scale) if len(cols) else np.zeros(0)  # columns moved backward: ratio < 0
     if not sparse:
         J = np.zeros((m, n))
         Err = np.zeros((m, n))
@@ -171,8 +229,8 @@ def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, s
     """Check the assembled J against f: first for free, the group derivatives D (groups, m)
     must vanish (within κ·DE) in the rows no column of the group touches; then, when some
     group holds several columns (a miss may fold into a neighbour), along one random direction:
-    J·v versus the central directional derivative of f along v (2 evaluations, through the
-    Evaluator).
+    J·v versus f's directional derivative along v (``simdiff.jvp``: 2 to 4 evaluations,
+    through the Evaluator).
 
     A pattern that misses a nonzero J[i, j] folds it into another column of j's group (or drops
     it), so the assembled J is wrong with a small error estimate; the product with a random v
@@ -210,7 +268,9 @@ def verify_pattern(sim: Any, x: np.ndarray, J: Any, E: Any, box: Any, ev: Any, s
             return None, 0  # every column was differentiated on its own: nothing folded
     n = x.shape[0]
     rng = np.random.default_rng(seed)
-    v = rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.5, 1.5, size=n)
+    # dyadic entries: the nodes x ± t·v are then exact (jvp needs no direction correction)
+    v = rng.choice([-1.0, 1.0], size=n) * rng.choice([0.5, 0.625, 0.75, 0.875, 1.0, 1.125, 1.25,
+                                                      1.375, 1.5], size=n)
     if box is not None:
         v = np.where(box[0] == box[1], 0.0, v)
     if not np.any(v):

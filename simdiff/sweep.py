@@ -235,7 +235,7 @@ def step_sweep(f: Any, x: Any, *, method: str = "central", steps: Any = None, tr
                                    full_output=True)
         else:
             out, info = jvp(sim, xa, u, step="adaptive", evaluator=ev, full_output=True)
-            ref = float(out[0])
+            ref = float(np.ravel(out)[0])  # a float-valued f gives a float
         ref, kind = float(ref), "adaptive"
         ref_error = float(np.max(info.error))
         nfev += info.nfev

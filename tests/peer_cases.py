@@ -224,10 +224,6 @@ def add(**kw) -> Case:
     return c
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4g}"
-
-
 # ---------------------------------------------------------------- numdifftools
 
 # Elementary functions of numdifftools' example_functions at x = 0.5: first derivative
@@ -513,10 +509,6 @@ def sp_vector_vector_jac(x):
     return np.array([[np.sin(x[1]), x[0] * np.cos(x[1])],
                      [-x[1] * np.sin(x[0]), np.cos(x[0])],
                      [3 * x[0] ** 2 * x[1] ** -0.5, -0.5 * x[0] ** 3 * x[1] ** -1.5]])
-
-
-def _sinh1(x):
-    return np.sinh(x)
 
 
 add(id="sp-numdiff-scalar_scalar", kind="derivative", f=np.sinh, x=1.0, expected=np.cosh(1.0),

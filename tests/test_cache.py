@@ -317,7 +317,7 @@ def test_a_killed_run_of_a_partial_resumes_with_only_the_missing_points(tmp_path
     (tmp_path / "mysims.py").write_text(MODULE)
     work = tmp_path / "work"
     work.mkdir()
-    k, total = 5, 8
+    k, total = 5, 9  # central gradient, n = 4: x ± h e_j and f(x)
     script = RESUME.format(where=str(tmp_path), work=str(work), k=k, cache=str(tmp_path / "cache"),
                            out=str(tmp_path / "g.npy"))
     run = lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: E731

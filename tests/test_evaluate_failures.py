@@ -167,10 +167,14 @@ def test_gradient_skips_a_failed_point_and_falls_back_one_sided():
     assert lost[0]["point"][0] > 1.0
 
 
-def test_gradient_raises_with_on_failure_raise():
-    # the edge of the domain is 1e-15 away: no shorter step (down to 4096x) fits, so it raises
-    with pytest.raises(sd.SimulationError, match="bad region"):
-        sd.gradient(hs.RaiseAt(1.0), np.array([1.0 - 1e-15, 0.3]), evaluator=Evaluator(n_jobs=2))
+def test_gradient_at_the_edge_of_the_domain_goes_one_sided():
+    # the edge is 1e-15 away: no shorter step (down to 4096x) fits; the backward stencil of the
+    # same order does, and a warning names the entry (with on_failure="raise": a complete stencil)
+    with pytest.warns(sd.SimdiffWarning, match="one side of x"):
+        g, info = sd.gradient(hs.RaiseAt(1.0), np.array([1.0 - 1e-15, 0.3]),
+                              evaluator=Evaluator(n_jobs=2), full_output=True)
+    np.testing.assert_allclose(g, hs.quad_grad(np.array([1.0 - 1e-15, 0.3])), rtol=1e-7)
+    assert info.schemes[0].startswith("backward")
 
 
 def test_gradient_tries_closer_before_raising():

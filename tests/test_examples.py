@@ -75,8 +75,11 @@ def test_the_quickstart_does_what_the_readme_says():
     script = _run([str(EXAMPLES / "quickstart.py")], cwd=REPO)
     command = _run(["-m", "simdiff", "jacobian", "projectile", "--at", "speed=20,angle=0.6,drag=0.05"], cwd=REPO)
     assert script.returncode == 0 and command.returncode == 0, script.stderr + command.stderr
-    assert "Jacobian of projectile at speed=20, angle=0.6, drag=0.05 (6 runs)" in script.stdout
-    assert "6 evaluations" in command.stdout
+    import re
+
+    runs = re.search(r"Jacobian of projectile at speed=20, angle=0.6, drag=0.05 \((\d+) runs\)", script.stdout)
+    evals = re.search(r"method central, (\d+) evaluations", command.stdout)
+    assert runs and evals and runs.group(1) == evals.group(1), script.stdout + command.stdout
     first = next(line for line in command.stdout.splitlines() if line.startswith("range"))
     value = first.split()[1]  # d range / d speed, 10 significant digits
     row = next(line for line in script.stdout.splitlines() if line.startswith("range"))
@@ -102,9 +105,9 @@ def test_mujoco_example_without_mujoco_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, str(EXAMPLES / "mujoco_rollout.py")], cwd=tmp_path,
                           env={**_env(env_path), "BLOCK_MODULES": "mujoco"}, capture_output=True,
                           text=True, timeout=120, check=False)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
-    assert 'pip install "simdiff[mujoco]"' in lines[0] and proc.stdout == ""
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 0 and len(lines) == 1, proc.stdout + proc.stderr  # skipped, cleanly
+    assert 'pip install "simdiff[mujoco]"' in lines[0] and "Skipped" in lines[0]
 
 
 def test_check_example_without_torch_still_runs_its_numpy_part(tmp_path):
@@ -139,3 +142,20 @@ def test_the_plugin_template_works_from_the_command_line(tmp_path):
     bad = _run(["-m", "simdiff", "gradient", "rosenbrock", "--at", "x=20,y=1", "--set", "limit=10"],
                cwd=tmp_path, extra_path=paths)
     assert bad.returncode == 1 and "|x| > limit 10" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_readme_tour_runs_and_its_sweep_tabulates():
+    """The README's tour, as written, then the step_sweep line it describes on the same f, x."""
+    import re
+
+    import numpy as np
+
+    text = (REPO / "README.md").read_text()
+    tour = text[text.index("## A tour"):]
+    code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README tour", "exec"), scope)  # noqa: S102 - the README's own code
+    sweep = sd.step_sweep(scope["f"], scope["x"])
+    table = str(sweep)
+    assert "x[0]" in table and "x[2]" in table and "array(" not in table
+    assert np.isfinite([r.best_step for r in sweep]).all()

@@ -280,7 +280,7 @@ def test_scales_from_the_command_line(tmp_path):
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     np.testing.assert_allclose(out["gradient"][0], 1 / 2e-6, rtol=1e-6)
-    assert out["failures"] == [] and out["step"][0] < 1e-7 and out["nfev"] == 2
+    assert out["failures"] == [] and out["step"][0] < 1e-7
 
 
 def test_failure_records_have_one_shape_with_a_kind():

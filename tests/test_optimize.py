@@ -191,28 +191,32 @@ def test_as_scipy_shares_f_and_counts():
     np.testing.assert_allclose(r.x, [1, 1], atol=1e-6)
 
 
-_CALLS = {"n": 0, "kill_at": None}
+class KillableRosen(sd.Simulator):
+    """Rosenbrock that dies (like a killed job) at a chosen call; its counters are not part
+    of its cache key."""
 
+    cache_ignore = ("calls", "kill_at")
 
-def counted_rosen(x):
-    """Rosenbrock that dies (like a killed job) at a chosen call."""
-    _CALLS["n"] += 1
-    if _CALLS["kill_at"] is not None and _CALLS["n"] == _CALLS["kill_at"]:
-        raise KeyboardInterrupt("killed")
-    return rosen(x)
+    def __init__(self, kill_at=None):
+        self.calls, self.kill_at = 0, kill_at
+
+    def evaluate(self, x):
+        self.calls += 1
+        if self.kill_at is not None and self.calls == self.kill_at:
+            raise KeyboardInterrupt("killed")
+        return float(100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2)
 
 
 def test_killed_run_resumes_from_its_cache(tmp_path):
-    _CALLS.update(n=0, kill_at=None)
-    full = sd.minimize(counted_rosen, [-1.2, 1.0])
-    total = _CALLS["n"]
+    sim = KillableRosen()
+    full = sd.minimize(sim, [-1.2, 1.0])
+    total = sim.calls
     assert total > 60
-    _CALLS.update(n=0, kill_at=60)
     with pytest.raises(KeyboardInterrupt):
-        sd.minimize(counted_rosen, [-1.2, 1.0], cache=tmp_path / "c")
-    _CALLS.update(n=0, kill_at=None)
-    again = sd.minimize(counted_rosen, [-1.2, 1.0], cache=tmp_path / "c")
-    assert _CALLS["n"] == total - 59  # only the rest is evaluated
+        sd.minimize(KillableRosen(kill_at=60), [-1.2, 1.0], cache=tmp_path / "c")
+    sim = KillableRosen()
+    again = sd.minimize(sim, [-1.2, 1.0], cache=tmp_path / "c")
+    assert sim.calls == total - 59  # only the rest is evaluated
     assert again.nfev == total - 59
     np.testing.assert_array_equal(again.x, full.x)
 

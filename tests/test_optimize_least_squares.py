@@ -98,3 +98,13 @@ def test_bad_input():
         return np.ones(3 if p[0] > 0.5 else 4) * (p[0] - 0.2)
     with pytest.raises(sd.OutputError, match="length|shape"):
         sd.least_squares(growing, [1.0, 1.0])
+
+
+def test_speculation_trades_evaluations_for_rounds():
+    frugal = sd.least_squares(Calibration(), [1.0, 0.5, 0.0], speculate=False)
+    spec = sd.least_squares(Calibration(), [1.0, 0.5, 0.0], speculate=True)
+    np.testing.assert_allclose(spec.x, TRUE, rtol=1e-7)
+    np.testing.assert_allclose(frugal.x, TRUE, rtol=1e-7)
+    assert spec.nrounds / spec.nfev < frugal.nrounds / frugal.nfev
+    with pytest.raises(sd.ArgumentError, match="speculate"):
+        sd.least_squares(Calibration(), [1.0, 0.5, 0.0], speculate="always")

@@ -396,7 +396,8 @@ def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
     import subprocess
 
     example = Path(__file__).resolve().parents[1] / "examples" / "legacy_executable.py"
-    run = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run([sys.executable, str(example), "--keep"], capture_output=True, text=True,
+                         timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     rel = float(re.search(r"analytic Jacobian: (\S+)", run.stdout).group(1))
     assert rel < 1e-6 and "work dirs left after success: 0" in run.stdout
@@ -410,11 +411,13 @@ def test_the_legacy_executable_example_runs_and_matches_its_analytic_jacobian():
         import shutil
 
         shutil.rmtree(kept.parent.parent, ignore_errors=True)
-    cleaned = subprocess.run([sys.executable, str(example), "--cleanup"], capture_output=True,
-                             text=True, timeout=120, check=False)
-    assert cleaned.returncode == 0, cleaned.stderr
-    gone = Path(re.search(r"kept for inspection: (\S+)", cleaned.stdout).group(1))
-    assert not gone.exists() and not gone.parent.parent.exists(), "--cleanup leaves nothing"
+    for args in (["--cleanup"], []):  # run by a script (no terminal): nothing left either
+        cleaned = subprocess.run([sys.executable, str(example), *args], capture_output=True,
+                                 text=True, timeout=120, check=False)
+        assert cleaned.returncode == 0, cleaned.stderr
+        gone = Path(re.search(r"kept for inspection: (\S+)", cleaned.stdout).group(1))
+        assert not gone.exists() and not gone.parent.parent.exists(), "nothing is left"
+        assert f"removed {gone.parent.parent}, the kept work dir with it" in cleaned.stdout
 
 
 def test_a_program_reading_its_deck_from_stdin(tmp_path):

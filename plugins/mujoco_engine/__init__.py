@@ -124,6 +124,20 @@ class MuJoCo(Simulator):
         vectorized: bool = False,
         nthread: int | None = None,
     ) -> None:
+        """
+        Parameters
+        ----------
+        xml : the MJCF model as text (give xml or path).
+        path : an MJCF file (made absolute, so workers find it).
+        inputs : paths of the numbers x sets, such as "model.body_mass[1]", "data.qpos[0]".
+        outputs : paths into data read after the rollout, such as "data.qpos[0]" (or cost).
+        cost : a callable cost(model, data), or its import string, instead of outputs.
+        steps : mj_step calls per evaluation, from the reset state.
+        keyframe : reset to this keyframe instead of the model's default state.
+        bounds : (lower, upper) for the derivative calls.
+        vectorized : evaluate a whole batch in one mujoco.rollout call (threads).
+        nthread : threads of that rollout call.
+        """
         if (xml is None) == (path is None):
             raise ConfigError(f"give exactly one of xml= (the MJCF text) or path= (a file); got xml={'...' if xml else xml!r}, path={path!r}")
         # absolute: a worker process, or the caller after a chdir, finds the same file

@@ -68,6 +68,17 @@ class PythonCallable(Simulator):
         bounds: Any = None,
         complex_safe: bool | None = None,
     ) -> None:
+        """
+        Parameters
+        ----------
+        function : "package.module:function" (a module beside you imports too), f(x, **kwargs).
+        vectorized : the function takes a batch (k, n) and returns (k,) or (k, m).
+        kwargs : {name: value} passed to the function on every call.
+        inputs : names of the entries of x (the CLI's --at names).
+        outputs : names of the outputs.
+        bounds : (lower, upper) for the derivative calls.
+        complex_safe : true if the function accepts complex x (method="complex").
+        """
         self.function = function
         for key, flag in (("vectorized", vectorized), ("complex_safe", complex_safe)):
             if not (isinstance(flag, (bool, np.bool_)) or (flag is None and key == "complex_safe")):

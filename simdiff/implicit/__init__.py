@@ -18,15 +18,15 @@ has it, vectorized, n_jobs/backend/evaluator, cache/timeout/retries/on_failure),
 as one batch of the Evaluator. Per-coordinate options (step, rel_step, scale arrays, bounds)
 refer to z = [y, θ].
 
-* ``jacobian``, ``vjp`` (linear_solver="lu"): F(y, θ) (1 evaluation), A (2n, one batch), B
-  (2p, one batch): 2(n + p) + 1 evaluations (central) in 3 batches. (A and B are separate
-  batches so that each is lifted by its own constant, below.)
-* ``jvp`` ("lu"): A and B·v (the residual along θ + t·s·v/‖v‖, s = max(1, max|θ_j| moved),
-  the scale of ``simdiff.jvp``): 2(n + 1) + 1.
+* ``jacobian``, ``vjp`` (linear_solver="lu"): [A, B] in ONE batch of 2(n + p) points plus
+  the point itself (simdiff's central batch holds it; F(y, θ) is read from it, else evaluated
+  alone): 2(n + p) + 1 evaluations (central; five-point 4(n + p) + 1).
+* ``jvp`` ("lu"): [A, B·v] in one batch (the residual along θ + t·s·v/‖v‖, s = max(1,
+  max|θ_j| moved), the scale of ``simdiff.jvp``): 2(n + 1) + 1.
 * ``sparsity=S`` (the pattern of A, (n, n), or of [A, B], (n, n + p), whose first n columns
-  are used): A by column groups (Curtis–Powell–Reid colouring, ``simdiff.sparsity``),
-  2·(groups + p) + 1 evaluations (a tridiagonal A with p = 2: 3 groups, 11 evaluations at any
-  n), solved by SuperLU (``scipy.sparse.linalg.splu``).
+  are used): A by column groups (Curtis–Powell–Reid colouring, ``simdiff.sparsity``) in the
+  same batch as B, 2·(groups + p) + 1 evaluations (a tridiagonal A with p = 2: 3 groups, 11
+  evaluations at any n), solved by SuperLU (``scipy.sparse.linalg.splu``).
 * ``linear_solver="gmres"``: A is never formed. Each product A·v is a directional derivative
   of F (the derivative along t of F(z + t·u·s_t) at exact nodes t = ±h, 2 evaluations central),
   inside a full GMRES (``_linalg.gmres``); right-hand sides −B (2p) or −B·v (2). GMRES stops at
@@ -37,11 +37,11 @@ refer to z = [y, θ].
 The residual's root. F − F(y, θ) vanishes at the point, so it changes sign across every central
 stencil, which simdiff's error model reads as a root of unknown length scale inside the stencil
 (and settles with wider stencils: twice the evaluations). The values handed to simdiff are
-lifted by a constant per output and line of points (``_core.Counted``, ``_curvature.py``): the
-derivatives are unchanged, no value changes sign, and the error of each central difference is
-computed from its own points with the point itself as third node (rounding, and a truncation
-term from the measured second difference), with the rounding floor ε·Σ_j|∂F_i/∂z_j||z_j|/h of
-a residual computed from terms much larger than its value.
+shifted by F(y, θ) and lifted by one constant per output (``_core.Counted``,
+``_curvature.py``): the derivatives are unchanged, no value changes sign, and the error of each
+central difference is computed from its own points with the point itself as third node
+(rounding, and a truncation term from the measured second difference), with the rounding floor
+ε·Σ_j|∂F_i/∂z_j||z_j|/h of a residual computed from terms much larger than its value.
 
 VJP rule. gᵀ·dy*/dθ = −λᵀB with Aᵀλ = g (the transposed system). With "lu" (dense or sparse)
 the factors of A solve Aᵀλ = g directly. Finite differences give A·v, never Aᵀ·v, so with

@@ -21,7 +21,7 @@ from ..plan import direction_range
 from ..steps import normalize_bounds
 from ._linalg import EPS, Dense, KrylovMemory, Sparse, gmres_recycled
 from ._curvature import pair_errors
-from ._residual import Along, Line, Section, Shifted
+from ._residual import Along, Line, Section
 
 LINEAR_SOLVERS = ("lu", "gmres")
 ON_RESIDUAL = ("auto", "raise", "warn")
@@ -92,79 +92,127 @@ def derivative_options(opts: dict, target: Any, where: str) -> dict:
 
 class Counted:
     """An Evaluator seen through a counter of simulator runs (nfev) and batches (nrounds),
-    which records the batches (``records``) and lifts the residual's values off its root
-    (``lift``, see ``_curvature.py``).
+    which records the batches (``records``) and lifts the residual's values off its root.
 
-    ``lift = (sim, w, mode)``: the values of ``sim`` (a residual that vanishes at w) are handed
-    on plus a constant per output and line of points ("line", fixed at the line's first batch)
-    or per output ("row", fixed at the first batch), ``lift_constant`` of those points. The
-    records hold the values as evaluated."""
+    ``lift = (sim, w, share)``: the values of ``sim`` (a residual that vanishes at w) are
+    handed on plus one constant per output, ``lift_constant`` of the call's first batch (so
+    that every value of the call is lifted alike: f stays a function, and simdiff's checks
+    across its points — noise between central pairs — see the same f). The derivatives are
+    unchanged; no value changes sign, so simdiff does not widen the stencils (``_curvature``).
+    The records hold the values as evaluated."""
 
     def __init__(self, ev: Any) -> None:
         self.ev, self.nfev, self.nrounds = ev, 0, 0
         self.records: list | None = None  # (X, values, ok) of each batch while recording
         self.lift: tuple | None = None
         self.K: Any = None
+        self.r: Any = None  # F at the point: taken from the first batch that holds it
 
-    def evaluate(self, sim, X):
+    def _run(self, sim, X):
         batch = self.ev.evaluate(sim, X)
         self.nfev += batch.nfev
         self.nrounds += 1
-        if self.records is not None:
-            self.records.append((np.asarray(X), batch.values, batch.ok))
-        if self.lift is not None and sim is self.lift[0] and not np.iscomplexobj(batch.values):
-            from dataclasses import replace
-
-            X = np.asarray(X)
-            w, mode = self.lift[1], self.lift[2]
-            if mode == "row":
-                if self.K is None:
-                    self.K = lift_constant(X, batch.values, batch.ok, w)
-                K = self.K[None, :]
-            else:
-                K = self._line_lift(X, batch.values, batch.ok, w)
-            batch = replace(batch, values=batch.values + K)
         return batch
 
-    def _line_lift(self, X, V, ok, w):
-        from ._curvature import direction_key
+    def _served(self, sim, X):
+        """The batch, with the point itself answered by the known F(y, θ) (not run again)."""
+        from dataclasses import replace
 
-        if self.K is None:
-            self.K = {}
-        keys = [direction_key(X[k] - w) for k in range(len(X))]
-        for key in set(keys):
-            if key is not None and key not in self.K:
-                rows = [k for k in range(len(X)) if keys[k] == key and ok[k]]
-                self.K[key] = lift_constant(X[rows], V[rows], np.ones(len(rows), bool), w) \
-                    if rows else np.zeros(V.shape[1])
-        return np.array([self.K[key] if key is not None else np.zeros(V.shape[1])
-                         for key in keys]).reshape(V.shape)
+        key = np.asarray(self.lift[1], dtype=X.dtype).tobytes()
+        at = np.array([X[k].tobytes() == key for k in range(len(X))], dtype=bool)
+        if not at.any() or self.r is None or np.iscomplexobj(X):
+            return self._run(sim, X)
+        rest = np.flatnonzero(~at)
+        if not len(rest):
+            self.nrounds += 1
+            return _known_batch(X, self.r)
+        sub = self._run(sim, X[rest])
+        values = np.empty((len(X), sub.values.shape[1]), dtype=sub.values.dtype)
+        values[rest] = sub.values
+        values[at] = self.r if self.r.shape[0] == values.shape[1] else np.nan
+        ok = np.ones(len(X), dtype=bool)
+        ok[rest] = sub.ok
+        failures = [replace(f, index=int(rest[f.index])) if hasattr(f, "index") else f
+                    for f in sub.failures]
+        return replace(sub, values=values, ok=ok, failures=failures)
+
+    def evaluate(self, sim, X):
+        X = np.asarray(X)
+        batch = self._served(sim, X) if self.lift is not None and sim is self.lift[0] \
+            else self._run(sim, X)
+        if self.lift is None or sim is not self.lift[0]:
+            if self.records is not None:
+                self.records.append((np.asarray(X), batch.values, batch.ok))
+            return batch
+        from dataclasses import replace
+
+        X = np.asarray(X)
+        w, share = self.lift[1], self.lift[2]
+        if self.r is None:  # F(y, θ): the point itself, in this batch or alone
+            key = np.asarray(w, dtype=X.dtype).tobytes()
+            at = [k for k in range(len(X)) if batch.ok[k] and X[k].tobytes() == key]
+            if at:
+                self.r = np.real(batch.values[at[0]]).copy()
+            else:
+                alone = self._run(sim, np.asarray(w, dtype=float)[None, :])
+                if not alone.ok.all():
+                    raise SimulationError(f"F could not be evaluated at the point [y, θ] = {w!r}: "
+                                          f"{alone.failures[0]}", failures=alone.failures)
+                self.r = np.real(alone.values[0]).copy()
+        if self.r.shape[0] != batch.values.shape[1]:
+            return batch  # F's length changed between points: simdiff reports it
+        V = batch.values - self.r[None, :]  # the point is now an exact root
+        if self.records is not None:
+            self.records.append((X, V, batch.ok))
+        if share is not None and not np.iscomplexobj(V):
+            if self.K is None:
+                self.K = lift_constant(X, V, batch.ok, w, share)
+            V = V + self.K[None, :]
+        return replace(batch, values=V)
+
+    @property
+    def on_failure(self) -> str:
+        return getattr(self.ev, "on_failure", "raise")
+
+    @on_failure.setter
+    def on_failure(self, mode: str) -> None:  # simdiff switches it while it collects failures
+        self.ev.on_failure = mode
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ev, name)
 
 
-def lift_mode(o: dict, ev: Counted) -> str | None:
-    """How a call's residual values are lifted: "line" for symmetric stencils (no point shared
-    between directions), "row" where the point itself may serve several (one-sided methods,
-    rebuilds of failed points with on_failure="skip", stencils shifted inside bounds), None for step="adaptive" and the
-    complex step (no two-point stencils to widen)."""
+def _known_batch(X: np.ndarray, r: np.ndarray):
+    from ..evaluate import Batch
+
+    return Batch(values=np.tile(r, (len(X), 1)), ok=np.ones(len(X), dtype=bool), failures=[],
+                 nfev=0, scalar=r.shape[0] == 1)
+
+
+def lift_share(o: dict) -> float | None:
+    """The lift of a call (see ``lift_constant``): LIFT_SHARE for symmetric stencils, whose
+    error ``_curvature.pair_errors`` computes; ROW_SHARE for one-sided ones, whose error is
+    simdiff's; None for step="adaptive" and the complex step (no two-point stencil to widen)."""
     method = o.get("method", "central")
     if isinstance(o.get("step"), str) or method == "complex":
         return None
-    if method in ("central", "five-point") and getattr(ev, "on_failure", "raise") != "skip" \
-            and o.get("bounds") is None:  # bounds may shift a stencil onto the point itself
-        return "line"
-    return "row"
+    if o.get("noise") is not None:  # noise-optimal steps are long: the length scale s itself
+        return 1.0
+    return LIFT_SHARE if method in ("central", "five-point") else ROW_SHARE
 
 
-#: The lift is this share of |∂F/∂e|·s_e: enough for simdiff's model to read a length scale of
-#: s_e/LIFT_SHARE (hundreds of steps) rather than a root, little rounding (ε·|∂F/∂e|·s_e/64).
+#: The lift is this share of max_j |∂F_i/∂z_j|·s_j: enough for simdiff's model to read a length
+#: scale of s/64 (hundreds of steps) or more rather than a root, little rounding (ε·|∂F|·s/64).
 LIFT_SHARE = 1.0 / 64
+#: The share for one constant per output (one-sided stencils, whose error simdiff estimates
+#: from the length scale it reads, L ≈ s·share: a larger share keeps that estimate near the
+#: true error at the price of rounding ε·|∂F/∂e|·s·share).
+ROW_SHARE = 1.0 / 4
 
 
-def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """K_i = max(2·max_k |V_ik|, LIFT_SHARE·max_k |V_ik|·s_k/δ_k) (see ``Counted``): above
+def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray,
+                  share: float = LIFT_SHARE) -> np.ndarray:
+    """K_i = max(2·max_k |V_ik|, share·max_k |V_ik|·s_k/δ_k) (see ``Counted``): above
     every value, so none changes sign; |V_k|/δ_k estimates the derivative along point k's
     displacement, s_k = max(1, |w_j|) over the coordinates it moves its scale."""
     m = V.shape[1]
@@ -176,7 +224,7 @@ def lift_constant(X: np.ndarray, V: np.ndarray, ok: np.ndarray, w: np.ndarray) -
             continue
         s = float(np.max(np.maximum(1.0, np.abs(w[d > 0]))))
         v = np.abs(np.real(V[k]))
-        K = np.maximum(K, np.maximum(2.0 * v, LIFT_SHARE * v * (s / delta)))
+        K = np.maximum(K, np.maximum(2.0 * v, share * v * (s / delta)))
     return K
 
 
@@ -345,33 +393,33 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
                            gmres_rtol=gmres_rtol, maxiter=maxiter, what=what)
         info.error = np.abs(info.error) @ np.abs(vec)
         return X @ vec, info
-    r = residual(sim, z, n, ev, what)
-    sim = Shifted(sim, r)  # the same partials; the point is now an exact root of it
     if linear_solver == "gmres" and not (mode == "vjp" and p >= n):
+        r = residual(sim, z, n, ev, what)
         return _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts,
                            gmres_rtol, maxiter, what)
-    # ---- partials: ∂F/∂y (y's block), then ∂F/∂θ or ∂F/∂θ·v (θ's block), one batch each,
-    # each lifted by its own constant (see ``Counted``): a block's lift follows its own
-    # derivatives, so the small ∂F/∂θ of a stiff residual is not drowned by ∂F/∂y's lift
-    idx_y, idx_t = np.arange(n), np.arange(n, n + p)
+    # ---- partials: [∂F/∂y, ∂F/∂θ] (or [∂F/∂y, ∂F/∂θ·v]) in ONE batch
     pat = None if sparsity is None else _y_pattern(sparsity, n, p)
-    oy = derivative_options(section_options(opts, z, idx_y), _d.jacobian, "implicit")
-    A, EA, yinfo = _block(ev, Section(sim, z, idx_y), y, oy, pat, what)
+    fac, W = None, None
     if mode == "jvp":
         W, fac = directions(vec[:, None], theta)
-        G, w0 = Along(sim, theta, W, n), np.zeros(1)
+        G, w = Along(sim, theta, W, n), np.concatenate([y, np.zeros(1)])
         o = derivative_options(along_options(opts, z, n, W), _d.jacobian, "implicit")
-        o = {k: (v[n:] if k in ("step", "scale") and np.ndim(v) == 1 else v) for k, v in o.items()}
-        if o.get("bounds") is not None:
-            o["bounds"] = (o["bounds"][0][n:], o["bounds"][1][n:])
-        G = Section(G, np.concatenate([y, w0]), np.array([n]))
     else:
-        fac = None
-        G, w0 = Section(sim, z, idx_t), theta
-        o = derivative_options(section_options(opts, z, idx_t), _d.jacobian, "implicit")
-    B, EB, tinfo = _block(ev, G, w0, o, None, what)
+        G, w = sim, z
+        o = derivative_options(opts, _d.jacobian, "implicit")
+    q = w.shape[0] - n
+    spat = None if pat is None else _with_theta(pat, q)
+    J, E, info, r = _block(ev, G, w, o, spat, what, n=n)
+    if spat is not None:
+        A, EA = J[:, :n], E[:, :n]
+        B, EB = J[:, n:].toarray(), E[:, n:].toarray()
+    else:
+        A, EA, B, EB = J[:, :n], E[:, :n], J[:, n:], E[:, n:]
+    steps = np.abs(np.ravel(info.get("step")))
+    hy, ht = steps[:n], steps[n:]
+    yinfo = tinfo = info
     if opts.get("method", "central") != "complex":  # the complex step subtracts nothing
-        EA, EB = _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, mode == "jvp")
+        EA, EB = _parts_floor(A, EA, B, EB, z, n, hy, ht, mode == "jvp")
     if fac is not None:
         B, EB = B * fac, EB * fac
     if pat is not None:
@@ -382,10 +430,17 @@ def implicit(sim, y, theta, *, mode: str, vec=None, linear_solver="lu", sparsity
         fact = Dense(A)
         normA = fact.norm1
         relA = float(np.linalg.norm(EA, 1)) / normA if normA else np.inf
-    jinfo = Info(method=yinfo.get("method"),
-                 step=np.concatenate([np.ravel(yinfo.get("step")), np.ravel(tinfo.get("step"))]),
-                 failures=list(yinfo.get("failures", [])) + list(tinfo.get("failures", [])),
-                 n_groups=yinfo.get("n_groups"))
+    if yinfo is tinfo:  # one batch: the θ columns are dense, a group each
+        groups = yinfo.get("n_groups")
+        jinfo = Info(method=yinfo.get("method"), step=np.ravel(yinfo.get("step")),
+                     failures=list(yinfo.get("failures", [])),
+                     n_groups=None if groups is None else groups - B.shape[1])
+    else:
+        jinfo = Info(method=yinfo.get("method"),
+                     step=np.concatenate([np.ravel(yinfo.get("step")),
+                                          np.ravel(tinfo.get("step"))]),
+                     failures=list(yinfo.get("failures", [])) + list(tinfo.get("failures", [])),
+                     n_groups=yinfo.get("n_groups"))
     value, err, rho, cond = finish(fact, A, EA, relA, B, EB, r, y, mode, vec, tol, on_residual,
                                    what, "∂F/∂y" if what == "F" else f"∂({what})/∂y")
     info = Info(error=err, residual=float(np.linalg.norm(r)), newton_step=rho, cond=cond,
@@ -457,39 +512,50 @@ def _blocked(opts: dict, z: np.ndarray, n: int, v: np.ndarray) -> bool:
     return not t_hi > t_lo
 
 
-def _block(ev: Counted, G, w0: np.ndarray, o: dict, pat, what: str):
-    """One block of partials of the residual G (zero at w0) at w0, lifted off its root (see
-    ``_curvature.py``): (J, |error|, info); J and the error sparse when ``pat`` is. Central
-    differences get the error of ``pair_errors``; other methods simdiff's own estimate."""
-    mode = lift_mode(o, ev)
+def _block(ev: Counted, G, w0: np.ndarray, o: dict, pat, what: str, r0=None, n=None):
+    """Partials of the residual G at w0, shifted to an exact root there and lifted off it
+    (see ``Counted`` and ``_curvature.py``): (J, |error|, info, r), r = G(w0) (``r0`` if known,
+    else taken from the batch, which then holds w0, or evaluated alone); J and the error
+    sparse when ``pat`` is. Central differences get the error of ``pair_errors``, other
+    methods simdiff's own estimate. ``n``: the length G must return (ArgumentError naming F)."""
+    share = lift_share(o)
     ev.records = []
-    ev.lift, ev.K = ((G, w0, mode), None) if mode else (None, None)
+    ev.lift, ev.K, ev.r = (G, w0, share), None, r0
     try:
-        J, info = _d.jacobian(G, w0, evaluator=ev, full_output=True, sparsity=pat, **o)
-        records = ev.records
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            J, info = _d.jacobian(G, w0, evaluator=ev, full_output=True, sparsity=pat, **o)
+        records, r = ev.records, ev.r
     finally:
-        ev.records, ev.lift, ev.K = None, None, None
+        ev.records, ev.lift, ev.K, ev.r = None, None, None, None
+    for c in caught:  # handed on, from the caller's line
+        warnings.warn(c.message, c.category, stacklevel=4)
+    # noise (given, or seen in the values by simdiff): its estimate holds the noise term
+    noisy = o.get("noise") is not None or any(c.category.__name__ == "NoiseWarning"
+                                              for c in caught)
+    if n is not None and (J.shape[0] != n or (r is not None and r.shape != (n,))):
+        raise ArgumentError(
+            f"{what} must return one residual per unknown, {n} values (len(y) = {n}); "
+            f"{what} returned {J.shape[0]} values at [y, θ]")
     _finite_partials(J, info, what)
     dense_pat = None if pat is None else _dense_pattern(pat)
     E = np.abs(info.error.toarray() if hasattr(info.error, "toarray") else np.asarray(info.error))
-    if o.get("method", "central") == "central" and mode is not None:
+    if o.get("method", "central") == "central" and share is not None:
         Eo, covered = pair_errors(records, w0, dense_pat, E.shape[0], E.shape[1])
-        E = np.where(covered, Eo, E)
+        E = np.where(covered, np.maximum(Eo, E) if noisy else Eo, E)
     if pat is not None:
         import scipy.sparse as sp
 
-        return sp.csr_array(J), sp.csr_array(E * dense_pat), info
-    return J, E, info
+        return sp.csr_array(J), sp.csr_array(E * dense_pat), info, r
+    return J, E, info, r
 
 
-def _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, along: bool):
+def _parts_floor(A, EA, B, EB, z, n, hy, ht, along: bool):
     """The rounding floor of a residual's partials: F_i is computed from terms of about
     ρ_i = Σ_j |∂F_i/∂z_j|·|z_j| (it vanishes at the solution, its parts do not), whose
     rounding ε·ρ_i enters every difference: entry (i, j) errs by at least ε·ρ_i/h_j. (The
     values of the stencil, near zero, do not show the parts; simdiff's floor ε·|∂F/∂z_j|·s_j
     misses the other terms of the row.)"""
-    hy = np.abs(np.ravel(yinfo.get("step")))
-    ht = np.abs(np.ravel(tinfo.get("step")))
     if hy.shape != (n,) or ht.shape != (B.shape[1],) or np.any(hy == 0) or np.any(ht == 0):
         return EA, EB
     zy, zt = np.abs(z[:n]), np.abs(z[n:])
@@ -504,6 +570,13 @@ def _parts_floor(A, EA, B, EB, z, n, yinfo, tinfo, along: bool):
         floor = sp.csr_array((rho[coo.row] / hy[coo.col], (coo.row, coo.col)), shape=A.shape)
         return EA.maximum(floor), EB
     return np.maximum(EA, np.where(A != 0, rho[:, None] / hy[None, :], 0.0)), EB
+
+
+def _with_theta(pat, q: int):
+    """The pattern of [∂F/∂y, ∂F/∂θ·W]: ∂F/∂y's, padded with q dense columns."""
+    import scipy.sparse as sp
+
+    return sp.hstack([pat, sp.csr_array(np.ones((pat.shape[0], q)))], format="csr")
 
 
 def _y_pattern(sparsity, n: int, p: int):
@@ -531,14 +604,14 @@ def _sparse_norm1(E) -> float:
     return float(np.max(np.asarray(abs(E).sum(axis=0)).ravel())) if E.nnz else 0.0
 
 
-def _directional(ev, sim, z: np.ndarray, v: np.ndarray, opts: dict, what: str):
+def _directional(ev, sim, z: np.ndarray, v: np.ndarray, opts: dict, what: str, r: np.ndarray):
     """(J·v, its error (m,)) as the derivative along t of F(z + t·W) at t = 0, W = u·s_t,
     u = v/‖v‖, s_t = min_j max(1, |z_j|)/|u_j| over the coordinates v moves (no coordinate
     moves further than its own step, the rule of ``simdiff.jvp``); the nodes t = ±h are exact,
     the rounding of z + t·W is below the differences' own error for |z_j| ≲ 1e3."""
     nv = float(np.linalg.norm(v))
-    if nv == 0.0:  # sim is the Shifted residual: its length is that of r
-        return np.zeros(sim.r.shape[0]), np.zeros(sim.r.shape[0])
+    if nv == 0.0:
+        return np.zeros(r.shape[0]), np.zeros(r.shape[0])
     u = v / nv
     moved = np.flatnonzero(u)
     s_t = float(np.min(np.maximum(1.0, np.abs(z[moved])) / np.abs(u[moved])))
@@ -556,7 +629,7 @@ def _directional(ev, sim, z: np.ndarray, v: np.ndarray, opts: dict, what: str):
     if box is not None:
         t_lo, t_hi = direction_range(z, W[:, 0], box)
         o["bounds"] = ([t_lo], [t_hi])
-    J, E, _ = _block(ev, Line(sim, z, W), np.zeros(1), o, None, what)
+    J, E, _, _ = _block(ev, Line(sim, z, W), np.zeros(1), o, None, what, r)
     return np.real(J[:, 0]) * nv / s_t, np.abs(E[:, 0]) * nv / s_t
 
 
@@ -569,19 +642,19 @@ def _gmres_path(sim, y, theta, z, r, mode, vec, tol, on_residual, ev, opts, rtol
     partial_err = [0.0]
 
     def matvec(v):
-        out, e = _directional(ev, sim, z, np.concatenate([v, np.zeros(p)]), jopts, what)
+        out, e = _directional(ev, sim, z, np.concatenate([v, np.zeros(p)]), jopts, what, r)
         e = float(np.linalg.norm(e))
         partial_err[0] = max(partial_err[0], e)
         return out, e
 
     # right-hand sides −∂F/∂θ·v or −∂F/∂θ
     if mode == "jvp":
-        b, eb = _directional(ev, sim, z, np.concatenate([np.zeros(n), vec]), jopts, what)
+        b, eb = _directional(ev, sim, z, np.concatenate([np.zeros(n), vec]), jopts, what, r)
         Bq, EBq = b[:, None], eb[:, None]
     else:
         idx = np.arange(n, n + p)
         so = derivative_options(section_options(opts, z, idx), _d.jacobian, "implicit")
-        Bq, EBq, _ = _block(ev, Section(sim, z, idx), theta, so, None, what)
+        Bq, EBq, _, _ = _block(ev, Section(sim, z, idx), theta, so, None, what, r)
     cols, errs, iters, smin, smax, conv = [], [], [], np.inf, 0.0, True
     mem, eta = KrylovMemory(matvec), 0.0
     for k in range(Bq.shape[1]):

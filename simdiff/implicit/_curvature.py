@@ -6,19 +6,17 @@ scale and settles it with a wider stencil (twice the evaluations). For a residua
 known: it is the point itself, where F − F(y, θ) vanishes exactly, so the third point a
 two-point stencil lacks is there already.
 
-Lift. Each direction e of a batch (a coordinate, a group of columns, a jvp direction; the
-± points and any further points along the same line share it) gets a constant per output,
-K_i,e = max(2·max|F_i|, |∂F_i/∂e|·s_e/64) over its points (``_core.lift_constant``), added to
-the values handed to simdiff's assembly. A derivative along e uses the points of e only, so it
-is unchanged; the values keep one sign, so no widening; simdiff's model reads a length scale
-of s_e/64 (hundreds of steps) rather than a root, so its comparisons between estimates (the
-second look at small inputs) stay sane; the rounding added, ε·|∂F/∂e|·s_e/64, is below the
-floor simdiff assumes. (Where a stencil shares the point itself between directions — one-sided
-methods, stencils shifted inside bounds, rebuilds of failed points — one constant per output
-is used instead, over all directions; see ``Counted`` in ``_core.py``.)
+Lift. The values handed to simdiff's assembly are F − F(y, θ) + K_i, one constant per output
+for the whole call, K_i = max(2·max|F_i|, share·max_j |∂F_i/∂z_j|·s_j) estimated from the first
+batch (``_core.lift_constant``; share 1/64 for symmetric stencils, 1/4 for one-sided ones).
+The derivatives are unchanged and f stays a function (simdiff's checks across its points, such
+as noise between central pairs, see one f); no value changes sign, so no widening; simdiff's
+model reads a length scale of at least s/64 (hundreds of steps) rather than a root, so its
+comparisons between estimates (the second look at small inputs) stay sane; the rounding added,
+ε·K, is below the floor simdiff assumes.
 
 Error. simdiff's estimate of a lifted two-point difference models the length scale from the
-lifted values (s_e/64), so the error of a central difference is computed instead from the
+lifted values (s/64), so the error of a central difference is computed instead from the
 unlifted values of its own points (F₀ = 0 at the point): along e with points w + a·e and
 w − b·e (a = 1, b ≈ 1, in units of the step),
 

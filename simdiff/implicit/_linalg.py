@@ -144,6 +144,13 @@ class Sparse:
         return float(spla.onenormest(op))
 
 
+def _back(R: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """R⁻¹g for upper triangular R (LAPACK trtrs: O(k²))."""
+    import scipy.linalg as sla
+
+    return sla.solve_triangular(R, g, check_finite=False)
+
+
 class GMRESResult:
     """x, the iterations, the final relative residual, the largest relative error of the
     matrix–vector products, and the extreme singular values of the Arnoldi Hessenberg matrix
@@ -159,8 +166,8 @@ def gmres(matvec: Callable[[np.ndarray], tuple[np.ndarray, float]], b: np.ndarra
           rtol: float, maxiter: int) -> GMRESResult:
     """Solve A x = b with products ``matvec(v) -> (A v, abs. error estimate of A v)``.
 
-    Stops when ‖b − A x‖ ≤ max(rtol, 10·η)·‖b‖, η the largest relative error of the products
-    seen (a residual below the products' own error only fits their noise), after ``maxiter``
+    Stops when ‖b − A x‖ ≤ max(rtol·‖b‖, 10·η·‖x‖), η the largest error of the products of
+    unit vectors seen (a residual below that only fits their noise), after ``maxiter``
     products, or at a breakdown (H[k+1, k] = 0: the Krylov space is invariant, x exact).
     """
     n = b.shape[0]
@@ -197,7 +204,14 @@ def gmres(matvec: Callable[[np.ndarray], tuple[np.ndarray, float]], b: np.ndarra
         g[k], g[k + 1] = cs[k] * g[k], -sn[k] * g[k]
         res = abs(g[k + 1])
         scale_A = max(float(np.max(np.abs(H[: k + 2, : k + 1]))), 1e-300)
-        if res <= max(rtol, 10 * eta / scale_A) * beta or H[k + 1, k] <= EPS * scale_A:
+        # products with absolute error η·‖v‖ make the residual of x = V c uncertain by about
+        # η‖c‖ = η‖x‖: below 10·η‖x‖ further iterations only fit the products' noise
+        # (the attainable accuracy of inexact Krylov methods, Simoncini & Szyld, SIAM J. Sci.
+        # Comput. 25 (2003))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = _back(R[: k + 1, : k + 1], g[: k + 1]) if R[k, k] != 0 else g[: k + 1]
+        xnorm = float(np.linalg.norm(c))
+        if res <= max(rtol * beta, 10 * eta * xnorm) or H[k + 1, k] <= EPS * scale_A:
             break
         V[k + 1] = w / H[k + 1, k]
     kk = k + 1
@@ -209,7 +223,8 @@ def gmres(matvec: Callable[[np.ndarray], tuple[np.ndarray, float]], b: np.ndarra
     smax = float(s[0])
     smin = float(s[-1])
     scale_A = max(smax, 1e-300)
-    converged = res <= max(rtol, 10 * eta / scale_A) * beta * 1.0000001 or H[kk, kk - 1] <= EPS * scale_A
+    converged = res <= max(rtol * beta, 10 * eta * float(np.linalg.norm(x))) * 1.0000001 \
+        or H[kk, kk - 1] <= EPS * scale_A
     return GMRESResult(x, kk, res / beta, eta / scale_A, smin, smax, bool(converged))
 
 
@@ -219,11 +234,13 @@ class KrylovMemory:
 
     def __init__(self, matvec: Callable[[np.ndarray], tuple[np.ndarray, float]]) -> None:
         self._matvec = matvec
+        self.eta = 0.0  # the largest error of a product, per unit ‖v‖
         self.V: list[np.ndarray] = []
         self.AV: list[np.ndarray] = []
 
     def matvec(self, v: np.ndarray) -> tuple[np.ndarray, float]:
         Av, err = self._matvec(v)
+        self.eta = max(self.eta, float(err) / max(float(np.linalg.norm(v)), 1e-300))
         self.V.append(np.array(v, dtype=float))
         self.AV.append(np.array(Av, dtype=float))
         return Av, err
@@ -251,10 +268,11 @@ def gmres_recycled(mem: KrylovMemory, b: np.ndarray, rtol: float, maxiter: int,
         return GMRESResult(np.zeros_like(b), 0, 0.0, 0.0, np.nan, np.nan, True)
     x0, r0 = mem.best(b)
     rn = float(np.linalg.norm(r0))
-    if mem.V and rn <= max(rtol, 10 * eta_rel) * beta:
+    if mem.V and rn <= max(rtol * beta, 10 * mem.eta * float(np.linalg.norm(x0))):
         return GMRESResult(x0, 0, rn / beta, eta_rel, np.nan, np.nan, True)
     res = gmres(mem.matvec, r0, rtol * beta / rn, maxiter)
     x, r = mem.best(b)
     relres = float(np.linalg.norm(r)) / beta
-    conv = res.converged or relres <= max(rtol, 10 * res.eta) * 1.0000001
+    conv = res.converged or relres * beta <= max(rtol * beta, 10 * mem.eta *
+                                                 float(np.linalg.norm(x))) * 1.0000001
     return GMRESResult(x, res.iterations, relres, res.eta, res.smin, res.smax, bool(conv))

@@ -17,13 +17,23 @@ import numpy as np
 
 from ..simulator import Simulator, as_simulator
 
-__all__ = ["Stacked", "FixedPointResidual", "Section", "Along"]
+__all__ = ["Stacked", "FixedPointResidual", "Section", "Along", "Line"]
 
 
 def _fp(sim: Simulator) -> str:
+    """The fingerprint of ``sim`` (hashing a closure's captured values costs milliseconds:
+    kept on the object, whose function does not change)."""
     from ..cache import fingerprint
 
-    return fingerprint(sim)
+    cached = getattr(sim, "_implicit_fp", None)
+    if cached is not None:
+        return cached
+    fp = fingerprint(sim)
+    try:
+        sim._implicit_fp = fp
+    except AttributeError:  # pragma: no cover - slotted simulators
+        pass
+    return fp
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -53,7 +63,9 @@ class Stacked(Simulator):
         return self.fun(z[: self.n], z[self.n:])
 
     def identity(self) -> str:
-        return f"implicit.stacked:{self.n}:{self.vectorized}:{_fp(as_simulator(self.fun))}"
+        if getattr(self, "_ident", None) is None:
+            self._ident = f"implicit.stacked:{self.n}:{self.vectorized}:{_fp(as_simulator(self.fun))}"
+        return self._ident
 
     def __repr__(self) -> str:
         return f"{getattr(self.fun, '__name__', repr(self.fun))}(y, theta)"
@@ -142,36 +154,6 @@ class Along(Simulator):
 
     def identity(self) -> str:
         return f"implicit.along:{self.n}:{_digest(self.theta0, self.W)}:{_fp(self.sim)}"
-
-    def __repr__(self) -> str:
-        return repr(self.sim)
-
-
-class Shifted(Simulator):
-    """z ↦ sim(z) − r: the residual minus its value at the point, so that the point is an
-    exact root (the partials are unchanged; simdiff's error model then sees the root the
-    solution is, rather than a rounding-level value of one sign at the centre)."""
-
-    name = "implicit-shifted"
-
-    def __init__(self, sim: Simulator, r: np.ndarray) -> None:
-        self.sim = sim
-        self.r = np.asarray(r, dtype=float)
-        self.vectorized = bool(sim.vectorized)
-        self.complex_safe = sim.complex_safe
-
-    def evaluate(self, z: np.ndarray) -> Any:
-        out = np.asarray(self.sim.evaluate(z))
-        # keep a float32 output float32: simdiff reads the outputs' precision from their type
-        dtype = out.dtype if out.dtype in (np.float32, np.complex64) else None
-        if z.ndim == 2:
-            res = out.reshape(len(z), -1) - self.r[None, :]
-        else:
-            res = out.reshape(-1) - self.r
-        return res if dtype is None else res.astype(dtype)
-
-    def identity(self) -> str:
-        return f"implicit.shifted:{_digest(self.r)}:{_fp(self.sim)}"
 
     def __repr__(self) -> str:
         return repr(self.sim)

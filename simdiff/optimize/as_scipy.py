@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from ..differentiate import as_point
 from ..errors import ArgumentError, SimulationError

@@ -17,6 +17,7 @@ forward h_j = 8^(1/4)·√σ·s_j, central h_j = (3σ)^(1/3)·s_j; the noise the
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,10 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
     try:
-        g, info = gradient(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
-                           full_output=True, **opts)
+        with warnings.catch_warnings():  # the optimizer weighs info.error itself
+            warnings.simplefilter("ignore")
+            g, info = gradient(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
+                               full_output=True, **opts)
     except SimulationError:
         g, info = None, None
     tally.extra = []
@@ -83,8 +86,10 @@ def fd_jacobian(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
     try:
-        J, info = jacobian(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
-                           full_output=True, **opts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            J, info = jacobian(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
+                               full_output=True, **opts)
     except SimulationError:
         J, info = None, None
     tally.extra = []

@@ -31,11 +31,13 @@ import numpy as np
 
 from .fdgrad import fd_jacobian
 from .options import (call_callback, check_bounds, check_callback, check_maxfev, check_noise,
-                      check_positive, check_x0, make_evaluator, unknown_options)
+                      check_positive, check_x0, make_evaluator, slots, unknown_options)
 from .result import History
 from .tally import BudgetExhausted, Tally
 
 __all__ = ["least_squares"]
+
+SPEC_RHO = 0.25  # speculate the next Jacobian after a step this good
 
 _LS_STATUS = {0: "converged: the gradient Jᵀr is indistinguishable from zero given its FD error",
               1: "evaluation budget (maxfev) reached", 2: "ftol: the reductions are below ftol·cost",
@@ -97,6 +99,12 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
         as for ``simdiff.minimize``.
     refresh : int, option (default 0: only when a step fails)
         Also recompute the FD Jacobian after this many Broyden updates.
+    speculate : "auto" (default), True or False, option
+        True: after a good step (ρ ≥ 0.25) the next trial point is evaluated together with
+        the FD Jacobian around it, ONE round, and an accepted trial brings a fresh Jacobian:
+        few rounds (wall-clock time with idle workers) for more evaluations. False: Broyden
+        updates between Jacobians, one evaluation a step (frugal when evaluations are the
+        cost). "auto": True when the Evaluator runs several points at once (n_jobs > 1).
 
     Returns
     -------
@@ -105,9 +113,14 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
     message, success, nrounds, nfailed, history.
     """
     refresh = options.pop("refresh", 0)
+    speculate = options.pop("speculate", "auto")
+    if speculate not in ("auto", True, False):
+        from ..errors import ArgumentError
+
+        raise ArgumentError(f"speculate must be 'auto', True or False; got {speculate!r}")
     unknown_options("least_squares", options, ("bounds", "maxfev", "ftol", "xtol", "gtol",
                     "callback", "noise", "n_jobs", "backend", "evaluator", "cache", "retries",
-                    "timeout", "progress", "vectorized", "refresh"))
+                    "timeout", "progress", "vectorized", "refresh", "speculate"))
     x0 = check_x0(x0)
     box = check_bounds(bounds, x0)
     n = x0.shape[0]
@@ -118,11 +131,14 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
     noise = check_noise(noise)
     sim, ev = make_evaluator(r, vectorized, evaluator, n_jobs, backend, cache, retries, timeout,
                              progress)
+    if speculate == "auto":
+        speculate = slots(ev) > 1
     with Tally(sim, ev, box, maxfev) as tally:
-        return _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, int(refresh))
+        return _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, int(refresh),
+                      speculate)
 
 
-def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
+def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate):
     from scipy.optimize import OptimizeResult
 
     n = x0.shape[0]
@@ -137,6 +153,7 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
     updates = 0
     nit = 0
     guard = 0
+    last_ok = True
     try:
         J, E, res = fd_jacobian(tally, x, scheme, box, noise)
         njev += 1
@@ -193,7 +210,15 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
             if guard > 50 * tally.maxfev:  # pragma: no cover - a safeguard against cycling
                 status = 6
                 break
-            vals, ok = tally.values(xt[None, :])
+            Jt = None
+            if speculate and last_ok:
+                # the trial point and the FD Jacobian around it in one round
+                Jt, Et, rt0 = fd_jacobian(tally, xt, scheme, box, noise)
+                njev += 1
+                ok = [rt0 is not None]
+                vals = [rt0]
+            else:
+                vals, ok = tally.values(xt[None, :])
             if ok[0]:
                 rt = vals[0]
                 J = J + np.outer((rt - res) - J @ s, s) / float(s @ s)
@@ -204,9 +229,16 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh):
             else:
                 rt, cost_t, rho = None, np.inf, -1.0
             Ds = float(np.linalg.norm(D * s))
+            last_ok = rho >= SPEC_RHO
             if rho >= 1e-4:
                 actual = cost - cost_t
                 x, res, cost = xt, rt, cost_t
+                if Jt is not None:
+                    J, E, fresh, updates = Jt, Et, True, 0
+                elif speculate:
+                    J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                    njev += 1
+                    fresh, updates = True, 0
                 nit += 1
                 hist.record(tally, x, cost, float(np.linalg.norm(s)),
                             float(np.linalg.norm(J.T @ res)))

@@ -19,7 +19,7 @@ _ALIASES = {"l-bfgs-b": "bfgs", "quasi-newton": "bfgs", "nelder_mead": "nelder-m
             "neldermead": "nelder-mead", "gradient_descent": "gradient-descent", "gd": "gradient-descent"}
 
 _METHOD_OPTIONS = {
-    "bfgs": ("gtol", "ftol", "xtol", "maxiter", "switch", "speculate"),
+    "bfgs": ("gtol", "ftol", "xtol", "maxiter", "switch", "speculate", "memory"),
     "spsa": ("a", "c", "A", "alpha", "gamma", "pairs", "maxiter", "seed"),
     "nelder-mead": ("xatol", "fatol", "maxiter", "adaptive", "initial_simplex"),
     "cobyqa": ("maxiter", "initial_tr_radius", "final_tr_radius", "scale"),
@@ -136,6 +136,16 @@ def _resolve_noise(tally: Tally, x0: np.ndarray, box: Any, noise: Any, seed: Any
 
 
 def estimate(tally: Tally, x0: np.ndarray, box: Any, seed: int) -> float:
+    """σ at x0: ``simdiff.noise_level`` (ECnoise) through the Tally when it is available and
+    no bound is in the way (its points are not bounds-aware), else ``fdgrad.estimate_noise``."""
+    from .. import noise as _noise_mod  # noqa: F401  (present since issue 10)
+
+    level = getattr(_noise_mod, "noise_level", None)
+    if level is not None and box is None:
+        est = level(tally.sim, x0, seed=seed, evaluator=tally)
+        lv = float(np.max(np.atleast_1d(est.level)))
+        if np.isfinite(lv) and lv >= 0:
+            return lv
     from .fdgrad import estimate_noise
 
     return estimate_noise(tally, x0, box, seed=seed)

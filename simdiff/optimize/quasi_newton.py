@@ -2,9 +2,12 @@
 
 One iteration, usually one parallel round:
 
-1. Direction. d = −H·g on the free variables, H the BFGS inverse-Hessian approximation
-   (Nocedal & Wright, Numerical Optimization, 2nd ed., (6.17)); H₀ = I, rescaled by sᵀy/yᵀy
-   before the first update (Shanno & Phua 1978). With bounds, a variable at a bound whose
+1. Direction. d = −H·g on the free variables, H the limited-memory BFGS inverse-Hessian
+   approximation of the last ``memory`` = 10 pairs (s, y), by the two-loop recursion with
+   H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980; Nocedal & Wright, Numerical
+   Optimization, 2nd ed., Alg. 7.4); ``memory=None`` uses the dense BFGS matrix (N&W (6.17)).
+   On the MGH set the limited memory with its rescaled H₀ needs fewer evaluations. The pairs
+   are Powell-damped (sᵀy ≥ 0.2·sᵀBs, Powell 1978) since the line search tests Armijo only. With bounds, a variable at a bound whose
    gradient points out of the box is held there (the projected quasi-Newton method of
    Bertsekas 1982, as in L-BFGS-B) and every trial point is projected onto the box.
 2. Speculative round. The trial point x + d AND the finite-difference stencil of the gradient
@@ -44,6 +47,9 @@ from .tally import BudgetExhausted
 __all__ = ["fd_bfgs"]
 
 DAMPED = True
+_ZERO = ("the gradient is indistinguishable from zero given its finite-difference error "
+         "estimate, and a last line search found no significant decrease")
+MAX_PAIRS = 30
 
 
 def _project(x: np.ndarray, box: Any) -> np.ndarray:
@@ -63,7 +69,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             ftol: float = 2.2e-12, xtol: float = 1e-14, maxiter: int | None = None,
             switch: float = 0.05, callback: Any = None, max_backtracks: int = 30,
             slots: int = 1, sigma: float = 0.0, stop_factor: float = 2.0,
-            speculate: Any = "auto"):
+            speculate: Any = "auto", memory: int | None = 10):
     n = x0.shape[0]
     hist = History()
     scheme = "forward"
@@ -76,6 +82,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
     maxiter = maxiter if maxiter is not None else 100 * n * 100
     H = None
     last_first_ok = False
+    probing = False
     try:
         g, err, f = fd_gradient(tally, x, scheme, box, noise)
         if f is None:
@@ -103,9 +110,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                     if g2 is not None:
                         g, err = g2, e2
                     continue
-                status, message = 0, ("the gradient is indistinguishable from zero given its "
-                                      "finite-difference error estimate")
-                break
+                if not probing:
+                    # confirm with one short line search: an error estimate can be pessimistic
+                    probing = True
+                else:
+                    status, message = 0, _ZERO
+                    break
             if np.max(np.abs(pg)) <= gtol:
                 status, message = 0, f"the projected gradient is below gtol={gtol:g}"
                 break
@@ -118,7 +128,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             free = ~act
             d = np.zeros(n)
             if H is not None:
-                d[free] = -H[np.ix_(free, free)] @ pg[free]
+                d[free] = -_apply(H, pg, free, memory)
                 if not pg @ d < 0:
                     H = None
             if H is None:
@@ -129,7 +139,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             accepted = False
             g_new = err_new = None
             x_new, f_new = x, f
-            for trial in range(max_backtracks):
+            for trial in range(3 if probing else max_backtracks):
                 xt = _project(x + t * d, box)
                 s = xt - x
                 if not np.any(s != 0) or np.max(np.abs(s) / np.maximum(1.0, np.abs(x))) < xtol:
@@ -149,9 +159,18 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 if armijo(f, slope, ft, noise_tol):
                     accepted = True
                     x_new, f_new, g_new, err_new = xt, ft, gt, et
+                    if H is None and trial == 0 and f - ft >= -0.5 * slope:
+                        # steepest descent of unknown scale, f still falling nearly linearly:
+                        # expand the step tenfold while it keeps paying (as a Moré–Thuente
+                        # search would), each trial one point
+                        x_new, f_new, g_new, err_new = _expand(tally, x, d, t, f_new, box,
+                                                               x_new, g_new, err_new)
                     break
                 t = backtrack(t, f, slope / t, ft, None if gt is None else float(gt @ s) / t)
             if not accepted:
+                if probing:
+                    status, message = 0, _ZERO
+                    break
                 if scheme == "forward":
                     scheme = "central"
                     g2, e2, _ = fd_gradient(tally, x, scheme, box, noise)
@@ -183,10 +202,18 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 H = _update(H, s, g_new - g)
             x, f, g, err = x_new, f_new, g_new, err_new
             nit += 1
+            if probing and df <= max(4.0 * sigma, 1e-14 * abs(f)):
+                probe_failed = True
+            else:
+                probe_failed = False
+            probing = False
             hist.record(tally, x, f, float(np.linalg.norm(s)), float(np.linalg.norm(g)),
                         float(np.linalg.norm(err)), scheme=scheme)
             if call_callback(callback, x, f, nit):
                 status, message = 4, STATUS[4]
+                break
+            if probe_failed:
+                status, message = 0, _ZERO
                 break
             if df <= ftol * max(abs(f), abs(f + df), 1.0) and scheme == "central":
                 status, message = 3, f"the relative decrease of f fell below ftol={ftol:g}"
@@ -197,6 +224,21 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
         status, message = 2, STATUS[2]
     return make_result(tally, x, f, g, nit, status, message, hist, "bfgs",
                        grad_error=err, scheme=scheme)
+
+
+def _expand(tally: Any, x: np.ndarray, d: np.ndarray, t: float, ft: float, box: Any,
+            xt: np.ndarray, gt: Any, et: Any):
+    best = (xt, ft, gt, et)
+    for _ in range(8):
+        t *= 10.0
+        xe = _project(x + t * d, box)
+        if np.array_equal(xe, best[0]):
+            break
+        fe = tally.value(xe)
+        if fe is None or not fe < best[1]:
+            break
+        best = (xe, fe, None, None)
+    return best
 
 
 def _curv(H: Any) -> np.ndarray | None:
@@ -233,6 +275,7 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
         yy = float(y @ y)
         H = _Inverse(np.eye(n) * (sy / yy))
         H.B = np.eye(n) * (yy / sy)
+    pairs = list(getattr(H, "pairs", []))
     rho = 1.0 / sy
     Hy = H @ y
     new = _Inverse(H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
@@ -241,7 +284,32 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     Bs = B @ s
     sBs = float(s @ Bs)
     new.B = B - np.outer(Bs, Bs) / sBs + rho * np.outer(y, y) if sBs > 0 else B
+    new.pairs = (pairs + [(s.copy(), y.copy())])[-MAX_PAIRS:]
     return new
+
+
+def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.ndarray:
+    """H·g on the free variables: the dense BFGS matrix, or (memory = m) the L-BFGS two-loop
+    recursion over the last m pairs with H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980),
+    restricted to the free coordinates."""
+    if not memory:
+        return H[np.ix_(free, free)] @ g[free]
+    q = g[free].copy()
+    pairs = [(s[free], y[free]) for s, y in getattr(H, "pairs", [])[-memory:]]
+    pairs = [(s, y) for s, y in pairs if s @ y > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y)]
+    if not pairs:
+        return H[np.ix_(free, free)] @ g[free]
+    alphas = []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (s @ y)
+        alphas.append(a)
+        q -= a * y
+    s, y = pairs[-1]
+    q *= (s @ y) / (y @ y)
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        b = (y @ q) / (s @ y)
+        q += (a - b) * s
+    return q
 
 
 class _Inverse(np.ndarray):
@@ -250,7 +318,9 @@ class _Inverse(np.ndarray):
     def __new__(cls, a: np.ndarray) -> _Inverse:
         obj = np.asarray(a).view(cls)
         obj.B = None
+        obj.pairs = []
         return obj
 
     def __array_finalize__(self, obj: Any) -> None:
         self.B = None
+        self.pairs = []
