@@ -163,6 +163,7 @@ def _simdiff(**opts):
     def run(f, x):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NoiseWarning)
+            warnings.simplefilter("ignore", getattr(sd, "SimdiffWarning", NoiseWarning))
             g, info = sd.gradient(f, x, full_output=True, **opts)
         return g, np.asarray(info.error), info.nfev
     return run

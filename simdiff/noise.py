@@ -607,19 +607,22 @@ def _printed_quantum(F: np.ndarray) -> np.ndarray:
     return out
 
 
-def _single_quantum(F: np.ndarray) -> np.ndarray:
+def _single_quantum(F: np.ndarray, constant: bool = False) -> np.ndarray:
     """Per output (m,), the spacing of float32 at the largest |value| where every value of the
-    output is a float32 (computed in single precision, or stored as one) and some value needs
-    more than 16 bits of mantissa (so not a short binary fraction); else 0."""
+    output is a float32 (computed in single precision, or stored as one) and at least half of
+    them need more than 21 bits of mantissa (not short binary fractions); else 0."""
     F = np.asarray(F, dtype=float)
     out = np.zeros(F.shape[1])
     fin = np.isfinite(F)
     with np.errstate(over="ignore", invalid="ignore"):
         single = np.where(fin, F.astype(np.float32).astype(float) == F, True).all(axis=0)
     m, _ = np.frexp(np.where(fin, F, 0.0))
-    long16 = np.where(fin, (m * 2.0**16) != np.round(m * 2.0**16), False).any(axis=0)
+    # a float32 result uses nearly all 24 bits of its mantissa; exact arithmetic on short
+    # inputs (1e8·3·2^-12) fits in fewer: at least half the values need more than 21
+    needs = np.where(fin, (m * 2.0**21) != np.round(m * 2.0**21), False)
+    long16 = needs.sum(axis=0) >= np.maximum(1, fin.sum(axis=0) / 2)
     varies = np.array([np.unique(F[:, i][fin[:, i]]).size >= 2 for i in range(F.shape[1])])
-    ok = single & long16 & varies
+    ok = single & long16 & (~varies if constant else varies)
     if ok.any():
         big = np.max(np.where(fin, np.abs(F), 0.0), axis=0)
         out[ok] = np.spacing(big[ok].astype(np.float32)).astype(float)
@@ -778,6 +781,22 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
         w = np.asarray(t.weights, dtype=float)
         return float(np.sum(np.abs(w))) / t.h**t.deriv, math.sqrt(float(np.sum(w**2))) / t.h**t.deriv
 
+    # single-precision outputs: every value a float32 (not a short binary fraction), each off
+    # by up to half the float32 spacing
+    single = _single_quantum(Fre[good])
+    single_flat = _single_quantum(Fre[good], constant=True)
+    if (single_flat > 0).any() and probe is not None:
+        # one float32 value everywhere (steps below its spacing): flat, or single precision?
+        pv = probe()
+        if pv is not None:
+            pv = np.asarray(pv, dtype=float).reshape(-1)
+            moved = (single_flat > 0) & np.isfinite(pv) & (pv != Fre[good][0]) & \
+                (pv.astype(np.float32).astype(float) == pv)
+            single = np.where(moved, single_flat, single)
+    for i in np.flatnonzero((single > 0) & ~quant):
+        for k in active:
+            floor[k, i] = sums(k)[0] * float(single[i]) / 2
+            reasons.append((k, i, "printed"))
     for i in np.flatnonzero(quant):
         for k in active:
             t = terms[k]
@@ -813,7 +832,8 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             # the estimates with the least curvature allowance (within 10× of the least, at
             # least 3): a long step on one input must not hide the noise the others show
             order = np.argsort(curv_j[:, i])
-            keep = curv_j[:, i] <= 10 * curv_j[order[0], i]
+            pos = curv_j[:, i][curv_j[:, i] > 0]  # f(x) itself has none: it does not set the bar
+            keep = curv_j[:, i] <= 10 * (float(np.min(pos)) if pos.size else 0.0)
             if keep.sum() < 3:
                 keep = np.zeros(len(P), dtype=bool)
                 keep[order[:3]] = True
@@ -968,7 +988,8 @@ def _warn(reasons: list, grow: np.ndarray, shape: tuple) -> None:
     m = shape[1]
     names = [f"x[{k}]" if m == 1 else f"(f[{i}], x[{k}])" for k, i in entries[:8]]
     more = f" and {len(entries) - 8} more" if len(entries) > 8 else ""
-    what = " and ".join({"printed": "quantized (printed with few digits)", "noisy": "noisy"}[k] for k in kinds)
+    what = " and ".join({"printed": "quantized (printed with few digits, or single precision)",
+                         "noisy": "noisy"}[k] for k in kinds)
     warnings.warn(
         f"f looks {what}: the finite differences of {', '.join(names)}{more} are dominated by it, "
         "and their info.error was raised to match; pass noise= (a level, or noise='estimate' to "
