@@ -808,7 +808,11 @@ def detect_noise(F: np.ndarray, ok: np.ndarray, terms: list, D: np.ndarray,
             reasons.append((k, i, "printed"))
     # random noise: the centre estimates of the central terms
     est, info, lows = center_estimates(terms, active, Fre, good)  # _center_estimate per term
-    if center is not None and good[center] and est:
+    # f(x) joins the estimates only where a stencil uses it: central pairs take f(x) for their
+    # curvature (plan.py), and beside two midpoints it would turn every curvature at a
+    # minimum (Rosenbrock near (1, 1): f ≈ 1e-10, f'' = 802) into "noise"
+    uses_center = center is not None and any(center in terms[k].rows for k in active)
+    if uses_center and good[center] and est:
         est.append(Fre[center])
         info.append((None, 0.0, 2, 1.0, math.sqrt(2.0)))  # f(x) itself: σ, as ‖w‖/√2 = 1
         lows.append(Fre[center])

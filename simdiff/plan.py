@@ -360,7 +360,9 @@ def _curvature_model(D, Fv, center, h, s, order, coef, eps):
         # near a critical point (f' changes by more than itself within a few steps) the ratio
         # f2/|f'| measures the closeness of the zero of f', not the growth of the derivatives:
         # there the growth is read off f itself, (f2/max|F|)^(1/2) (cos at 1e-6: 1, not 1e6)
-        big = np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center))
+        # (f taken at least as large as its curvature makes it over an eighth of its scale:
+        # at a minimum f itself may be ~0, Rosenbrock near (1, 1))
+        big = np.maximum(np.maximum(np.max(np.abs(Fv), axis=1), np.abs(center)), f2 * s**2 / 8)
         g0 = np.where(big > 0, np.sqrt(f2 / big), np.inf)
     g = np.where(np.abs(D) < MIN_LENGTH * f2 * h, g0, g)
     g = np.minimum(np.maximum(g, 1.0 / s), 1.0 / (MIN_LENGTH * h))

@@ -292,7 +292,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     from .noise import noise_error
 
     E = noise_error(plan, F, ok, D, E)
-    notes["ref"] = _variation(terms, F, ok)
+    notes["ref"] = _variation(terms, F, ok, plan.center)
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
 
 
@@ -316,7 +316,7 @@ def _aliased(t: Term, F: np.ndarray, ok: np.ndarray, center: int | None, s: floa
     return bool(np.any(np.abs(Fp + Fm - 2 * F0) > 4 * np.abs(Fp - Fm)))
 
 
-def _variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
+def _variation(terms: list, F: np.ndarray, ok: np.ndarray, center: int | None = None) -> np.ndarray:
     """(r, m): how fast each output varies over each entry's stencil, max|F_i − F_0| / span —
     the size against which an entry's error says resolved or not where the derivative itself
     vanishes (a minimum, an output that does not depend on the input)."""
@@ -326,6 +326,8 @@ def _variation(terms: list, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
         if t.kind == "fixed" or len(t.rows) < 2 or not ok[t.rows].all():
             continue
         Fr = F[t.rows]
+        if center is not None and ok[center] and center not in t.rows:
+            Fr = np.vstack([Fr, F[center][None, :]])  # f(x): a minimum's values rise from it
         span = float(np.ptp(t.offsets)) * t.h
         if span > 0:
             # at least what the values' rounding lets the stencil resolve: an entry whose error
