@@ -259,8 +259,31 @@ def _adaptive_partials(sim, x, box, ev, method, scale=None, caller="jacobian"):
     rows = list(free) + small
     scales = np.concatenate([s[free], np.abs(x[small])])
     U = np.eye(n)[rows]
-    Dl, El, nfev, failures, st, sch, scalar = adaptive_directional(
-        sim, x, U, scales, (lo - x)[rows], (hi - x)[rows], ev, side=_SIDES[method])
+    from .errors import SimulationError
+
+    before = getattr(ev, "nfev", None)
+    try:
+        Dl, El, nfev, failures, st, sch, scalar = adaptive_directional(
+            sim, x, U, scales, (lo - x)[rows], (hi - x)[rows], ev, side=_SIDES[method])
+    except SimulationError as exc:
+        # f fails at every step the search tried on some side of x (x on the edge of its
+        # domain): the fixed-step path, which ends one-sided where it must (refine.py), at
+        # order 4; the search's runs are counted, and the warning says what happened
+        import warnings as _w
+
+        from .errors import SimdiffWarning
+
+        after = getattr(ev, "nfev", None)
+        spent = after - before if isinstance(before, int) and isinstance(after, int) else 0
+        _w.warn(f"simdiff.{caller}: the adaptive search failed at {exc.point!r} (f failed there "
+                "at every step it tried: the edge of its domain?); used fixed-step differences "
+                "of order 4, one-sided where f fails", SimdiffWarning, stacklevel=4)
+        st4 = scheme("central", 4) if method in ("central", "five-point") else \
+            scheme(method, 2)
+        D, E, nfev2, failures, plan, scalar, _ = _partials(sim, x, st4, None, None, scale, box, ev,
+                                                           "five-point", caller)
+        schemes = [t.kind for t in plan.terms]
+        return D, E, nfev2 + spent, failures, plan.steps, schemes, scalar
     k = len(free)
     for a, j in enumerate(small):
         i = int(np.flatnonzero(free == j)[0])

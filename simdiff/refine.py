@@ -110,24 +110,39 @@ def _wider(term: Term, st: Stencil) -> Stencil | None:
 
 class _Collect:
     """Run batches with on_failure="skip" (failures are data here), restoring the evaluator's
-    own mode afterwards; the first failures are kept to raise if they stay unrecovered."""
+    own mode afterwards; the first failures are kept to raise if they stay unrecovered.
+
+    Wrappers (the noise module's recording and reusing evaluators, the optimizer's tally) hold
+    the real evaluator as ``_ev``: the mode is set on every layer, so the innermost one skips."""
 
     def __init__(self, ev):
-        self.ev = ev
+        self.layers = []
+        obj, seen = ev, set()
+        while obj is not None and id(obj) not in seen:
+            seen.add(id(obj))
+            self.layers.append(obj)
+            obj = obj.__dict__.get("_ev") if hasattr(obj, "__dict__") else None
         self.mode = getattr(ev, "on_failure", "raise")
+        self.saved = []
 
     def __enter__(self):
         if self.mode != "skip":
-            try:
-                self.ev.on_failure = "skip"
-            except AttributeError:
-                pass
+            for obj in self.layers:
+                had = "on_failure" in getattr(obj, "__dict__", {})
+                self.saved.append((obj, had, getattr(obj, "on_failure", None)))
+                try:
+                    obj.on_failure = "skip"
+                except AttributeError:
+                    pass
         return self
 
     def __exit__(self, *exc):
-        if self.mode != "skip":
+        for obj, had, value in self.saved:
             try:
-                self.ev.on_failure = self.mode
+                if had:
+                    obj.on_failure = value
+                else:
+                    del obj.on_failure
             except AttributeError:
                 pass
         return False
