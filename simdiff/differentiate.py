@@ -361,7 +361,7 @@ def _sparse_jacobian(sim, x, st, box, ev, method, adaptive, step, rel_step, spar
                 schemes[j] = sch[k]
     elif st is None:
         h = base_steps(x, st, step, rel_step)
-        plan, U = plan_groups(x, st, h, groups, box)
+        plan, U = plan_groups(x, h, groups)
         D, E, nfev, failures, _ = _run(sim, plan, ev, method)
         for k, (g, term) in enumerate(zip(groups, plan.terms)):
             steps[g] = term.h * U[k, g]

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError
-from .plan import Plan, PointSet, Term, _stencil_term, direction_range
-from .steps import place, realize
+from .plan import Plan, PointSet, Term
+from .steps import realize
 
 __all__ = ["SparsityWarning", "pattern", "colour_columns", "plan_groups", "scatter", "verify_pattern"]
 
@@ -130,7 +130,9 @@ def _fit_columns(x: np.ndarray, h: np.ndarray, st, bounds) -> np.ndarray:
 
 def group_directions(x: np.ndarray, st, h: np.ndarray, groups: list, bounds):
     """The groups' directions U (groups, n), steps h_g and scales, with each column's step
-    fitted to its box and its sign toward its room (as ``plan_groups``)."""
+    fitted to its box (``_fit_columns``) and, where a column has room on one side only, its
+    sign toward that room (alternating bounds: every other column backward), so that no column
+    shortens the others' step."""
     n = x.shape[0]
     scale = np.maximum(1.0, np.abs(x))
     h = np.array([realize(x[j], h[j]) for j in range(n)])
@@ -151,52 +153,21 @@ def group_directions(x: np.ndarray, st, h: np.ndarray, groups: list, bounds):
     return U, hg, sg
 
 
-def plan_groups(x: np.ndarray, st, h: np.ndarray, groups: list, bounds) -> tuple[Plan, np.ndarray]:
-    """One Term per group: the stencil along u_g (see the module docstring); the plan and the
-    directions U (groups, n)."""
+def plan_groups(x: np.ndarray, h: np.ndarray, groups: list) -> tuple[Plan, np.ndarray]:
+    """The complex step along each group's direction u_g: the plan and the directions U
+    (groups, n). Stencil methods take ``group_directions`` through ``refine.run_partials``."""
     n = x.shape[0]
     scale = np.maximum(1.0, np.abs(x))
     h = np.array([realize(x[j], h[j]) for j in range(n)])
     U = np.array([group_direction(h, g, n)[0] for g in groups]).reshape(len(groups), n)
-    if st is None:
-        pts = PointSet(n, complex)
-        terms = []
-        for g in groups:
-            u, hg = group_direction(h, g, n)
-            r = pts.add(x + 1j * hg * u)
-            terms.append(Term(np.array([r]), np.array([1.0]), np.array([1.0]), hg, 1, 2,
-                              1.0 / 6.0, "complex", float(np.max(scale[g]))))
-        return Plan(x, pts.array(), terms, complex_step=True), U
-    sign = np.ones(n)
-    if bounds is not None and st.width[0] < 0 < st.width[1]:
-        h = _fit_columns(x, h, st, bounds)
-        # a column with room on one side only: its group turns one-sided, and each column
-        # moves toward its own room (alternating bounds: every other column backward), so
-        # that no column shortens the others' step
-        lo, hi = bounds
-        tmin, tmax = st.width
-        blocked = (x + tmin * h < lo) | (x + tmax * h > hi)
-        sign = np.where(blocked & (hi - x < x - lo), -1.0, 1.0)
-        U = np.array([group_direction(h, g, n)[0] for g in groups]).reshape(len(groups), n) * sign
-    pts = PointSet(n)
-    placements = []
+    pts = PointSet(n, complex)
+    terms = []
     for g in groups:
         u, hg = group_direction(h, g, n)
-        u = u * sign
-        t_lo, t_hi = direction_range(x, u, bounds)
-        placements.append((u, place(st, 0.0, hg, t_lo, t_hi), float(np.max(scale[g]))))
-    center = None
-    if any(pl.stencil is not None and 0.0 in pl.stencil.offsets for _, pl, _ in placements) or \
-            (tuple(st.offsets) == (-1, 1) and st.deriv == 1):
-        center = pts.add(x)  # two-point central: f(x) for the measured curvature (plan.py)
-    terms = []
-    for u, pl, s in placements:
-        if pl.stencil is None:
-            terms.append(Term(np.zeros(0, dtype=int), np.zeros(0), np.zeros(0), 0.0, 1, 0, 0.0,
-                              "fixed", 1.0))
-            continue
-        terms.append(_stencil_term(pts, x, u, pl, s, 0.0))
-    return Plan(x, pts.array(), terms, [p for _, p, _ in placements], center=center), U
+        r = pts.add(x + 1j * hg * u)
+        terms.append(Term(np.array([r]), np.array([1.0]), np.array([1.0]), hg, 1, 2,
+                          1.0 / 6.0, "complex", float(np.max(scale[g]))))
+    return Plan(x, pts.array(), terms, complex_step=True), U
 
 
 def scatter(D: np.ndarray, E: np.ndarray, ratio: list, groups: list, rows: np.ndarray,
