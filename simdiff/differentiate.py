@@ -46,7 +46,7 @@ from .refine import run_partials, warn_unresolved
 from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
 from .noise import adaptive_with_noise, noise_error, setup_noise
-from .steps import base_steps, normalize_bounds, typical_scale
+from .steps import base_steps, normalize_bounds, optimal_factor, typical_scale
 
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
@@ -209,7 +209,7 @@ def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller, noise=
         D, E, nfev, failures, plan, scalar, notes = run_partials(
             sim, x, np.eye(n), x.copy(), lo, hi, s, st, h, nz.evaluator, auto=auto, partial=True,
             unit_scale=None if typ is not None else s)
-    warn_unresolved(caller, sim, D, E, plan.terms, notes, stacklevel=4)
+    warn_unresolved(caller, sim, D, E, [t.kind for t in plan.terms], notes, stacklevel=4)
     return D, E, nfev, failures, plan, scalar, nz
 
 
@@ -301,13 +301,7 @@ def _adaptive_partials(sim, x, box, ev, method, scale=None, caller="jacobian"):
     schemes = ["fixed"] * n
     for a, j in enumerate(free):
         schemes[j] = sch[a]
-    terms = [_Kind(k_) for k_ in schemes]
-    notes = {}
-    if failures:
-        for a, j in enumerate(free):
-            if "failed" in schemes[j]:
-                continue
-    warn_unresolved(caller, sim, D, E, terms, notes, stacklevel=4)
+    warn_unresolved(caller, sim, D, E, schemes, {}, stacklevel=4)
     if failures and not any(np.isnan(D).ravel()):
         import warnings as _w
 
@@ -317,13 +311,6 @@ def _adaptive_partials(sim, x, box, ev, method, scale=None, caller="jacobian"):
                 "were left out (the entries were computed from the others, or closer to x); "
                 "see info.failures", SimdiffWarning, stacklevel=3)
     return D, E, nfev, failures, steps, schemes, scalar
-
-
-class _Kind:
-    """The bit of a term ``warn_unresolved`` reads: its kind."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
 
 
 def _adaptive_info(E, nfev, steps, schemes, method, failures) -> Info:
@@ -644,7 +631,7 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
                 sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]),
                 np.array([s_t]), st, np.array([h]), nz.evaluator, auto=auto, partial=False)
         D, E, nfev = _correct_direction(sim, x, u, plan, D, E, nfev, nz.evaluator, st, s_t, box)
-        warn_unresolved("jvp", sim, D, E, plan.terms, notes, what="direction")
+        warn_unresolved("jvp", sim, D, E, [t.kind for t in plan.terms], notes, what="direction")
         out, err = D[0] * norm, E[0] * norm
         info = nz.annotate(_info(err, nfev, plan, method, failures))
         info.step = float(plan.steps[0])
@@ -673,7 +660,7 @@ def _correct_direction(sim, x, u, plan, D, E, nfev, ev, st, s_t, box):
         return D, E, nfev
     chat = c / cn
     t_lo, t_hi = direction_range(x, chat, box)
-    tau = min(float(optimal_factor_central() * s_t), 0.5 * t_hi, -0.5 * t_lo)
+    tau = min(float(optimal_factor(scheme("central")) * s_t), 0.5 * t_hi, -0.5 * t_lo)
     if not tau > 0:
         return D, E + cn * np.abs(D), nfev
     batch = ev.evaluate(sim, np.array([x + tau * chat, x - tau * chat]))
@@ -684,13 +671,6 @@ def _correct_direction(sim, x, u, plan, D, E, nfev, ev, st, s_t, box):
     Jc = (Fc[0] - Fc[1]) / (2 * tau)
     # the pair's own error is far below 10 % of J·ĉ, and the term is ‖c‖ ≲ 1e-8 small
     return D + cn * Jc, E + cn * (0.1 * np.abs(Jc)), nfev
-
-
-def optimal_factor_central() -> float:
-    from .stencils import scheme as _scheme
-    from .steps import optimal_factor
-
-    return optimal_factor(_scheme("central"))
 
 
 def _at_x(sim: Simulator, x: np.ndarray, ev: Any):

@@ -362,11 +362,12 @@ def _entry_name(sim, i: int, j: int, m: int, n: int, what: str = "partial") -> s
     return f"∂{fo}/∂{xi}"
 
 
-def warn_unresolved(caller: str, sim, D: np.ndarray, E: np.ndarray, terms: list, notes: dict,
+def warn_unresolved(caller: str, sim, D: np.ndarray, E: np.ndarray, kinds: list, notes: dict,
                     what: str = "partial", stacklevel: int = 3) -> None:
     """One SimdiffWarning naming every entry (r, m layout: r inputs or directions, m outputs)
     that is NaN, rebuilt from fewer points, computed at a step shorter than planned because a
-    point failed, or whose error estimate is as large as the value."""
+    point failed, or whose error estimate is as large as the value. ``kinds`` are the entries'
+    schemes (``Term.kind``), which say which were rebuilt ("fallback")."""
     r, m = D.shape
     with np.errstate(invalid="ignore"):
         A = np.abs(D)
@@ -379,7 +380,7 @@ def warn_unresolved(caller: str, sim, D: np.ndarray, E: np.ndarray, terms: list,
     with np.errstate(invalid="ignore"):
         named = np.any(~np.isfinite(D) | loose, axis=1)  # entries the loop below can name
     for i in range(r):
-        kind = terms[i].kind if i < len(terms) else ""
+        kind = kinds[i] if i < len(kinds) else ""
         if not named[i] and "fallback" not in kind and i not in notes:
             continue  # nothing to say about this entry (the fast path, issue 15)
         for k in range(m):
