@@ -212,13 +212,12 @@ def _truncation(H: np.ndarray, F: np.ndarray, level: _Level, scale: np.ndarray) 
 
 
 def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
+    """The rows of ``pts`` from ``start`` on, appended to F and ok: (F, ok, nfev, eps), eps the
+    outputs' unit roundoff (``Batch.eps``: 2^-23 for float32)."""
     X = pts.array()[start:]
     if not len(X):
-        return F, ok, nfev
+        return F, ok, nfev, EPS
     batch = ev.evaluate(sim, X)
-    failures_eps = getattr(batch, "eps", EPS)
-    if failures_eps > EPS:
-        failures.append({"eps": failures_eps, "internal": True})
     if batch.values.shape[1] != 1:
         raise OutputError(
             f"hessian needs a scalar output; f returned {batch.values.shape[1]} values per point "
@@ -233,7 +232,7 @@ def _evaluate(sim, pts: PointSet, start: int, ev, F, ok, failures, nfev):
         F, vals = F.astype(complex), vals.astype(complex)
     F = vals if F is None else np.concatenate([F, vals])
     ok = batch.ok if ok is None else np.concatenate([ok, batch.ok])
-    return F, ok, nfev + batch.nfev
+    return F, ok, nfev + batch.nfev, float(getattr(batch, "eps", EPS))
 
 
 def hessian(f: Any, x: Any, *, method: str = "central", step: Any = None, rel_step: Any = None,
@@ -333,8 +332,7 @@ def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
         else None
     level = _Level(pts, x, h0, sigma, free, wide)
     level.scale = scale
-    F, ok, nfev = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
-    eps = _take_eps(failures)
+    F, ok, nfev, eps = _evaluate(sim, pts, 0, ev, F, ok, failures, nfev)
     if eps > 1.5 * EPS and step is None and rel_step is None and nz.steps is None:
         # float32 outputs: the steps were planned for float64 values; once more, longer
         h0 = base_steps(x, scheme("central", 2, deriv=2), None, None, eps=eps, typical=scale)
@@ -342,8 +340,7 @@ def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
         pts = PointSet(n)
         level = _Level(pts, x, h0, sigma, free, _fits_wide(x, h0, box))
         level.scale = scale
-        F, ok, nfev = _evaluate(sim, pts, 0, ev, None, None, failures, nfev)
-        _take_eps(failures)
+        F, ok, nfev, _ = _evaluate(sim, pts, 0, ev, None, None, failures, nfev)
     level.eps = eps
     if np.iscomplexobj(F):  # a complex-valued f: its real and imaginary parts
         Hr, Er, bad = _default_estimate(level, F.real.copy(), ok, scale)
@@ -354,13 +351,6 @@ def _pass(sim, x, box, ev, step, rel_step, adaptive, nz, scale, failures):
     E = E if nz.level is None else E + hessian_noise_error(nz.level, h0)
     H[bad] = E[bad] = np.nan
     return H, E, bad, nfev, h0, sigma, free
-
-
-def _take_eps(failures: list) -> float:
-    """The outputs' unit roundoff noted by ``_evaluate`` (and the notes removed)."""
-    eps = max([EPS] + [d["eps"] for d in failures if d.get("internal")])
-    failures[:] = [d for d in failures if not d.get("internal")]
-    return eps
 
 
 def _fits_wide(x: np.ndarray, h: np.ndarray, box) -> np.ndarray:
@@ -432,9 +422,9 @@ def _adaptive(sim, x, h0, sigma, free, scale, pts, ev, failures):
         levels[-1].scale = scale
         if k < 2:
             continue  # the first batch holds three levels
-        F, ok, nfev = _evaluate(sim, pts, done, ev, F, ok, failures, nfev)
+        F, ok, nfev, eps_k = _evaluate(sim, pts, done, ev, F, ok, failures, nfev)
         done = len(F)
-        eps = max(eps, _take_eps(failures))
+        eps = max(eps, eps_k)
         for lv in levels[len(Hs):]:
             lv.eps = eps
             H, R, bad = lv.assemble(F, ok)
