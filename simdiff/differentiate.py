@@ -41,7 +41,7 @@ import numpy as np
 from .errors import ArgumentError, ArgumentTypeError, OutputError
 from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
-from .plan import Plan, assemble, direction_range, needs_center, plan_direction, plan_partials
+from .plan import Plan, assemble, direction_range, plan_direction, plan_partials
 from .refine import run_partials, warn_unresolved
 from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
@@ -111,7 +111,8 @@ def _bounds_for(sim: Simulator, bounds: Any, x: np.ndarray):
 
 
 def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
-    """Evaluate the plan's batch, repair failed entries, assemble: (D, E, nfev, failures)."""
+    """The complex step: evaluate the plan's batch and assemble, (D, E, nfev, failures,
+    scalar). Stencil methods go through ``refine.run_partials``."""
     plan = written_plan(sim, plan)  # the points as the simulator reads them (issue 13)
     points = plan.points
     nfev = 0
@@ -128,16 +129,7 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
                 f"complex x (simulator {sim!r})"
             )
         if plan.complex_step and ok.any():
-            _refuse_complex_valued(sim, plan.x, F[ok], evaluator)
-        if needs_center(plan, ok):
-            extra = _at_x(sim, plan.x, evaluator)
-            nfev += extra.nfev
-            failures.extend(_failure_dict(f, offset=len(points)) for f in extra.failures)
-            if extra.values.shape[1] == F.shape[1]:
-                F = np.vstack([F, extra.values])
-                ok = np.concatenate([ok, extra.ok])
-                plan.points = np.vstack([points, plan.x[None, :]])
-                plan.center = len(points)
+            nfev += _refuse_complex_valued(sim, plan.x, F[ok], evaluator)
     else:
         # Every coordinate is fixed: one evaluation at x tells the output size.
         batch = _at_x(sim, plan.x, evaluator)
@@ -149,14 +141,14 @@ def _run(sim: Simulator, plan: Plan, evaluator: Any, method: str):
     return D, E, nfev, failures, batch.scalar
 
 
-def _refuse_complex_valued(sim: Simulator, x: np.ndarray, F: np.ndarray, evaluator: Any) -> None:
+def _refuse_complex_valued(sim: Simulator, x: np.ndarray, F: np.ndarray, evaluator: Any) -> int:
     """The complex step reads f'(x) off Im f(x + ih) / h, which holds only for an f that is
     real on real inputs. For such an f, |Im f(x + ih)| = h·|f'(x)| is tiny against |Re f|
     (h = 2^-60·s), so outputs with |Im F| > 2^-26·|Re F| are checked with f(x) itself (one
     more run, only then): a nonzero Im f(x) means f is complex-valued, and the step cannot
-    work there."""
+    work there. Returns the runs it spent (0 or 1)."""
     if np.all(np.abs(F.imag) <= 2.0**-26 * np.abs(F.real)):
-        return
+        return 0
     at = evaluator.evaluate(sim, x[None, :])
     v = at.values[0] if at.ok[0] else None
     if v is not None and np.iscomplexobj(v) and np.any(np.abs(v.imag) > 2.0**-40 * np.abs(v)):
@@ -167,6 +159,7 @@ def _refuse_complex_valued(sim: Simulator, x: np.ndarray, F: np.ndarray, evaluat
             "complex-valued f: 'central', 'forward', 'backward', 'five-point' (they return the "
             "complex derivative)"
         )
+    return at.nfev
 
 
 def _failure_dict(f: Any, offset: int = 0) -> dict:
