@@ -43,8 +43,8 @@ from .errors import (
     SimulationError,
     require,
 )
-from .progress import PROGRESS, Progress
-from .simulator import Simulator, as_simulator
+from .progress import PROGRESS, SHOW_AFTER, Progress
+from .simulator import CallableSimulator, Simulator, as_simulator
 from .workers import Event, timeout_error
 
 #: Each batch (INFO), each run (DEBUG), each retry and failure (INFO); silent unless the
@@ -251,16 +251,19 @@ def is_finite_output(arr: np.ndarray) -> bool:
     return bool(fin.all()) or (arr.size > 1 and bool(fin.any()))
 
 
+_EPS64 = float(np.finfo(float).eps)
+
+
 def output_eps(outputs: Sequence[Any], ok: np.ndarray) -> float:
     """Unit roundoff of f's outputs, read off the first successful one: float32 (or complex64)
     outputs carry 2^-23 relative rounding, float16 2^-10; float64, integers and Python floats
     2^-52."""
-    for i in np.flatnonzero(ok):
+    first = 0 if len(ok) and ok[0] else (int(np.argmax(ok)) if ok.any() else None)
+    for i in (() if first is None else (first,)):
         dt = np.asarray(outputs[i]).dtype
         if dt.kind in "fc" and dt.itemsize < (8 if dt.kind == "f" else 16):
             return float(np.finfo(dt).eps)
-        break
-    return float(np.finfo(float).eps)
+    return _EPS64
 
 
 def stack_outputs(outputs: Sequence[Any], X: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -269,7 +272,7 @@ def stack_outputs(outputs: Sequence[Any], X: np.ndarray, ok: np.ndarray) -> tupl
     Raises OutputError when the shape of the output changes between points, naming both.
     """
     k = len(X)
-    if k and bool(np.all(ok)):  # the usual batch: every point returned, one shape (issue 15)
+    if k and ok.all():  # the usual batch: every point returned, one shape (issue 15)
         shapes = {a.shape for a in outputs}
         if len(shapes) == 1 and all(a.dtype.kind != "c" for a in outputs):
             shape = shapes.pop()
@@ -593,6 +596,8 @@ class Evaluator:
 
     def _pool(self, sim: Simulator) -> Any:
         """The pool for this batch, or None to run it in this process only."""
+        if self.backend == "sequential" and self.timeout is None:
+            return None  # the SerialEvaluator: no joblib context can move it (below)
         ctx_backend, ctx_n = _joblib_context()
         backend = self.backend if self.backend is not None else ctx_backend
         n_jobs = self.n_jobs if self.n_jobs is not None else ctx_n
@@ -902,48 +907,65 @@ class _Run:
     def _run_inline_lean(self) -> bool:
         """``_run_inline`` without a pool (issue 15: the cheap path): the same accounting per
         point (attempts, timing, nfev, ``ev.log`` entry, cache, progress, retries and failures
-        through ``raised``/``_fail``), with ``done``'s success branch written out in the loop
-        instead of four calls per point."""
+        through ``raised``/``_fail``), with ``done``'s success branch written out in the loop.
+        A finite Python float is taken as ``check_output`` takes it (a 0-d float64 array)
+        without its checks; the shared timing memories are written once, when the loop ends;
+        the progress bar is consulted only when the points left could take SHOW_AFTER."""
         sim, X, ev = self.sim, self.X, self.ev
-        evaluate, queue, attempts, outputs, ok = sim.evaluate, self.queue, self.attempts, self.outputs, self.ok
+        queue, attempts, outputs, ok = self.queue, self.attempts, self.outputs, self.ok
+        # a plain callable is called directly (CallableSimulator.evaluate without its frame)
+        evaluate = sim.fun if type(sim) is CallableSimulator and not sim.scalar_input else sim.evaluate
         debug = log.isEnabledFor(logging.DEBUG)
         entries = ev.log
-        timings = self.timings
-        ident = self.ident
         clock = time.perf_counter
-        while queue and not self.stop:
-            i = queue.popleft()
-            attempts[i] += 1
-            t0 = clock()
-            try:
-                raw = evaluate(X[i])
-            except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError,
-                    ArgumentTypeError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
-                self.raised(i, exc, clock() - t0, "main")
-                continue
-            seconds = clock() - t0
-            arr = check_output(raw, i, X[i])
-            if arr.ndim != 0 or not isinstance(arr.item(), float) or not math.isfinite(arr.item()):
-                self.done(i, arr, seconds, "main")  # the general branch (arrays, non-finite)
-                continue
-            old = self.seconds  # _timed
-            self.seconds = new = seconds if old is None else 0.7 * old + 0.3 * seconds
-            for memory in timings:
-                memory[ident] = new
-            self.nfev += 1  # _logged
-            ev.nfev += 1
-            if debug:
-                log.debug("point %d, attempt %d, on %s: %s in %.3g s%s", i, attempts[i], "main",
-                          "ok", seconds, "")
-            entries.append({"point": X[i].copy(), "value": arr, "seconds": seconds,
-                            "attempt": attempts[i], "worker": "main", "status": "ok", "error": None})
-            outputs[i] = arr
-            ok[i] = True
-            if ev.cache is not None:
-                self._cache_put(i, arr)
-            self._finished()
+        prog = self.progress
+        quiet = prog.mode is None and prog.bar is None  # no bar yet, none asked for
+        isfinite, asarray = math.isfinite, np.asarray
+        cache = ev.cache
+        try:
+            while queue and not self.stop:
+                i = queue.popleft()
+                attempts[i] += 1
+                xi = X[i]
+                t0 = clock()
+                try:
+                    raw = evaluate(xi)
+                except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError,
+                        ArgumentTypeError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
+                    self.raised(i, exc, clock() - t0, "main")
+                    continue
+                seconds = clock() - t0
+                if type(raw) is float and isfinite(raw):
+                    arr = asarray(raw)
+                else:
+                    arr = check_output(raw, i, xi)
+                    if arr.ndim != 0 or not isinstance(arr.item(), float) or not isfinite(arr.item()):
+                        self.done(i, arr, seconds, "main")  # the general branch (arrays, non-finite)
+                        continue
+                old = self.seconds  # _timed (the memories: below)
+                self.seconds = seconds if old is None else 0.7 * old + 0.3 * seconds
+                self.nfev += 1  # _logged
+                ev.nfev += 1
+                if debug:
+                    log.debug("point %d, attempt %d, on %s: %s in %.3g s%s", i, attempts[i], "main",
+                              "ok", seconds, "")
+                entries.append({"point": xi.copy(), "value": arr, "seconds": seconds,
+                                "attempt": attempts[i], "worker": "main", "status": "ok", "error": None})
+                outputs[i] = arr
+                ok[i] = True
+                if cache is not None:
+                    self._cache_put(i, arr)
+                if quiet and len(queue) * self.seconds <= SHOW_AFTER * self.slots:
+                    prog.done += 1  # Progress.update: no bar, none worth opening
+                else:
+                    self._finished()
+                    quiet = prog.mode is None and prog.bar is None
+        finally:
+            if self.seconds is not None:
+                for memory in self.timings:
+                    memory[self.ident] = self.seconds
         return True
 
     def schedule(self, pool: Any) -> None:

@@ -28,6 +28,7 @@ with lower == upper is fixed (its derivative is 0 by definition).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ EPS = float(np.finfo(float).eps)
 COMPLEX_STEP = 2.0**-60
 
 
+@lru_cache(maxsize=256)
 def optimal_factor(st: Stencil, eps: float = EPS) -> float:
     """c·ε^(1/(p+d)): the optimal step of ``st`` on the unit scale (see module docstring).
 

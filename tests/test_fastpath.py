@@ -8,6 +8,7 @@ import pytest
 
 import simdiff as sd
 import simdiff.fastpath as fp
+import simdiff.lean as lean
 import simdiff.noise as nz
 import simdiff.refine as rf
 
@@ -21,6 +22,12 @@ def _slow_center_estimates(terms, active, Fre, good):
             info.append((k, c[1], c[2], terms[k].scale, c[3]))
             lows.append(c[4])
     return est, info, lows
+
+
+@pytest.fixture(autouse=True)
+def general_path(monkeypatch):
+    """These fast paths live in the general path: the lean lane (tests/test_lean.py) off."""
+    monkeypatch.setattr(lean, "ENABLED", False)
 
 
 @pytest.fixture

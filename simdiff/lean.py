@@ -1,0 +1,229 @@
+"""The usual partial-derivative call in whole arrays (issue 15): the two-point stencils.
+
+``refine.run_partials`` is general: any stencil, bounds, failed points, second looks, noise.
+Most calls need none of it: the default steps, no bounds, every point returns a finite float64,
+no entry doubtful. For the two-point stencils (central ±h with f(x), forward 0, h and backward
+0, −h) this module does what the general path does in that case, with one array per quantity
+instead of one ``Term`` per entry:
+
+* the points: x first (the general ``PointSet`` order), then x + t·h_j·e_j for each j and each
+  offset t of the stencil, with h_j realized as ``steps.realize`` does;
+* one Evaluator batch, failures collected (``refine._Collect``), so a failed point costs the
+  general path no second run;
+* D and E by ``plan._estimate`` itself (the same arithmetic, so the same bits);
+* every test that would make the general path do more, in whole arrays: a failed or
+  non-finite point, float32 (or complex) outputs, an entry ``plan`` doubts (a root inside the
+  stencil, a critical point under a one-sided difference), an input below its step scale
+  (``refine.SMALL_X``), a step grown past ``refine.LARGE_X`` whose values turn over (aliasing),
+  values that could be printed or single precision (``noise.detect_noise``'s first tests), or
+  central midpoints that spread like noise (its random-noise test, taken with a margin);
+* the warning's reference sizes (``refine._variation``) and ``refine.warn_unresolved``.
+
+When one of those tests fires, the call goes on in the general path, handed the batch already
+evaluated (no evaluation is repeated and nfev counts each run once). So the lane changes the
+cost of a call, never its result: ``tests/test_lean.py`` checks D, E, nfev and the warnings
+bit for bit against the general path on random functions, points and scales.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .fastpath import surely_unprinted
+from .noise import CURVATURE_MARGIN, MAX_PRINTED_DIGITS, SLOPE_SHARE
+from .plan import (CURVATURE_FACTOR, FLAT, MIN_LENGTH, MODEL_FACTOR, MODEL_SHARE_WITH_CURVATURE,
+                   ROUND_FACTOR)
+from .refine import LARGE_X, SMALL_X, UNRESOLVED, _Collect
+from .steps import EPS, optimal_factor
+
+__all__ = ["two_point", "ENABLED"]
+
+#: Switch for the tests (False: every call takes ``refine.run_partials``).
+ENABLED = True
+
+_OFFSETS = {(-1, 1): "central", (0, 1): "forward", (0, -1): "backward"}
+
+
+class Done:
+    """The lane's result: D, E (n, m), nfev, the realized steps, the entries' kind, the
+    warning's notes (None: no entry to name), and whether f returned scalars."""
+
+    __slots__ = ("D", "E", "nfev", "steps", "kind", "notes", "scalar")
+
+    def __init__(self, D, E, nfev, steps, kind, notes, scalar):
+        self.D, self.E, self.nfev, self.steps, self.kind = D, E, nfev, steps, kind
+        self.notes, self.scalar = notes, scalar
+
+
+def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev: Any):
+    """The default-step partials of f at x with the two-point stencil ``st``.
+
+    Returns a ``Done``; or ``(X, batch)`` when the general path must go on from the batch
+    evaluated here; or None when the case is not this lane's (nothing evaluated)."""
+    kind = _OFFSETS.get(tuple(st.offsets)) if st.deriv == 1 else None
+    if kind is None or not ENABLED:
+        return None
+    n = x.shape[0]
+    ax = np.abs(x)
+    if (np.signbit(x) & (x == 0)).any() or not ax.max() < 1e300:
+        return None  # −0.0 inputs (x + 0·h·e_j is another point than x), or near overflow
+    T = np.asarray(st.offsets, dtype=float)
+    hr = np.abs((x + h) - x)  # steps.realize
+    hr = np.where(hr > 0, hr, h)
+    real = ((x[:, None] + T * hr[:, None]) - x[:, None]) / hr[:, None]
+    if not ((hr > 0).all() and (real == T).all()):
+        return None  # realized offsets differ from the stencil's: Fornberg weights, the general path
+    # the rows as plan._stencil_term forms them, x + (t·h)·e_j (x_k + 0 = x_k elsewhere), after x
+    moving = [k for k, t in enumerate(st.offsets) if t != 0]
+    q = len(moving)
+    P = np.repeat(x[None, :], 1 + n * q, axis=0)
+    idx = np.arange(n)
+    for k, t in enumerate(moving):
+        P[1 + idx * q + k, idx] = x + real[:, t] * hr
+    quantize = getattr(sim, "quantize", None)
+    if quantize is not None:
+        Q = quantize(P)
+        if Q is not P and not np.array_equal(np.asarray(Q, dtype=float), P):
+            return None  # the program reads other points (simulator.written_plan)
+    with _Collect(ev):
+        batch = ev.evaluate(sim, P)
+    F = batch.values
+    if not batch.ok.all() or batch.eps > 1.5 * EPS or F.dtype.kind != "f":
+        return P, batch
+    with np.errstate(all="ignore"):
+        out = _assemble(x, ax, F, n, q, kind, st, hr, s)
+    if out is None:
+        return P, batch
+    D, E, ref, named = out
+    return Done(D, E, batch.nfev, hr, kind, {"ref": ref} if named else None, batch.scalar)
+
+
+def _assemble(x, ax, F, n, q, kind, st, hr, s):
+    """D, E and the warning's reference sizes (n, m), or None where the general path must go
+    on. Each formula is the general path's, in the same floating-point operations:
+
+    * ``plan._estimate`` (d = 1, no embedded stencil, ε = 2^-52): D = Σ w·(F − F₁)/h over the
+      values centred on the first node; rounding ε·Σ|w|·max(|F|, |D|·s)/h; truncation
+      7·|C|·h^p·|D|/L^p, L = clip(max|F|/|D|, 4h, s); for central, the larger of half that and
+      ``plan._curvature_model`` (the measured second difference (F₊ + F₋ − 2f(x))/h², carried
+      one order up by the growth it shows, or half the gap of a kink's slopes);
+    * the doubts of ``plan`` (a sign change among the nodes with L < s; one-sided, |f'|·s below
+      FLAT·max|F|) and the second looks of ``refine.run_partials`` (SMALL_X, LARGE_X) send the
+      call on;
+    * ``refine._variation``: max(max|F − F₁|, 64ε·max|F|)/span over the nodes and f(x).
+    """
+    if not np.isfinite(F).all():
+        return None
+    m = F.shape[1]
+    F0 = F[0]
+    Fn = F[1:].reshape(n, q, m)
+    h, sc = hr[:, None], s[:, None]
+    w0, w1 = float(st.weights[0]), float(st.weights[1])
+    if kind == "central":
+        Fa, Fb = Fn[:, 0], Fn[:, 1]  # x − h, x + h
+    else:
+        Fa, Fb = np.broadcast_to(F0, (n, m)), Fn[:, 0]  # x, x ± h
+    c1 = Fb - Fa
+    D = (w0 * (Fa - Fa) + w1 * c1) / h  # einsum over the centred values
+    A = np.abs(D)
+    floor = A * sc
+    aa, ab = np.abs(Fa), np.abs(Fb)
+    rounding = ROUND_FACTOR * EPS * (abs(w0) * np.maximum(aa, floor) + abs(w1) * np.maximum(ab, floor)) / h
+    big = np.maximum(aa, ab)
+    ell = np.where(A > 0, (big / A) ** 1.0, np.inf)
+    if (((Fa <= 0) | (Fb <= 0)) & ((Fa >= 0) | (Fb >= 0)) & (ell < sc)).any():
+        return None  # a root or pole inside a stencil: widened (refine.py)
+    if kind != "central" and ((floor < FLAT * big) & (D != 0)).any():
+        return None  # a one-sided difference at a critical point: widened
+    p = st.order
+    trunc = MODEL_FACTOR * abs(st.error_coef) * h**p * A / np.clip(ell, MIN_LENGTH * h, sc)**p
+    hx = _factor(st) * ax
+    if ((x != 0) & (hr > ax / SMALL_X) & (hx < hr / SMALL_X) & (64 * np.spacing(ax) < hx)).any():
+        return None  # an input below its step scale: estimated on its own scale too
+    if kind == "central":
+        a0 = np.abs(F0)
+        bigc = np.maximum(big, a0)
+        h2 = h**2
+        f2 = np.abs(Fa + Fb - 2 * F0) / h2
+        f2 = np.where(f2 > 4 * (4 * EPS * bigc / h2), f2, 0.0)
+        g = np.where(A > 0, f2 / A, np.inf)
+        g0 = np.sqrt(f2 / np.maximum(bigc, f2 * sc**2 / 8))
+        g0 = np.where(np.maximum(bigc, f2 * sc**2 / 8) > 0, g0, np.inf)
+        g = np.where(A < MIN_LENGTH * f2 * h, g0, g)
+        g = np.minimum(np.maximum(g, 1.0 / sc), 1.0 / (MIN_LENGTH * h))
+        curv = CURVATURE_FACTOR * abs(st.error_coef) * h**p * f2 * g
+        dp = (Fb - F0) / h
+        dm = (F0 - Fa) / h
+        gap = np.abs(dp - dm)
+        kink = (gap > 0.25 * A) & (dp * dm > 0) & (f2 > 0)
+        curv = np.where(kink, np.maximum(curv, 0.5 * gap), curv)
+        trunc = np.maximum(MODEL_SHARE_WITH_CURVATURE * trunc, curv)
+        far = s > LARGE_X
+        if far.any() and (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
+            return None  # the values turn over inside a long step: aliasing checked there
+        moved = np.maximum(np.abs(c1), np.abs(F0 - Fa))
+        ref = np.maximum(moved, 64 * EPS * bigc) / (2.0 * h)
+    else:
+        ref = np.maximum(np.abs(c1), 64 * EPS * big) / h
+    if _maybe_noisy(F, D, hr, sc, kind, Fa, Fb):
+        return None
+    E = rounding + trunc
+    # refine.warn_unresolved's test: does any entry need naming?
+    r = np.maximum(np.maximum(A, A.max(axis=0)), ref)
+    named = (~np.isfinite(D) | ((E > UNRESOLVED * r) & (E > 0) & (r > 0))).any()
+    return D, E, ref, bool(named)
+
+
+_FACTORS: dict = {}
+
+
+def _factor(st) -> float:
+    """``steps.optimal_factor(st)`` (float64 outputs), once per stencil."""
+    f = _FACTORS.get(st.name)
+    if f is None:
+        f = _FACTORS[st.name] = optimal_factor(st, EPS)
+    return f
+
+
+def _maybe_noisy(F, D, hr, s, kind, Fa, Fb) -> bool:
+    """True unless ``noise.detect_noise`` surely finds nothing in this batch: no output can be
+    printed (``fastpath.surely_unprinted``) or single precision (every value a float32), and,
+    central, the midpoints (f(x + h_j e_j) + f(x − h_j e_j))/2 do not spread beyond the
+    allowance of its random-noise test. Their standard deviation over any subset is at most
+    their range, and the allowance at least that of the entry with the least curvature term,
+    so a range below that settles it; otherwise the test itself is taken, with a margin (near
+    the bar the general path decides)."""
+    F1 = F[0]
+    if (F1.astype(np.float32) == F1).any() and (F.astype(np.float32) == F).all(axis=0).any():
+        return True
+    # printed with at most MAX_PRINTED_DIGITS significant digits (``noise.decimal_quantum``'s
+    # count) exactly when that many digits give the value back
+    fmt = f".{MAX_PRINTED_DIGITS}g"
+    if F1.size > 16 or any(v == 0 or float(format(v, fmt)) == v for v in F1.tolist()):
+        if not surely_unprinted(F):
+            return True
+    n = D.shape[0]
+    if kind != "central" or n < 3:
+        return False  # the one-sided runs it reads need ≥ 6 nodes
+    P = 0.5 * (Fb + Fa)  # (n, m)
+    big = np.abs(P).max(axis=0)
+    Dk = np.abs(D)
+    curv = CURVATURE_MARGIN[0] * hr[:, None]**2 * (big / s**2 + Dk / s)
+    slope = (hr[:, None] * Dk).max(axis=0)
+    base = 100.0 * 4 * EPS * big + SLOPE_SHARE * slope
+    least = np.where(curv > 0, curv, np.inf).min(axis=0)
+    least = np.where(np.isfinite(least), least, 0.0)
+    if ((P.max(axis=0) - P.min(axis=0) <= 0.5 * (base + least)) | (slope <= 0)).all():
+        return False
+    keep = curv <= 10 * least
+    for i in np.flatnonzero(keep.sum(axis=0) < 3):  # the three least, as detect_noise takes them
+        keep[:, i] = False
+        keep[np.argsort(curv[:, i])[:3], i] = True
+    cnt = keep.sum(axis=0)
+    mean = np.where(keep, P, 0.0).sum(axis=0) / cnt
+    spread = np.sqrt(np.where(keep, (P - mean) ** 2, 0.0).sum(axis=0) / (cnt - 1))
+    allowed = base + np.where(keep, curv, 0.0).max(axis=0)
+    return bool(np.any((spread > allowed * (1 - 1e-6)) & (slope > 0)))
