@@ -121,20 +121,23 @@ def rows():
     return out
 
 
-STAGES = [  # (stage, functions whose cumulative time it is; the first match on the stack wins)
-    ("argument checks", [("differentiate.py", "_prepare"), ("noise.py", "setup_noise"),
-                         ("noise.py", "check_noise_arg")]),
-    ("plan (points, terms)", [("refine.py", "term"), ("plan.py", "array"),
-                              ("plan.py", "plan_partials")]),
-    ("evaluate", [("evaluate.py", "evaluate")]),
-    ("assemble + estimate", [("plan.py", "assemble")]),
-    ("noise detection", [("noise.py", "noise_error")]),
-    ("second looks, warnings", [("fastpath.py", "look_candidates"), ("fastpath.py", "variation"),
-                                ("refine.py", "warn_unresolved"), ("refine.py", "_variation")]),
+STAGES = [  # (stage, [(file, function, "cum" or "own")]): the time of those functions
+    ("argument checks", [("differentiate.py", "as_point", "cum"), ("differentiate.py", "_prepare", "cum"),
+                         ("noise.py", "setup_noise", "cum"), ("steps.py", "base_steps", "cum")]),
+    ("plan (steps, points)", [("lean.py", "two_point", "own"), ("refine.py", "term", "cum"),
+                              ("plan.py", "array", "cum"), ("fastpath.py", "partial_terms", "cum")]),
+    ("evaluate", [("evaluate.py", "evaluate", "cum")]),
+    ("assemble + estimate", [("lean.py", "_assemble", "own"), ("plan.py", "assemble", "cum")]),
+    ("noise detection", [("lean.py", "_maybe_noisy", "cum"), ("noise.py", "noise_error", "cum")]),
+    ("second looks, warnings", [("fastpath.py", "look_candidates", "cum"),
+                                ("refine.py", "warn_unresolved", "cum"), ("refine.py", "_variation", "cum")]),
 ]
 
 
 def stage_profile(n=16, calls=300):
+    """Seconds per call of each stage of ``sd.gradient(cheap, x)`` (the lean lane when it
+    applies, simdiff/lean.py; the general path's functions otherwise), from cProfile's
+    cumulative ("cum") or own ("own") times."""
     x = np.linspace(0.1, 1.0, n)
     for _ in range(20):
         sd.gradient(cheap, x)
@@ -151,13 +154,12 @@ def stage_profile(n=16, calls=300):
     for stage, keys in STAGES:
         t = 0.0
         for (fn, _, name), v in st.items():
-            if any(fn.endswith(f) and name == nm for f, nm in keys):
-                t += v[3]
+            for f, nm, how in keys:
+                if fn.endswith(f) and name == nm:
+                    t += v[3] if how == "cum" else v[2]
         rows_.append((stage, t))
-    evaluate = dict(rows_)["evaluate"]
     rows_.insert(3, ("  of which f itself", fcost))
-    rows_.append(("other (jacobian, run_partials, Info)", total - sum(t for s, t in rows_ if not s.startswith("  "))))
-    del evaluate
+    rows_.append(("other (jacobian, _partials, Info)", total - sum(t for s, t in rows_ if not s.startswith("  "))))
     return total / calls, [(s, t / calls, t / total) for s, t in rows_]
 
 

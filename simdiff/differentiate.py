@@ -41,8 +41,8 @@ import numpy as np
 from .errors import ArgumentError, ArgumentTypeError, OutputError
 from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
-from .plan import Plan, assemble, direction_range, plan_direction, plan_partials
-from .lean import Done, two_point
+from .plan import Plan, Term, assemble, direction_range, plan_direction, plan_partials
+from .lean import Done, direction as lean_direction, two_point
 from .refine import run_partials, warn_unresolved
 from .simulator import Simulator, as_simulator, written_plan
 from .stencils import METHODS, scheme
@@ -204,7 +204,7 @@ def _partials(sim, x, st, step, rel_step, scale, box, ev, method, caller, noise=
             # the usual call in whole arrays; the general path goes on from its batch if needed
             out = two_point(sim, x, st, h, s, nz.evaluator)
             if isinstance(out, Done):
-                if out.notes is not None:
+                if out.named:
                     warn_unresolved(caller, sim, out.D, out.E, [out.kind] * n, out.notes,
                                     stacklevel=4)
                 return out.D, out.E, out.nfev, [], out, out.scalar, nz
@@ -638,9 +638,22 @@ def jvp(f: Any, x: Any, v: Any, *, method: str = "central", order: int | None = 
             h = float(base_steps(np.array([s_t]), st, step, rel_step, scale=np.array([s_t]))[0])
         t_lo, t_hi = direction_range(x, u, box)
         with nz:
-            D, E, nfev, failures, plan, scalar, notes = run_partials(
-                sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]),
-                np.array([s_t]), st, np.array([h]), nz.evaluator, auto=auto, partial=False)
+            out = pre = None
+            if auto and box is None and nz.level is None:
+                out = lean_direction(sim, x, u, st, h, s_t, nz.evaluator)  # the usual call
+            if isinstance(out, Done):
+                D, E, nfev, failures, scalar, notes = out.D, out.E, out.nfev, [], out.scalar, out.notes
+                # the general path's term: rows of x ∓ h·u (central) or of x, x ± h·u
+                rows = np.array([1, 2]) if out.kind == "central" else np.array([0, 1])
+                plan = Plan(x, out.points, [Term(rows, np.asarray(st.offsets, dtype=float),
+                                                 st.weights, h, 1, st.order, st.error_coef,
+                                                 out.kind, s_t)], center=0)
+            else:
+                pre = out
+                D, E, nfev, failures, plan, scalar, notes = run_partials(
+                    sim, x, u[None, :], np.zeros(1), np.array([t_lo]), np.array([t_hi]),
+                    np.array([s_t]), st, np.array([h]), nz.evaluator, auto=auto, partial=False,
+                    pre=pre)
         D, E, nfev = _correct_direction(sim, x, u, plan, D, E, nfev, nz.evaluator, st, s_t, box)
         warn_unresolved("jvp", sim, D, E, [t.kind for t in plan.terms], notes, what="direction")
         out, err = D[0] * norm, E[0] * norm

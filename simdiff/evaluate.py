@@ -26,7 +26,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -877,40 +877,19 @@ class _Run:
         """Evaluate queued points in this process while that pays; False if one of them tried
         to end the process (it goes back to the queue, for workers only)."""
         if pool is None:
-            return self._run_inline_lean()
-        guard = _process_kept_alive() if pool is not None else nullcontext()
-        sim, X = self.sim, self.X
-        with guard:
-            while self.queue and not self.stop:
-                i = self.queue.popleft()
-                self.attempts[i] += 1
-                t0 = time.perf_counter()
-                try:
-                    raw = sim.evaluate(X[i])
-                except _ExitIntercepted as exc:
-                    dt = time.perf_counter() - t0
-                    self._logged(i, "exit-intercepted", None, dt, "main", str(exc))
-                    self.attempts[i] -= 1
-                    self.queue.appendleft(i)
-                    return False
-                except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError,
-                        ArgumentTypeError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
-                    self.raised(i, exc, time.perf_counter() - t0, "main")
-                else:
-                    self.done(i, raw, time.perf_counter() - t0, "main")
-                if not self._inline_wins(pool, inline_ok):
-                    break
-        return True
+            return self._run_inline_lean(None, inline_ok)
+        with _process_kept_alive():
+            return self._run_inline_lean(pool, inline_ok)
 
-    def _run_inline_lean(self) -> bool:
-        """``_run_inline`` without a pool (issue 15: the cheap path): the same accounting per
-        point (attempts, timing, nfev, ``ev.log`` entry, cache, progress, retries and failures
-        through ``raised``/``_fail``), with ``done``'s success branch written out in the loop.
-        A finite Python float is taken as ``check_output`` takes it (a 0-d float64 array)
-        without its checks; the shared timing memories are written once, when the loop ends;
-        the progress bar is consulted only when the points left could take SHOW_AFTER."""
+    def _run_inline_lean(self, pool: Any, inline_ok: bool) -> bool:
+        """The in-process loop (issue 15: the cheap path). Per point the accounting of
+        ``done``/``raised`` (attempts, timing, nfev, ``ev.log`` entry, cache, progress, retries
+        and failures), with the success branch written out: a finite Python float is taken as
+        ``check_output`` takes it (a 0-d float64 array) without its checks; the shared timing
+        memories are written once, when the loop ends; the progress bar is consulted only when
+        the points left could take SHOW_AFTER. With a pool, a point that tried to end the
+        process goes back to the queue (False), and the loop yields to the workers as soon as
+        they would be faster (``_inline_wins``)."""
         sim, X, ev = self.sim, self.X, self.ev
         queue, attempts, outputs, ok = self.queue, self.attempts, self.outputs, self.ok
         # a plain callable is called directly (CallableSimulator.evaluate without its frame)
@@ -930,11 +909,18 @@ class _Run:
                 t0 = clock()
                 try:
                     raw = evaluate(xi)
+                except _ExitIntercepted as exc:
+                    self._logged(i, "exit-intercepted", None, clock() - t0, "main", str(exc))
+                    attempts[i] -= 1
+                    queue.appendleft(i)
+                    return False
                 except (KeyboardInterrupt, SystemExit, OutputError, ArgumentError,
                         ArgumentTypeError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - the simulator's failure, recorded
                     self.raised(i, exc, clock() - t0, "main")
+                    if pool is not None and not self._inline_wins(pool, inline_ok):
+                        break
                     continue
                 seconds = clock() - t0
                 if type(raw) is float and isfinite(raw):
@@ -943,6 +929,8 @@ class _Run:
                     arr = check_output(raw, i, xi)
                     if arr.ndim != 0 or not isinstance(arr.item(), float) or not isfinite(arr.item()):
                         self.done(i, arr, seconds, "main")  # the general branch (arrays, non-finite)
+                        if pool is not None and not self._inline_wins(pool, inline_ok):
+                            break
                         continue
                 old = self.seconds  # _timed (the memories: below)
                 self.seconds = seconds if old is None else 0.7 * old + 0.3 * seconds
@@ -962,6 +950,8 @@ class _Run:
                 else:
                     self._finished()
                     quiet = prog.mode is None and prog.bar is None
+                if pool is not None and not self._inline_wins(pool, inline_ok):
+                    break
         finally:
             if self.seconds is not None:
                 for memory in self.timings:

@@ -39,7 +39,7 @@ from .plan import (CURVATURE_FACTOR, FLAT, MIN_LENGTH, MODEL_FACTOR, MODEL_SHARE
 from .refine import LARGE_X, SMALL_X, UNRESOLVED, _Collect
 from .steps import EPS, optimal_factor
 
-__all__ = ["two_point", "ENABLED"]
+__all__ = ["two_point", "direction", "Done", "ENABLED"]
 
 #: Switch for the tests (False: every call takes ``refine.run_partials``).
 ENABLED = True
@@ -48,14 +48,15 @@ _OFFSETS = {(-1, 1): "central", (0, 1): "forward", (0, -1): "backward"}
 
 
 class Done:
-    """The lane's result: D, E (n, m), nfev, the realized steps, the entries' kind, the
-    warning's notes (None: no entry to name), and whether f returned scalars."""
+    """The lane's result: D, E (r, m), nfev, the realized steps, the entries' kind, the
+    warning's notes ({"ref": ...}), whether some entry needs naming in it, whether f returned
+    scalars, and the batch's points."""
 
-    __slots__ = ("D", "E", "nfev", "steps", "kind", "notes", "scalar")
+    __slots__ = ("D", "E", "nfev", "steps", "kind", "notes", "named", "scalar", "points")
 
-    def __init__(self, D, E, nfev, steps, kind, notes, scalar):
+    def __init__(self, D, E, nfev, steps, kind, notes, named, scalar, points):
         self.D, self.E, self.nfev, self.steps, self.kind = D, E, nfev, steps, kind
-        self.notes, self.scalar = notes, scalar
+        self.notes, self.named, self.scalar, self.points = notes, named, scalar, points
 
 
 def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev: Any):
@@ -83,6 +84,32 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     idx = np.arange(n)
     for k, t in enumerate(moving):
         P[1 + idx * q + k, idx] = x + real[:, t] * hr
+    return _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s)
+
+
+def direction(sim: Any, x: np.ndarray, u: np.ndarray, st: Any, h: float, s_t: float, ev: Any):
+    """The derivative along u (one entry) at the step h, as ``two_point`` (``refine.run_partials``
+    with ``partial=False``: the nodes x + (t·h)·u after x, no input-scale second looks)."""
+    kind = _OFFSETS.get(tuple(st.offsets)) if st.deriv == 1 else None
+    if kind is None or not ENABLED or not (h > 0 and math.isfinite(h)):
+        return None
+    T = st.offsets
+    if any(((0.0 + t * h) - 0.0) / h != t for t in T) or not np.abs(x).max() < 1e300:
+        return None
+    if 0 in T and (np.signbit(x) & (x == 0)).any():
+        return None  # x + 0·u is another point than x at −0.0 inputs
+    moving = [t for t in T if t != 0]
+    P = np.empty((1 + len(moving), x.shape[0]))
+    P[0] = x
+    for k, t in enumerate(moving):
+        P[1 + k] = x + (t * h) * u
+    if (P[1:] == x).all(axis=1).any() or (len(moving) == 2 and (P[1] == P[2]).all()):
+        return None  # a node rounds onto another: the general PointSet would merge them
+    return _finish(sim, P, ev, None, None, 1, len(moving), kind, st, np.array([h]), np.array([s_t]))
+
+
+def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s):
+    """Evaluate the rows P (one batch) and assemble, or hand on (see ``two_point``)."""
     quantize = getattr(sim, "quantize", None)
     if quantize is not None:
         Q = quantize(P)
@@ -98,12 +125,12 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     if out is None:
         return P, batch
     D, E, ref, named = out
-    return Done(D, E, batch.nfev, hr, kind, {"ref": ref} if named else None, batch.scalar)
+    return Done(D, E, batch.nfev, hr, kind, {"ref": ref}, named, batch.scalar, P)
 
 
 def _assemble(x, ax, F, n, q, kind, st, hr, s):
     """D, E and the warning's reference sizes (n, m), or None where the general path must go
-    on. Each formula is the general path's, in the same floating-point operations:
+    on; x and ax None for a direction (no input scales to look at). Each formula is the general path's, in the same floating-point operations:
 
     * ``plan._estimate`` (d = 1, no embedded stencil, ε = 2^-52): D = Σ w·(F − F₁)/h over the
       values centred on the first node; rounding ε·Σ|w|·max(|F|, |D|·s)/h; truncation
@@ -140,9 +167,10 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s):
         return None  # a one-sided difference at a critical point: widened
     p = st.order
     trunc = MODEL_FACTOR * abs(st.error_coef) * h**p * A / np.clip(ell, MIN_LENGTH * h, sc)**p
-    hx = _factor(st) * ax
-    if ((x != 0) & (hr > ax / SMALL_X) & (hx < hr / SMALL_X) & (64 * np.spacing(ax) < hx)).any():
-        return None  # an input below its step scale: estimated on its own scale too
+    if x is not None:  # partial derivatives: the inputs' own scales
+        hx = _factor(st) * ax
+        if ((x != 0) & (hr > ax / SMALL_X) & (hx < hr / SMALL_X) & (64 * np.spacing(ax) < hx)).any():
+            return None  # an input below its step scale: estimated on its own scale too
     if kind == "central":
         a0 = np.abs(F0)
         bigc = np.maximum(big, a0)
@@ -162,7 +190,7 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s):
         curv = np.where(kink, np.maximum(curv, 0.5 * gap), curv)
         trunc = np.maximum(MODEL_SHARE_WITH_CURVATURE * trunc, curv)
         far = s > LARGE_X
-        if far.any() and (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
+        if x is not None and far.any() and (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
             return None  # the values turn over inside a long step: aliasing checked there
         moved = np.maximum(np.abs(c1), np.abs(F0 - Fa))
         ref = np.maximum(moved, 64 * EPS * bigc) / (2.0 * h)

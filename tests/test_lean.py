@@ -123,3 +123,25 @@ def test_lane_equals_general_path_for_random_sums(xs, method, a, k):
     with pytest.MonkeyPatch.context() as mp:
         fast, slow = _both(mp, f, x, method, "gradient")
     assert _same(fast, slow), (x, method, a, k)
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "backward"])
+def test_jvp_lane_equals_general_path(monkeypatch, method):
+    rng = np.random.default_rng(7)
+    f = FUNS["vector"]
+    for _ in range(25):
+        n = int(rng.integers(1, 6))
+        x = rng.normal(size=n) * 10.0 ** rng.integers(-2, 3)
+        v = rng.normal(size=n) * (rng.random(n) > 0.3)
+        if not v.any():
+            v[0] = 1.0
+        res = []
+        for on in (True, False):
+            monkeypatch.setattr(lean, "ENABLED", on)
+            with warnings.catch_warnings(record=True) as wl:
+                warnings.simplefilter("always")
+                d, info = sd.jvp(f, x, v, method=method, full_output=True)
+            res.append((d, info.error, info.nfev, info.step, info.schemes,
+                        [str(w.message) for w in wl]))
+        (d1, e1, *r1), (d2, e2, *r2) = res
+        assert np.array_equal(d1, d2) and np.array_equal(e1, e2) and r1 == r2, (x, v)
