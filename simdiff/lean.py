@@ -125,22 +125,29 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s):
     if out is None:
         return P, batch
     D, E, ref, named = out
-    return Done(D, E, batch.nfev, hr, kind, {"ref": ref}, named, batch.scalar, P)
+    return Done(D, E, batch.nfev, hr, kind, {"ref": ref} if ref is not None else None, named,
+                batch.scalar, P)
 
 
 def _assemble(x, ax, F, n, q, kind, st, hr, s):
-    """D, E and the warning's reference sizes (n, m), or None where the general path must go
-    on; x and ax None for a direction (no input scales to look at). Each formula is the general path's, in the same floating-point operations:
+    """D, E and the warning's reference sizes (n, m) with whether some entry may need naming,
+    or None where the general path must go on; x and ax None for a direction (no input scales
+    to look at).
+
+    D and E are the general path's, in the same floating-point operations:
 
     * ``plan._estimate`` (d = 1, no embedded stencil, ε = 2^-52): D = Σ w·(F − F₁)/h over the
       values centred on the first node; rounding ε·Σ|w|·max(|F|, |D|·s)/h; truncation
       7·|C|·h^p·|D|/L^p, L = clip(max|F|/|D|, 4h, s); for central, the larger of half that and
       ``plan._curvature_model`` (the measured second difference (F₊ + F₋ − 2f(x))/h², carried
       one order up by the growth it shows, or half the gap of a kink's slopes);
-    * the doubts of ``plan`` (a sign change among the nodes with L < s; one-sided, |f'|·s below
-      FLAT·max|F|) and the second looks of ``refine.run_partials`` (SMALL_X, LARGE_X) send the
-      call on;
     * ``refine._variation``: max(max|F − F₁|, 64ε·max|F|)/span over the nodes and f(x).
+
+    The tests that send the call on may fire where the general path would not act (never the
+    reverse), which costs time, not results: a sign change among the nodes or a product that
+    underflows (``plan._length``'s root), |f'|·s below FLAT·max|F| one-sided (a critical
+    point), 0 < |x_j| < SMALL_X·h_j (``refine``'s small input), values that turn over inside a
+    step grown past LARGE_X (aliasing), and any value or derivative that is not finite.
     """
     if not np.isfinite(F).all():
         return None
@@ -158,51 +165,55 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s):
     A = np.abs(D)
     floor = A * sc
     aa, ab = np.abs(Fa), np.abs(Fb)
-    rounding = ROUND_FACTOR * EPS * (abs(w0) * np.maximum(aa, floor) + abs(w1) * np.maximum(ab, floor)) / h
     big = np.maximum(aa, ab)
-    ell = np.where(A > 0, (big / A) ** 1.0, np.inf)
-    if (((Fa <= 0) | (Fb <= 0)) & ((Fa >= 0) | (Fb >= 0)) & (ell < sc)).any():
+    ell = big / A  # inf (or nan) where D = 0: the model then has no length to use
+    if ((Fa * Fb <= 0) & (ell < sc)).any() or not np.isfinite(D).all():
         return None  # a root or pole inside a stencil: widened (refine.py)
     if kind != "central" and ((floor < FLAT * big) & (D != 0)).any():
         return None  # a one-sided difference at a critical point: widened
+    if x is not None and ((ax < SMALL_X * hr) & (x != 0)).any():
+        return None  # an input below its step scale: estimated on its own scale too
+    rounding = ROUND_FACTOR * EPS * (abs(w0) * np.maximum(aa, floor) + abs(w1) * np.maximum(ab, floor)) / h
     p = st.order
-    trunc = MODEL_FACTOR * abs(st.error_coef) * h**p * A / np.clip(ell, MIN_LENGTH * h, sc)**p
-    if x is not None:  # partial derivatives: the inputs' own scales
-        hx = _factor(st) * ax
-        if ((x != 0) & (hr > ax / SMALL_X) & (hx < hr / SMALL_X) & (64 * np.spacing(ax) < hx)).any():
-            return None  # an input below its step scale: estimated on its own scale too
+    hp = h**p
+    ell = np.where(A > 0, ell ** 1.0, np.inf)
+    trunc = MODEL_FACTOR * abs(st.error_coef) * hp * A / np.clip(ell, MIN_LENGTH * h, sc)**p
     if kind == "central":
-        a0 = np.abs(F0)
-        bigc = np.maximum(big, a0)
+        bigc = np.maximum(big, np.abs(F0))
         h2 = h**2
         f2 = np.abs(Fa + Fb - 2 * F0) / h2
         f2 = np.where(f2 > 4 * (4 * EPS * bigc / h2), f2, 0.0)
         g = np.where(A > 0, f2 / A, np.inf)
-        g0 = np.sqrt(f2 / np.maximum(bigc, f2 * sc**2 / 8))
-        g0 = np.where(np.maximum(bigc, f2 * sc**2 / 8) > 0, g0, np.inf)
+        bigf = np.maximum(bigc, f2 * sc**2 / 8)
+        g0 = np.where(bigf > 0, np.sqrt(f2 / bigf), np.inf)
         g = np.where(A < MIN_LENGTH * f2 * h, g0, g)
         g = np.minimum(np.maximum(g, 1.0 / sc), 1.0 / (MIN_LENGTH * h))
-        curv = CURVATURE_FACTOR * abs(st.error_coef) * h**p * f2 * g
+        curv = CURVATURE_FACTOR * abs(st.error_coef) * hp * f2 * g
         dp = (Fb - F0) / h
         dm = (F0 - Fa) / h
         gap = np.abs(dp - dm)
         kink = (gap > 0.25 * A) & (dp * dm > 0) & (f2 > 0)
         curv = np.where(kink, np.maximum(curv, 0.5 * gap), curv)
         trunc = np.maximum(MODEL_SHARE_WITH_CURVATURE * trunc, curv)
-        far = s > LARGE_X
-        if x is not None and far.any() and (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
-            return None  # the values turn over inside a long step: aliasing checked there
-        moved = np.maximum(np.abs(c1), np.abs(F0 - Fa))
-        ref = np.maximum(moved, 64 * EPS * bigc) / (2.0 * h)
-    else:
-        ref = np.maximum(np.abs(c1), 64 * EPS * big) / h
-    if _maybe_noisy(F, D, hr, sc, kind, Fa, Fb):
+        if x is not None and s.max() > LARGE_X:
+            far = s > LARGE_X
+            if (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
+                return None  # the values turn over inside a long step: aliasing checked there
+    if _maybe_noisy(F, A, hr, sc, kind, Fa, Fb):
         return None
     E = rounding + trunc
-    # refine.warn_unresolved's test: does any entry need naming?
-    r = np.maximum(np.maximum(A, A.max(axis=0)), ref)
-    named = (~np.isfinite(D) | ((E > UNRESOLVED * r) & (E > 0) & (r > 0))).any()
-    return D, E, ref, bool(named)
+    # refine.warn_unresolved names an entry with E > UNRESOLVED·r, r ≥ max(|D|, its output's
+    # largest |D|, ref): with r = |D| the test can only name more, so none named here is none
+    # named there (and then ref is not needed)
+    named = bool((E > UNRESOLVED * A).any())
+    ref = None
+    if named or x is None:
+        if kind == "central":
+            moved = np.maximum(np.abs(c1), np.abs(F0 - Fa))
+            ref = np.maximum(moved, 64 * EPS * bigc) / (2.0 * h)
+        else:
+            ref = np.maximum(np.abs(c1), 64 * EPS * big) / h
+    return D, E, ref, named
 
 
 _FACTORS: dict = {}
@@ -216,14 +227,15 @@ def _factor(st) -> float:
     return f
 
 
-def _maybe_noisy(F, D, hr, s, kind, Fa, Fb) -> bool:
+def _maybe_noisy(F, A, hr, s, kind, Fa, Fb) -> bool:
     """True unless ``noise.detect_noise`` surely finds nothing in this batch: no output can be
     printed (``fastpath.surely_unprinted``) or single precision (every value a float32), and,
-    central, the midpoints (f(x + h_j e_j) + f(x − h_j e_j))/2 do not spread beyond the
-    allowance of its random-noise test. Their standard deviation over any subset is at most
-    their range, and the allowance at least that of the entry with the least curvature term,
-    so a range below that settles it; otherwise the test itself is taken, with a margin (near
-    the bar the general path decides)."""
+    central with three inputs or more, the midpoints (f(x + h_j e_j) + f(x − h_j e_j))/2 do not
+    spread beyond the allowance of its random-noise test. Their standard deviation over any
+    subset is at most their range; the allowance is at least 400ε·max|mid| plus the least
+    curvature term 100·h_j²·(max|mid|/s_j² + |D_j|/s_j), which every kept subset holds or
+    exceeds. A range below half that settles it; otherwise the test itself is taken, with a
+    margin (near its bar the general path decides)."""
     F1 = F[0]
     if (F1.astype(np.float32) == F1).any() and (F.astype(np.float32) == F).all(axis=0).any():
         return True
@@ -233,25 +245,22 @@ def _maybe_noisy(F, D, hr, s, kind, Fa, Fb) -> bool:
     if F1.size > 16 or any(v == 0 or float(format(v, fmt)) == v for v in F1.tolist()):
         if not surely_unprinted(F):
             return True
-    n = D.shape[0]
-    if kind != "central" or n < 3:
-        return False  # the one-sided runs it reads need ≥ 6 nodes
-    P = 0.5 * (Fb + Fa)  # (n, m)
+    if kind != "central" or A.shape[0] < 3:
+        return False  # (the one-sided runs it reads need ≥ 6 nodes)
+    P = 0.5 * (Fb + Fa)
     big = np.abs(P).max(axis=0)
-    Dk = np.abs(D)
-    curv = CURVATURE_MARGIN[0] * hr[:, None]**2 * (big / s**2 + Dk / s)
-    slope = (hr[:, None] * Dk).max(axis=0)
-    base = 100.0 * 4 * EPS * big + SLOPE_SHARE * slope
-    least = np.where(curv > 0, curv, np.inf).min(axis=0)
-    least = np.where(np.isfinite(least), least, 0.0)
-    if ((P.max(axis=0) - P.min(axis=0) <= 0.5 * (base + least)) | (slope <= 0)).all():
+    curv = CURVATURE_MARGIN[0] * hr[:, None]**2 * (big / s**2 + A / s)
+    if not (P.max(axis=0) - P.min(axis=0) > 0.5 * (400 * EPS * big + curv.min(axis=0))).any():
         return False
-    keep = curv <= 10 * least
+    # the test itself (detect_noise's), with a margin
+    slope = (hr[:, None] * A).max(axis=0)
+    least = np.where(curv > 0, curv, np.inf).min(axis=0)
+    keep = curv <= 10 * np.where(np.isfinite(least), least, 0.0)
     for i in np.flatnonzero(keep.sum(axis=0) < 3):  # the three least, as detect_noise takes them
         keep[:, i] = False
         keep[np.argsort(curv[:, i])[:3], i] = True
     cnt = keep.sum(axis=0)
     mean = np.where(keep, P, 0.0).sum(axis=0) / cnt
     spread = np.sqrt(np.where(keep, (P - mean) ** 2, 0.0).sum(axis=0) / (cnt - 1))
-    allowed = base + np.where(keep, curv, 0.0).max(axis=0)
+    allowed = 400 * EPS * big + np.where(keep, curv, 0.0).max(axis=0) + SLOPE_SHARE * slope
     return bool(np.any((spread > allowed * (1 - 1e-6)) & (slope > 0)))
