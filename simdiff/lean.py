@@ -121,7 +121,10 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s):
     if not batch.ok.all() or batch.eps > 1.5 * EPS or F.dtype.kind != "f":
         return P, batch
     with np.errstate(all="ignore"):
-        out = _assemble(x, ax, F, n, q, kind, st, hr, s)
+        if n * F.shape[1] <= SCALAR_ENTRIES:
+            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s)
+        else:
+            out = _assemble(x, ax, F, n, q, kind, st, hr, s)
     if out is None:
         return P, batch
     D, E, ref, named = out
@@ -199,21 +202,30 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s):
             far = s > LARGE_X
             if (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
                 return None  # the values turn over inside a long step: aliasing checked there
-    if _maybe_noisy(F, A, hr, sc, kind, Fa, Fb):
+    if _quantized(F) or (kind == "central" and n >= 3 and _spread(0.5 * (Fb + Fa), A, hr, sc)):
         return None
     E = rounding + trunc
     # refine.warn_unresolved names an entry with E > UNRESOLVED·r, r ≥ max(|D|, its output's
     # largest |D|, ref): with r = |D| the test can only name more, so none named here is none
     # named there (and then ref is not needed)
     named = bool((E > UNRESOLVED * A).any())
-    ref = None
-    if named or x is None:
-        if kind == "central":
-            moved = np.maximum(np.abs(c1), np.abs(F0 - Fa))
-            ref = np.maximum(moved, 64 * EPS * bigc) / (2.0 * h)
-        else:
-            ref = np.maximum(np.abs(c1), 64 * EPS * big) / h
+    ref = _reference(F, n, q, kind, hr) if named or x is None else None
     return D, E, ref, named
+
+
+def _reference(F, n, q, kind, hr):
+    """``refine._variation``: max(max|F − F₁|, 64ε·max|F|)/span over each entry's nodes and
+    f(x) (the size against which ``warn_unresolved`` calls an entry resolved)."""
+    F0 = F[0]
+    Fn = F[1:].reshape(n, q, F.shape[1])
+    h = hr[:, None]
+    if kind == "central":
+        Fa, Fb = Fn[:, 0], Fn[:, 1]
+        moved = np.maximum(np.abs(Fb - Fa), np.abs(F0 - Fa))
+        big = np.maximum(np.maximum(np.abs(Fa), np.abs(Fb)), np.abs(F0))
+        return np.maximum(moved, 64 * EPS * big) / (2.0 * h)
+    Fb = Fn[:, 0]
+    return np.maximum(np.abs(Fb - F0), 64 * EPS * np.maximum(np.abs(F0), np.abs(Fb))) / h
 
 
 _FACTORS: dict = {}
@@ -227,15 +239,9 @@ def _factor(st) -> float:
     return f
 
 
-def _maybe_noisy(F, A, hr, s, kind, Fa, Fb) -> bool:
-    """True unless ``noise.detect_noise`` surely finds nothing in this batch: no output can be
-    printed (``fastpath.surely_unprinted``) or single precision (every value a float32), and,
-    central with three inputs or more, the midpoints (f(x + h_j e_j) + f(x − h_j e_j))/2 do not
-    spread beyond the allowance of its random-noise test. Their standard deviation over any
-    subset is at most their range; the allowance is at least 400ε·max|mid| plus the least
-    curvature term 100·h_j²·(max|mid|/s_j² + |D_j|/s_j), which every kept subset holds or
-    exceeds. A range below half that settles it; otherwise the test itself is taken, with a
-    margin (near its bar the general path decides)."""
+def _quantized(F) -> bool:
+    """True unless no output can be printed (``fastpath.surely_unprinted``) or single precision
+    (every value a float32): ``noise.detect_noise``'s first tests."""
     F1 = F[0]
     if (F1.astype(np.float32) == F1).any() and (F.astype(np.float32) == F).all(axis=0).any():
         return True
@@ -243,16 +249,21 @@ def _maybe_noisy(F, A, hr, s, kind, Fa, Fb) -> bool:
     # count) exactly when that many digits give the value back
     fmt = f".{MAX_PRINTED_DIGITS}g"
     if F1.size > 16 or any(v == 0 or float(format(v, fmt)) == v for v in F1.tolist()):
-        if not surely_unprinted(F):
-            return True
-    if kind != "central" or A.shape[0] < 3:
-        return False  # (the one-sided runs it reads need ≥ 6 nodes)
-    P = 0.5 * (Fb + Fa)
+        return not surely_unprinted(F)
+    return False
+
+
+def _spread(P, A, hr, s) -> bool:
+    """True unless the central midpoints P_j = (f(x + h_j e_j) + f(x − h_j e_j))/2 (n ≥ 3) surely
+    stay within the allowance of ``noise.detect_noise``'s random-noise test. Their standard
+    deviation over any subset is at most their range; the allowance is at least 400ε·max|P|
+    plus the least curvature term 100·h_j²·(max|P|/s_j² + |D_j|/s_j), which every kept subset
+    holds or exceeds. A range below half that settles it; otherwise the test itself is taken,
+    with a margin (near its bar the general path decides)."""
     big = np.abs(P).max(axis=0)
     curv = CURVATURE_MARGIN[0] * hr[:, None]**2 * (big / s**2 + A / s)
     if not (P.max(axis=0) - P.min(axis=0) > 0.5 * (400 * EPS * big + curv.min(axis=0))).any():
         return False
-    # the test itself (detect_noise's), with a margin
     slope = (hr[:, None] * A).max(axis=0)
     least = np.where(curv > 0, curv, np.inf).min(axis=0)
     keep = curv <= 10 * np.where(np.isfinite(least), least, 0.0)
@@ -264,3 +275,116 @@ def _maybe_noisy(F, A, hr, s, kind, Fa, Fb) -> bool:
     spread = np.sqrt(np.where(keep, (P - mean) ** 2, 0.0).sum(axis=0) / (cnt - 1))
     allowed = 400 * EPS * big + np.where(keep, curv, 0.0).max(axis=0) + SLOPE_SHARE * slope
     return bool(np.any((spread > allowed * (1 - 1e-6)) & (slope > 0)))
+
+
+#: Up to this many entries (inputs × outputs) the estimate runs per entry on Python floats
+#: (``_assemble_scalar``): a few microseconds an entry against the ~100 array operations of
+#: ``_assemble``, whose cost does not grow with the entries.
+SCALAR_ENTRIES = 32
+
+
+def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s):
+    """``_assemble`` entry by entry on Python floats: the same IEEE operations in the same
+    order (numpy's h**2 is h·h, its clip min(max(·)), its where a branch), so the same bits,
+    and the same hand-over tests."""
+    rows = F.tolist()
+    F0s = rows[0]
+    m = len(F0s)
+    hs, ss = hr.tolist(), s.tolist()
+    xs = None if x is None else x.tolist()
+    w0, w1 = float(st.weights[0]), float(st.weights[1])
+    aw0, aw1 = abs(w0), abs(w1)
+    central = kind == "central"
+    p = st.order
+    coef = abs(st.error_coef)
+    model = MODEL_FACTOR * coef
+    curvc = CURVATURE_FACTOR * coef
+    inf = math.inf
+    isfinite = math.isfinite
+    D, E = [], []
+    named = False
+    for j in range(n):
+        h, s_ = hs[j], ss[j]
+        if xs is not None and abs(xs[j]) < SMALL_X * h and xs[j] != 0:
+            return None  # an input below its step scale
+        ra = rows[1 + j * q]
+        rb = rows[2 + j * q] if central else ra
+        hp = h * h if p == 2 else h
+        Dj, Ej = [], []
+        for i in range(m):
+            F0 = F0s[i]
+            if central:
+                Fa, Fb = ra[i], rb[i]
+            else:
+                Fa, Fb = F0, ra[i]
+            if not (isfinite(Fa) and isfinite(Fb) and isfinite(F0)):
+                return None
+            c1 = Fb - Fa
+            d = (w0 * (Fa - Fa) + w1 * c1) / h
+            a = abs(d)
+            floor = a * s_
+            aa, ab = abs(Fa), abs(Fb)
+            big = aa if aa >= ab else ab
+            if not isfinite(d) or (Fa * Fb <= 0 and a > 0 and big / a < s_):
+                return None  # a root or pole inside the stencil
+            if not central and floor < FLAT * big and d != 0:
+                return None  # one-sided at a critical point
+            rounding = ROUND_FACTOR * EPS * (aw0 * (aa if aa >= floor else floor)
+                                             + aw1 * (ab if ab >= floor else floor)) / h
+            ell = big / a if a > 0 else inf
+            lo = MIN_LENGTH * h
+            L = ell if ell > lo else lo
+            L = L if L < s_ else s_  # clip: min(max(ell, 4h), s)
+            trunc = model * hp * a / (L * L if p == 2 else L)
+            if central:
+                a0 = abs(F0)
+                bigc = big if big >= a0 else a0
+                h2 = h * h
+                f2 = abs(Fa + Fb - 2 * F0) / h2
+                if not f2 > 4 * (4 * EPS * bigc / h2):
+                    f2 = 0.0
+                g = f2 / a if a > 0 else inf
+                t = f2 * (s_ * s_) / 8
+                bigf = bigc if bigc >= t else t
+                g0 = math.sqrt(f2 / bigf) if bigf > 0 else inf
+                if a < MIN_LENGTH * f2 * h:
+                    g = g0
+                lo_g, hi_g = 1.0 / s_, 1.0 / (MIN_LENGTH * h)
+                g = g if g >= lo_g else lo_g
+                g = g if g <= hi_g else hi_g
+                curv = curvc * hp * f2 * g
+                dp = (Fb - F0) / h
+                dm = (F0 - Fa) / h
+                gap = abs(dp - dm)
+                if gap > 0.25 * a and dp * dm > 0 and f2 > 0:
+                    half = 0.5 * gap
+                    curv = curv if curv >= half else half
+                share = MODEL_SHARE_WITH_CURVATURE * trunc
+                trunc = share if share >= curv else curv
+                if xs is not None and s_ > LARGE_X and abs(Fb + Fa - 2 * F0) > 4 * abs(Fb - Fa):
+                    return None  # aliasing
+            e = rounding + trunc
+            named = named or e > UNRESOLVED * a
+            Dj.append(d)
+            Ej.append(e)
+        D.append(Dj)
+        E.append(Ej)
+    D, E = np.array(D), np.array(E)
+    if _quantized(F):
+        return None
+    if central and n >= 3:
+        # the range test of ``_spread`` on floats first; the arrays only when it cannot settle
+        for i in range(m):
+            mids = [0.5 * (rows[2 + j * q][i] + rows[1 + j * q][i]) for j in range(n)]
+            big = max(abs(v) for v in mids)
+            least = min(CURVATURE_MARGIN[0] * hs[j] * hs[j] * (big / (ss[j] * ss[j]) + abs(D[j, i]) / ss[j])
+                        for j in range(n))
+            if max(mids) - min(mids) > 0.5 * (400 * EPS * big + least) * (1 - 1e-12):
+                Fn = F[1:].reshape(n, q, m)
+                if _spread(0.5 * (Fn[:, 1] + Fn[:, 0]), np.abs(D), hr, s[:, None]):
+                    return None
+                break
+    ref = None
+    if named or x is None:  # the warning's reference sizes (as ``_assemble``)
+        ref = _reference(F, n, q, kind, hr)
+    return D, E, ref, named

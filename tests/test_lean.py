@@ -54,12 +54,18 @@ def _same(a, b):
 
 
 def _both(monkeypatch, fun, x, method, caller="jacobian"):
+    """(the lane's result with its per-entry kernel, with its array kernel), the general path's."""
     monkeypatch.setattr(lean, "ENABLED", True)
-    fast = _call(fun, x, method, caller)
+    monkeypatch.setattr(lean, "SCALAR_ENTRIES", 10**9)
+    scalar = _call(fun, x, method, caller)
+    monkeypatch.setattr(lean, "SCALAR_ENTRIES", 0)
+    arrays = _call(fun, x, method, caller)
+    monkeypatch.undo()
     monkeypatch.setattr(lean, "ENABLED", False)
     slow = _call(fun, x, method, caller)
-    monkeypatch.setattr(lean, "ENABLED", True)
-    return fast, slow
+    monkeypatch.undo()
+    assert _same(scalar, arrays), (x, method, scalar, arrays)
+    return scalar, slow
 
 
 @pytest.mark.parametrize("name", sorted(FUNS))
@@ -69,7 +75,7 @@ def test_lane_equals_general_path(monkeypatch, name, method):
     points = [rng.normal(size=int(rng.integers(1, 7))) * 10.0 ** rng.integers(-3, 3)
               for _ in range(6)]
     points += [np.linspace(0.1, 1.0, 6), np.array([0.0, 1e-7, 2.0]), np.array([-0.0, 1.0, 2.0]),
-               np.array([1e6, 3.0, -2e4])]
+               np.array([1e6, 3.0, -2e4]), np.linspace(-2.0, 3.0, 40)]
     caller = "gradient" if np.ndim(FUNS[name](np.ones(3))) == 0 else "jacobian"
     for x in points:
         fast, slow = _both(monkeypatch, FUNS[name], x, method, caller)
@@ -136,12 +142,14 @@ def test_jvp_lane_equals_general_path(monkeypatch, method):
         if not v.any():
             v[0] = 1.0
         res = []
-        for on in (True, False):
+        for on, kernel in ((True, 10**9), (True, 0), (False, 0)):
             monkeypatch.setattr(lean, "ENABLED", on)
+            monkeypatch.setattr(lean, "SCALAR_ENTRIES", kernel)
             with warnings.catch_warnings(record=True) as wl:
                 warnings.simplefilter("always")
                 d, info = sd.jvp(f, x, v, method=method, full_output=True)
             res.append((d, info.error, info.nfev, info.step, info.schemes,
                         [str(w.message) for w in wl]))
-        (d1, e1, *r1), (d2, e2, *r2) = res
-        assert np.array_equal(d1, d2) and np.array_equal(e1, e2) and r1 == r2, (x, v)
+        for d1, e1, *r1 in res[:2]:
+            d2, e2, *r2 = res[2]
+            assert np.array_equal(d1, d2) and np.array_equal(e1, e2) and r1 == r2, (x, v)
