@@ -22,11 +22,11 @@ import cmath
 import logging
 import math
 import os
+import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -363,12 +363,18 @@ _THREAD_BACKENDS = ("threading", "threads")
 _BACKEND_NAMES = (None, "loky", "multiprocessing", "threading", "sequential", "dask", "ray")
 
 
+_JOBLIB: list = []
+
+
 def _joblib_context() -> tuple[Any, Any]:
     """(backend, n_jobs) set by an enclosing ``joblib.parallel_config``; None where unset."""
-    try:
-        from joblib.parallel import _backend, default_parallel_config
-    except ImportError:  # pragma: no cover - joblib is a dependency
-        return None, None
+    if not _JOBLIB:
+        try:
+            from joblib.parallel import _backend, default_parallel_config
+        except ImportError:  # pragma: no cover - joblib is a dependency
+            return None, None
+        _JOBLIB.extend((_backend, default_parallel_config))  # the from-import costs every call
+    _backend, default_parallel_config = _JOBLIB
     cfg = getattr(_backend, "config", None)
     if not cfg:
         return None, None
@@ -401,33 +407,51 @@ class _ExitIntercepted(BaseException):
     """Raised in place of ending the process while a point is evaluated in-process."""
 
 
-@contextmanager
-def _process_kept_alive():
+class _ProcessKeptAlive:
     """Turn ``os._exit``, ``os.abort`` and ``os.kill`` of this process into an exception.
 
     The cheap-function guard evaluates points in the calling process; a simulator that ends its
     process (written to kill a worker) must not take the caller with it. The point is then sent
     to a worker process, where it may die as it intends. (A real segfault cannot be caught.)
-    """
-    saved = os._exit, os.abort, os.kill
-    me = os.getpid()
+    A context manager, entered every batch (issue 15: its stand-ins are made once); nested and
+    concurrent entries (threads) share one patch, removed when the last one leaves."""
 
-    def _exit(code: int = 0) -> None:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: tuple = ()
+
+    def _exit(self, code: int = 0) -> None:
         raise _ExitIntercepted(f"os._exit({code})")
 
-    def _abort() -> None:
+    def _abort(self) -> None:
         raise _ExitIntercepted("os.abort()")
 
-    def _kill(pid: int, sig: int) -> None:
-        if pid in (0, me) and sig != 0:
+    def _kill(self, pid: int, sig: int) -> None:
+        if pid in (0, os.getpid()) and sig != 0:
             raise _ExitIntercepted(f"os.kill(own pid, {sig})")
-        saved[2](pid, sig)
+        self.saved[2](pid, sig)
 
-    os._exit, os.abort, os.kill = _exit, _abort, _kill
-    try:
-        yield
-    finally:
-        os._exit, os.abort, os.kill = saved
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                self.saved = (os._exit, os.abort, os.kill)
+                os._exit, os.abort, os.kill = self._exit, self._abort, self._kill
+            self.depth += 1
+
+    def __exit__(self, *exc: Any) -> bool:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                os._exit, os.abort, os.kill = self.saved
+        return False
+
+
+_KEPT_ALIVE = _ProcessKeptAlive()
+
+
+def _process_kept_alive() -> _ProcessKeptAlive:
+    return _KEPT_ALIVE
 
 
 class Evaluator:
@@ -688,9 +712,10 @@ class Evaluator:
                     continue
             run.queue.append(i)
         run.progress = Progress(len(run.queue), self.progress)
-        log.info("batch of %d point(s) of %s: %d to run, %d from the cache, %d repeated",
-                 k, sim.name or type(sim).__name__, len(run.queue), k - len(run.queue) - len(copies),
-                 len(copies))
+        if log.isEnabledFor(logging.INFO):
+            log.info("batch of %d point(s) of %s: %d to run, %d from the cache, %d repeated",
+                     k, sim.name or type(sim).__name__, len(run.queue),
+                     k - len(run.queue) - len(copies), len(copies))
         try:
             if sim.vectorized:
                 run.vectorized()
@@ -703,12 +728,13 @@ class Evaluator:
                         run.schedule(mine)
         finally:
             run.progress.close()
-        failed = {f.index: f for f in run.failures}
-        for i, j in copies:  # a repeated row shares the fate of its first occurrence
-            run.outputs[i], run.ok[i] = run.outputs[j], run.ok[j]
-            if j in failed:
-                run.failures.append(Failure(i, X[i].copy(), failed[j].cause, failed[j].attempts))
-        failures = sorted(run.failures, key=lambda f: f.index)
+        if copies:
+            failed = {f.index: f for f in run.failures}
+            for i, j in copies:  # a repeated row shares the fate of its first occurrence
+                run.outputs[i], run.ok[i] = run.outputs[j], run.ok[j]
+                if j in failed:
+                    run.failures.append(Failure(i, X[i].copy(), failed[j].cause, failed[j].attempts))
+        failures = sorted(run.failures, key=lambda f: f.index) if run.failures else []
         log.info("batch done: %d run(s), %d failed point(s)", run.nfev, len(failures))
         self.failures.extend(failures)
         if failures and self.on_failure == "raise":
@@ -950,7 +976,10 @@ class _Run:
                 else:
                     self._finished()
                     quiet = prog.mode is None and prog.bar is None
-                if pool is not None and not self._inline_wins(pool, inline_ok):
+                # _inline_wins, whose test 1.25·⌈r/slots⌉·(t + overhead) ≥ r·t holds for every r
+                # while 1.25·(t + overhead) ≥ slots·t: then no call (a cheap f stays here)
+                if pool is not None and 1.25 * (self.seconds + pool.overhead) < self.slots * self.seconds \
+                        and not self._inline_wins(pool, inline_ok):
                     break
         finally:
             if self.seconds is not None:

@@ -68,23 +68,49 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     if kind is None or not ENABLED:
         return None
     n = x.shape[0]
-    ax = np.abs(x)
-    if (np.signbit(x) & (x == 0)).any() or not ax.max() < 1e300:
-        return None  # −0.0 inputs (x + 0·h·e_j is another point than x), or near overflow
-    T = np.asarray(st.offsets, dtype=float)
-    hr = np.abs((x + h) - x)  # steps.realize
-    hr = np.where(hr > 0, hr, h)
-    real = ((x[:, None] + T * hr[:, None]) - x[:, None]) / hr[:, None]
-    if not ((hr > 0).all() and (real == T).all()):
-        return None  # realized offsets differ from the stencil's: Fornberg weights, the general path
+    T = st.offsets
+    Tm = [t for t in T if t != 0]
+    if n <= 8:  # the same tests on floats (a few array operations cost more here)
+        hs = []
+        for xj, hj in zip(x.tolist(), h.tolist()):
+            if (xj == 0 and math.copysign(1.0, xj) < 0) or not abs(xj) < 1e300:
+                return None
+            r = abs((xj + hj) - xj)  # steps.realize
+            r = r if r > 0 else hj
+            if not r > 0 or any(((xj + t * r) - xj) / r != t for t in T):
+                return None
+            hs.append(r)
+        hr = np.array(hs)
+    else:
+        if (np.signbit(x) & (x == 0)).any() or not np.abs(x).max() < 1e300:
+            return None  # −0.0 inputs (x + 0·h·e_j is another point than x), or near overflow
+        hr = np.abs((x + h) - x)  # steps.realize
+        hr = np.where(hr > 0, hr, h)
+        real = ((x[:, None] + np.asarray(T, dtype=float) * hr[:, None]) - x[:, None]) / hr[:, None]
+        if not ((hr > 0).all() and (real == T).all()):
+            return None  # realized offsets differ from the stencil's: Fornberg weights, the general path
     # the rows as plan._stencil_term forms them, x + (t·h)·e_j (x_k + 0 = x_k elsewhere), after x
-    moving = [k for k, t in enumerate(st.offsets) if t != 0]
-    q = len(moving)
+    q = len(Tm)
     P = np.repeat(x[None, :], 1 + n * q, axis=0)
-    idx = np.arange(n)
-    for k, t in enumerate(moving):
-        P[1 + idx * q + k, idx] = x + real[:, t] * hr
-    return _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s)
+    P.reshape(-1)[_diagonal(n, q)] = (x[:, None] + np.array(Tm) * hr[:, None]).reshape(-1)
+    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s)
+
+
+_DIAGONALS: dict = {}
+
+
+def _diagonal(n: int, q: int) -> np.ndarray:
+    """Flat indices, in P (1 + n·q, n), of entry j of row 1 + j·q + k (j < n, k < q)."""
+    key = (n, q)
+    idx = _DIAGONALS.get(key)
+    if idx is None:
+        j = np.repeat(np.arange(n), q)
+        rows = 1 + np.arange(n * q)
+        idx = _DIAGONALS[key] = rows * n + j
+        if len(_DIAGONALS) > 256:
+            _DIAGONALS.clear()
+            _DIAGONALS[key] = idx
+    return idx
 
 
 def direction(sim: Any, x: np.ndarray, u: np.ndarray, st: Any, h: float, s_t: float, ev: Any):

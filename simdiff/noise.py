@@ -1129,9 +1129,9 @@ def setup_noise(noise: Any, sim: Any, x: np.ndarray, ev: Any, method: str, step:
     unless the caller gave step= or rel_step=; method "complex" keeps its step (no subtraction).
     """
     check_noise_arg(noise)
-    s = np.maximum(1.0, np.abs(x)) if scale is None else np.asarray(scale, dtype=float)
     if noise is None:
         return NoiseSetup(None, None, ev, sim=sim, bounds=bounds)
+    s = np.maximum(1.0, np.abs(x)) if scale is None else np.asarray(scale, dtype=float)
     est, nfev, fx = None, 0, None
     if isinstance(noise, str):  # "estimate"
         est = noise_level(sim, x, evaluator=ev, direction=direction)
