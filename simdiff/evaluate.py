@@ -925,7 +925,8 @@ class _Run:
         clock = time.perf_counter
         prog = self.progress
         quiet = prog.mode is None and prog.bar is None  # no bar yet, none asked for
-        isfinite, asarray = math.isfinite, np.asarray
+        isfinite, asarray, isfinite_all = math.isfinite, np.asarray, np.isfinite
+        ndarray, float64, npfloat = np.ndarray, np.dtype(float), np.float64
         cache = ev.cache
         try:
             while queue and not self.stop:
@@ -949,8 +950,11 @@ class _Run:
                         break
                     continue
                 seconds = clock() - t0
-                if type(raw) is float and isfinite(raw):
-                    arr = asarray(raw)
+                if (type(raw) is float or type(raw) is npfloat) and isfinite(raw):
+                    arr = asarray(raw, dtype=float64)
+                elif type(raw) is ndarray and raw.ndim == 1 and raw.dtype == float64 and \
+                        isfinite_all(raw).all():
+                    arr = raw  # what check_output returns for it, and is_finite_output accepts
                 else:
                     arr = check_output(raw, i, xi)
                     if arr.ndim != 0 or not isinstance(arr.item(), float) or not isfinite(arr.item()):

@@ -274,7 +274,7 @@ def _quantized(F) -> bool:
     # printed with at most MAX_PRINTED_DIGITS significant digits (``noise.decimal_quantum``'s
     # count) exactly when that many digits give the value back
     fmt = f".{MAX_PRINTED_DIGITS}g"
-    if F1.size > 16 or any(v == 0 or float(format(v, fmt)) == v for v in F1.tolist()):
+    if any(v == 0 or float(format(v, fmt)) == v for v in F1.tolist()):
         return not surely_unprinted(F)
     return False
 
@@ -395,21 +395,22 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s):
             Ej.append(e)
         D.append(Dj)
         E.append(Ej)
-    D, E = np.array(D), np.array(E)
     if _quantized(F):
         return None
     if central and n >= 3:
         # the range test of ``_spread`` on floats first; the arrays only when it cannot settle
+        K = CURVATURE_MARGIN[0]
         for i in range(m):
             mids = [0.5 * (rows[2 + j * q][i] + rows[1 + j * q][i]) for j in range(n)]
             big = max(abs(v) for v in mids)
-            least = min(CURVATURE_MARGIN[0] * hs[j] * hs[j] * (big / (ss[j] * ss[j]) + abs(D[j, i]) / ss[j])
+            least = min(K * hs[j] * hs[j] * (big / (ss[j] * ss[j]) + abs(D[j][i]) / ss[j])
                         for j in range(n))
             if max(mids) - min(mids) > 0.5 * (400 * EPS * big + least) * (1 - 1e-12):
                 Fn = F[1:].reshape(n, q, m)
-                if _spread(0.5 * (Fn[:, 1] + Fn[:, 0]), np.abs(D), hr, s[:, None]):
+                if _spread(0.5 * (Fn[:, 1] + Fn[:, 0]), np.abs(np.array(D)), hr, s[:, None]):
                     return None
                 break
+    D, E = np.array(D), np.array(E)
     ref = None
     if named or x is None:  # the warning's reference sizes (as ``_assemble``)
         ref = _reference(F, n, q, kind, hr)
