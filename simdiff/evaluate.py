@@ -763,6 +763,18 @@ class SerialEvaluator(Evaluator):
         return f"SerialEvaluator(on_failure={self.on_failure!r})"
 
 
+#: One evaluation can raise the running time estimate by at most this factor per sample.
+GROWTH = 8.0
+
+
+def _smoothed(old: float, seconds: float) -> float:
+    """The running estimate of seconds per evaluation: an exponential average (weight 0.3 on
+    the new sample), each sample capped at GROWTH times the estimate, so that one evaluation
+    stalled by the OS (a page fault, another process) does not send a cheap f's next batches
+    to the workers, while a simulator that is really slow takes over within a few samples."""
+    return 0.7 * old + 0.3 * min(seconds, GROWTH * old)
+
+
 class _Run:
     """The state of one batch: what is queued, tried, done and failed."""
 
@@ -793,7 +805,7 @@ class _Run:
 
     def _timed(self, seconds: float) -> None:
         old = self.seconds
-        self.seconds = new = seconds if old is None else 0.7 * old + 0.3 * seconds
+        self.seconds = new = seconds if old is None else _smoothed(old, seconds)
         for memory in self.timings:
             memory[self.ident] = new
 
@@ -963,7 +975,7 @@ class _Run:
                             break
                         continue
                 old = self.seconds  # _timed (the memories: below)
-                self.seconds = seconds if old is None else 0.7 * old + 0.3 * seconds
+                self.seconds = seconds if old is None else _smoothed(old, seconds)
                 self.nfev += 1  # _logged
                 ev.nfev += 1
                 if debug:
