@@ -535,6 +535,7 @@ class noise_context:
 
     def __exit__(self, *exc):
         _LEVEL.reset(self._token)
+        del self._token
         return False
 
 
@@ -1075,7 +1076,9 @@ class NoiseSetup:
         self.level, self.steps, self.evaluator = level, steps, evaluator
         self.estimate, self.nfev = estimate, nfev
         self._sim, self._bounds = sim, bounds
-        self._ctx = noise_context(level, self._probe if sim is not None else None)
+        # the context (which holds self._probe, so self) is made on entering and dropped on
+        # leaving: no reference cycle outlives the call for the collector to find
+        self._contexts: list = []
 
     def _probe(self, x: np.ndarray, steps: np.ndarray):
         """f at x + δ, |δ_j| = PROBE·GENERIC·max(1, |x_j|)·c_j with unequal c_j in [1, 1.5] and
@@ -1100,11 +1103,13 @@ class NoiseSetup:
         return np.real(batch.values[0]) if batch.ok[0] else None
 
     def __enter__(self):
-        self._ctx.__enter__()
+        ctx = noise_context(self.level, self._probe if self._sim is not None else None)
+        ctx.__enter__()
+        self._contexts.append(ctx)
         return self
 
     def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        return self._contexts.pop().__exit__(*exc)
 
     def annotate(self, info: Any) -> Any:
         """Write ``noise`` (the level used, or None) and ``noise_estimate`` into info."""
