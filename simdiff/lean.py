@@ -1,28 +1,32 @@
-"""The usual partial-derivative call in whole arrays (issue 15): the two-point stencils.
+"""The usual derivative call, without the general path's per-entry objects (issue 15).
 
-``refine.run_partials`` is general: any stencil, bounds, failed points, second looks, noise.
-Most calls need none of it: the default steps, no bounds, every point returns a finite float64,
-no entry doubtful. For the two-point stencils (central ±h with f(x), forward 0, h and backward
-0, −h) this module does what the general path does in that case, with one array per quantity
-instead of one ``Term`` per entry:
+``refine.run_partials`` is general: any stencil, bounds, failed points, second looks, noise,
+one ``Term`` object per entry. Most calls need none of that: the default steps, no bounds,
+every point returns a finite float64, no entry doubtful. For the two-point stencils (central
+±h with f(x), forward 0, h, backward 0, −h), along the coordinates (``two_point``: gradient,
+jacobian, derivative) or along one direction (``direction``: jvp), this module does what the
+general path does in that case:
 
 * the points: x first (the general ``PointSet`` order), then x + t·h_j·e_j for each j and each
   offset t of the stencil, with h_j realized as ``steps.realize`` does;
-* one Evaluator batch, failures collected (``refine._Collect``), so a failed point costs the
-  general path no second run;
-* D and E by ``plan._estimate`` itself (the same arithmetic, so the same bits);
-* every test that would make the general path do more, in whole arrays: a failed or
-  non-finite point, float32 (or complex) outputs, an entry ``plan`` doubts (a root inside the
-  stencil, a critical point under a one-sided difference), an input below its step scale
-  (``refine.SMALL_X``), a step grown past ``refine.LARGE_X`` whose values turn over (aliasing),
-  values that could be printed or single precision (``noise.detect_noise``'s first tests), or
-  central midpoints that spread like noise (its random-noise test, taken with a margin);
-* the warning's reference sizes (``refine._variation``) and ``refine.warn_unresolved``.
+* one Evaluator batch, failures collected (``refine._Collect``);
+* D and E in the same floating-point operations as ``plan._estimate`` (so the same bits): on
+  Python floats entry by entry up to SCALAR_ENTRIES entries, on whole arrays beyond;
+* the tests that would make the general path do more: a failed or non-finite point, float32
+  (or complex) outputs, an entry ``plan`` doubts (a root inside the stencil, a critical point
+  under a one-sided difference), an input below its step scale (``refine.SMALL_X``), a step
+  grown past ``refine.LARGE_X`` whose values turn over (aliasing), values that could be
+  printed or single precision, or central midpoints that spread like noise
+  (``noise.detect_noise``). These may fire where the general path would not act (they are
+  cheaper supersets), never the reverse;
+* the warning's test (``refine.warn_unresolved``), with its reference sizes
+  (``refine._variation``) computed only when an entry may need naming.
 
-When one of those tests fires, the call goes on in the general path, handed the batch already
-evaluated (no evaluation is repeated and nfev counts each run once). So the lane changes the
-cost of a call, never its result: ``tests/test_lean.py`` checks D, E, nfev and the warnings
-bit for bit against the general path on random functions, points and scales.
+When a test fires, the call goes on in the general path, handed the batch already evaluated
+(``run_partials(pre=...)``: no evaluation is repeated, nfev counts each run once). So the lane
+changes the cost of a call, never its result: ``tests/test_lean.py`` checks D, E, nfev, the
+steps and the warnings bit for bit against the general path, for both kernels, on random
+functions, points and scales, including those that must be handed on.
 """
 
 from __future__ import annotations
