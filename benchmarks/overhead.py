@@ -127,9 +127,11 @@ STAGES = [  # (stage, [(file, function, "cum" or "own")]): the time of those fun
     ("plan (steps, points)", [("lean.py", "two_point", "own"), ("refine.py", "term", "cum"),
                               ("plan.py", "array", "cum"), ("fastpath.py", "partial_terms", "cum")]),
     ("evaluate", [("evaluate.py", "evaluate", "cum")]),
-    ("assemble + estimate", [("lean.py", "_assemble", "own"), ("plan.py", "assemble", "cum")]),
-    ("noise detection", [("lean.py", "_maybe_noisy", "cum"), ("noise.py", "noise_error", "cum")]),
-    ("second looks, warnings", [("fastpath.py", "look_candidates", "cum"),
+    ("assemble + estimate", [("lean.py", "_assemble", "own"), ("lean.py", "_assemble_scalar", "own"),
+                             ("plan.py", "assemble", "cum")]),
+    ("noise detection", [("lean.py", "_quantized", "cum"), ("lean.py", "_spread", "cum"),
+                         ("noise.py", "noise_error", "cum")]),
+    ("second looks, warnings", [("fastpath.py", "look_candidates", "cum"), ("lean.py", "_reference", "cum"),
                                 ("refine.py", "warn_unresolved", "cum"), ("refine.py", "_variation", "cum")]),
 ]
 
