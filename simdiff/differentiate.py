@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .attrdict import AttrDict
 from .errors import ArgumentError, ArgumentTypeError, OutputError
 from .evaluate import failure_records, resolve_evaluator
 from .adaptive import adaptive_directional
@@ -52,22 +53,13 @@ from .steps import base_steps, normalize_bounds, optimal_factor, typical_scale
 __all__ = ["derivative", "gradient", "jacobian", "jvp", "Info", "as_point"]
 
 
-class Info(dict):
+class Info(AttrDict):
     """The ``info`` of ``full_output=True``: a dict whose keys are also attributes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "failures" in self:  # one record type with a kind (evaluate.Failure)
             self["failures"] = failure_records(self["failures"])
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
 
 
 def as_point(x: Any, name: str = "x") -> np.ndarray:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import workers
+from .attrdict import AttrDict
 from .cache import DiskCache, as_cache, fingerprint
 from .errors import (
     ArgumentError,
@@ -67,7 +68,7 @@ __all__ = [
 ON_FAILURE = ("raise", "skip")
 
 
-class Failure(dict):
+class Failure(AttrDict):
     """One failure record: the one shape of ``info.failures``, ``Evaluator.failures`` and
     ``SimulationError.failures``.
 
@@ -100,14 +101,6 @@ class Failure(dict):
         super().__init__(kind=kind, index=index, point=point, cause=cause, attempts=attempts,
                          entry=entry, reason=reason, recovered=recovered, **extra)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
 
     def as_dict(self) -> "Failure":
         """A copy (a record, so a dict too)."""

@@ -1,11 +1,17 @@
 """hessian: against analytic Hessians, exact symmetry, the 2n² + 2n + 1 count, step="adaptive",
 bounds, error estimates, and refused input."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import simdiff as sd
 from simdiff.evaluate import SerialEvaluator
+
+sys.path.insert(0, os.path.dirname(__file__))
+from peer_cases import rosen, rosen_hess  # noqa: E402  (the closed forms, kept once)
 
 
 def f1(x):
@@ -20,20 +26,6 @@ def H1(x):
         [np.exp(a) * np.cos(b), -np.exp(a) * np.sin(b), 0.0],
         [6 * a * c**2, 0.0, 6 * a**2 * c + (2 - 2 * c**2) / (1 + c**2) ** 2],
     ])
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
-
-def rosen_hess(x):
-    n = len(x)
-    H = np.zeros((n, n))
-    for i in range(n - 1):
-        H[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
-        H[i + 1, i + 1] += 200
-        H[i, i + 1] = H[i + 1, i] = -400 * x[i]
-    return H
 
 
 def gauss(x):
