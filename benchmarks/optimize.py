@@ -341,6 +341,7 @@ def _gradient_share(p):
                if k[2] == "gradient" and k[0].endswith("differentiate.py"))
     return grad / total if total else float("nan")
 
+
 if __name__ == "__main__":
     if "--figures" in sys.argv:
         figures()
