@@ -307,7 +307,8 @@ def figures():
         print(f"- 20 ms simulator, n = 8, n_jobs=2 ({backend or 'processes'}), wall time best of "
               f"{reps}: {min(ta):.2f} s serial, {min(tb):.2f} s parallel, speed-up "
               f"{min(ta) / min(tb):.2f}, same path "
-              f"{np.array_equal(a.x, b.x) and a.nrounds == b.nrounds}, {b.nfev} runs in {b.nrounds} rounds")
+              f"{np.array_equal(a.x, b.x) and a.nrounds == b.nrounds}, "
+              f"{b.nfev} runs in {b.nrounds} rounds")
     er = mgh.problem("extended_rosenbrock_10")
     cs, cl, ws, wl = [], [], [], []
     for _ in range(7):  # interleaved, best of 7, CPU time of this process and wall time

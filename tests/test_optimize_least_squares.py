@@ -146,7 +146,8 @@ class Rounds:
         return self.p.r(x)
 
 
-@pytest.mark.parametrize("name", ["extended_rosenbrock_10", "watson_6", "osborne1", "helical_valley"])
+@pytest.mark.parametrize("name", ["extended_rosenbrock_10", "watson_6", "osborne1",
+                                  "helical_valley"])
 def test_probes_reach_the_known_minimum_in_fewer_rounds_per_evaluation(name):
     p = mgh.problem(name)
     budget = 100 * (p.n + 1)

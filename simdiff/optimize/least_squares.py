@@ -345,7 +345,8 @@ def _check_probes(probes: Any, n: int, noise: Any) -> int:
         if isinstance(noise, str):  # "estimate": each FD Jacobian measures the noise
             return 0
         return min(n, max(2, round(n / 3)))
-    if isinstance(probes, (bool, np.bool_)) or not isinstance(probes, (int, np.integer)) or probes < 0:
+    integer = isinstance(probes, (int, np.integer)) and not isinstance(probes, (bool, np.bool_))
+    if not integer or probes < 0:
         from ..errors import ArgumentError
 
         raise ArgumentError(f"probes must be 'auto' or an int >= 0; got {probes!r}")
@@ -366,7 +367,10 @@ def _probes(xt: np.ndarray, s: np.ndarray, cols: list, lo: np.ndarray, hi: np.nd
     A probe that would leave the box goes the other way; one that cannot is dropped.
     """
     sigma = 0.0 if noise is None else float(np.max(getattr(noise, "level", noise)))
-    unit = noise_steps(xt, "forward", sigma) if sigma > 0 else np.sqrt(EPS) * np.maximum(1.0, np.abs(xt))
+    if sigma > 0:
+        unit = noise_steps(xt, "forward", sigma)
+    else:
+        unit = np.sqrt(EPS) * np.maximum(1.0, np.abs(xt))
     reach = PROBE_REACH * float(np.linalg.norm(s))
     pts, used = [], []
     for j in cols:
