@@ -108,3 +108,117 @@ def test_speculation_trades_evaluations_for_rounds():
     assert spec.nrounds / spec.nfev < frugal.nrounds / frugal.nfev
     with pytest.raises(sd.ArgumentError, match="speculate"):
         sd.least_squares(Calibration(), [1.0, 0.5, 0.0], speculate="always")
+
+
+# --- probes: the points evaluated with each trial point, and the multi-secant update ---------
+
+def test_multisecant_update_satisfies_every_secant_and_learns_a_linear_map():
+    from simdiff.optimize.least_squares import _multisecant
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((5, 4))
+    J = np.zeros((5, 4))
+    # a long step and two short probes: J+ reproduces all three differences exactly
+    S = np.column_stack([[1.0, 2.0, -1.0, 0.5], 1e-7 * np.eye(4)[:, 1], 1e-7 * np.eye(4)[:, 3]])
+    J1 = _multisecant(J, S, A @ S)
+    np.testing.assert_allclose(J1 @ S, A @ S, rtol=1e-9, atol=1e-15)
+    # it changes J only on the span of S: a direction orthogonal to S keeps J's action (0 here)
+    v = np.linalg.svd(S.T)[2][-1]
+    np.testing.assert_allclose(J1 @ v, 0.0, atol=1e-9)
+    # a further round spanning the rest: J equals the linear map
+    J2 = _multisecant(J1, 1e-7 * np.eye(4)[:, [0, 2]], A @ (1e-7 * np.eye(4)[:, [0, 2]]))
+    np.testing.assert_allclose(J2, A, rtol=1e-7, atol=1e-12)
+    # one column: Broyden's rank-one update
+    s = S[:, 0]
+    y = A @ s
+    np.testing.assert_allclose(_multisecant(J, s[:, None], y[:, None]),
+                               J + np.outer(y - J @ s, s) / (s @ s), rtol=1e-12)
+
+
+class Rounds:
+    """Residuals of an MGH problem that log the points of every call."""
+
+    def __init__(self, p):
+        self.p, self.points = p, []
+
+    def __call__(self, x):
+        self.points.append(np.array(x))
+        return self.p.r(x)
+
+
+@pytest.mark.parametrize("name", ["extended_rosenbrock_10", "watson_6", "osborne1",
+                                  "helical_valley"])
+def test_probes_reach_the_known_minimum_in_fewer_rounds_per_evaluation(name):
+    p = mgh.problem(name)
+    budget = 100 * (p.n + 1)
+    res = sd.least_squares(Rounds(p), p.x0, maxfev=budget)
+    one = sd.least_squares(Rounds(p), p.x0, maxfev=budget, probes=0)
+    assert 2 * res.cost <= p.fstar + 1e-5 * (p.f(p.x0) - p.fstar), res.message
+    assert res.nfev <= budget
+    # each trial round carries its probes: at least 3 points a round on average
+    assert res.nrounds <= res.nfev / 3
+    assert res.nrounds / res.nfev < one.nrounds / one.nfev
+
+
+def test_probes_stay_inside_the_box_at_an_active_bound():
+    # the optimum of the free problem (c = 0.4) is outside: every probe in c must step down
+    r = Calibration()
+    lo, hi = [0.0, 0.0, 0.0], [10.0, 10.0, 0.3]
+    res = sd.least_squares(r, [1.0, 0.5, 0.3], bounds=(lo, hi), probes=3)
+    P = np.array(r.points)
+    assert np.all(P >= lo) and np.all(P <= hi)
+    assert res.x[2] == pytest.approx(0.3)
+    ref = so.least_squares(lambda p: model(p) - DATA, [1.0, 0.5, 0.3], bounds=(lo, hi))
+    assert res.cost <= ref.cost * (1 + 1e-6) + 1e-12
+
+
+def test_failed_points_are_missing_information_not_errors():
+    calls = {"n": 0}
+
+    def r(p):  # every 5th run after the first Jacobian fails: trial points and probes alike
+        calls["n"] += 1
+        if calls["n"] > 4 and calls["n"] % 5 == 0:
+            raise RuntimeError("solver diverged")
+        return model(p) - DATA
+
+    res = sd.least_squares(r, [1.0, 0.5, 0.0])
+    assert res.nfailed >= 3
+    np.testing.assert_allclose(res.x, TRUE, rtol=1e-6)
+
+
+def test_probes_option_is_checked():
+    for bad in (-1, "many", 1.5, True):
+        with pytest.raises(sd.ArgumentError, match="probes"):
+            sd.least_squares(Calibration(), [1.0, 0.5, 0.0], probes=bad)
+    res = sd.least_squares(Calibration(), [1.0, 0.5, 0.0], probes=0)
+    np.testing.assert_allclose(res.x, TRUE, rtol=1e-7)
+
+
+class KillableResiduals(sd.Simulator):
+    """Rosenbrock's residuals that die (like a killed job) at a chosen call."""
+
+    cache_ignore = ("calls", "kill_at")
+
+    def __init__(self, kill_at=None):
+        self.calls, self.kill_at = 0, kill_at
+
+    def evaluate(self, x):
+        self.calls += 1
+        if self.kill_at is not None and self.calls == self.kill_at:
+            raise KeyboardInterrupt("killed")
+        return np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]])
+
+
+def test_killed_run_resumes_from_its_cache(tmp_path):
+    sim = KillableResiduals()
+    full = sd.least_squares(sim, [-1.2, 1.0])
+    total = sim.calls
+    assert total > 60
+    with pytest.raises(KeyboardInterrupt):
+        sd.least_squares(KillableResiduals(kill_at=60), [-1.2, 1.0], cache=tmp_path / "c")
+    sim = KillableResiduals()
+    again = sd.least_squares(sim, [-1.2, 1.0], cache=tmp_path / "c")
+    assert sim.calls == total - 59  # the path is retraced from the cache; only the rest runs
+    assert again.nfev == total - 59
+    np.testing.assert_array_equal(again.x, full.x)
+    np.testing.assert_allclose(full.x, [1.0, 1.0], rtol=1e-8)
