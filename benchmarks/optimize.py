@@ -21,6 +21,13 @@ issue's other figures (noise, failures, bounds, parallel speed-up, overhead on a
 from __future__ import annotations
 
 import os
+
+# One BLAS thread unless told otherwise: on small problems BLAS threads only contend (with each
+# other and with any other process on the machine) and inflate the short scipy runs several
+# times, far more than simdiff's (set OPENBLAS_NUM_THREADS etc. before running to override).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import statistics
 import sys
 import time

@@ -21,6 +21,14 @@ Run: ``python benchmarks/overhead.py`` (about a minute; ``--quick`` for fewer ro
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread unless told otherwise: on small problems BLAS threads only contend (with each
+# other and with any other process on the machine) and inflate the short scipy runs several
+# times, far more than simdiff's (set OPENBLAS_NUM_THREADS etc. before running to override).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import cProfile
 import pstats
 import sys

@@ -124,16 +124,22 @@ class Tally:
             if self.scalar is None and batch.ok.any():
                 self.scalar = bool(batch.scalar)
                 self.m = batch.values.shape[1]
+            V = np.array(batch.values, dtype=float)  # the memo's rows: views of this copy
+            ok = batch.ok
             causes = {f.index: f.cause for f in batch.failures}
-            for j, p in enumerate(P):
-                if batch.ok[j]:
-                    v = np.array(batch.values[j], dtype=float)
-                    self.memo[p.tobytes()] = v
-                    if v.shape[0] == 1 and v[0] < self.best_f:
-                        self.best_f, self.best_x = float(v[0]), p.copy()
-                else:
-                    self.nfailed += 1
-                    self.memo[p.tobytes()] = _Failed(causes.get(j, "failed"))
+            memo = self.memo
+            for j, key in enumerate([keys[i] for i in todo] + [p.tobytes() for p in P[len(todo):]]):
+                memo[key] = V[j] if ok[j] else _Failed(causes.get(j, "failed"))
+            self.nfailed += int(len(P) - ok.sum())
+            if V.shape[1] == 1 and ok.any():
+                j = int(np.argmin(np.where(ok, V[:, 0], np.inf)))
+                if V[j, 0] < self.best_f:  # the first of the least, as a row-by-row scan finds
+                    self.best_f, self.best_x = float(V[j, 0]), P[j].copy()
+            if len(todo) == len(X) and ok.all() and V.shape[1] == (self.m or 1):
+                # every row new, distinct, evaluated: the batch answers them as they are
+                return Batch(values=V[:len(X)].copy(), ok=np.ones(len(X), dtype=bool),
+                             failures=[], nfev=0,
+                             scalar=True if self.scalar is None else self.scalar)
         return self._answer(X, keys)
 
     def _answer(self, X: np.ndarray, keys: list) -> Batch:
