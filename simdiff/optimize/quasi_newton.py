@@ -34,6 +34,8 @@ recomputed centrally and, if that fails too, ends the run (status 6).
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -95,13 +97,13 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             g, err, f = fd_gradient(tally, x, scheme, box, noise)
             if g is None:
                 status, message = 6, "the gradient at x0 could not be formed: too many failed points"
-        hist.record(tally, x, f, 0.0, np.linalg.norm(g) if g is not None else np.nan,
-                    np.linalg.norm(err) if err is not None else np.nan, scheme=scheme)
+        hist.record(tally, x, f, 0.0, _norm(g) if g is not None else np.nan,
+                    _norm(err) if err is not None else np.nan, scheme=scheme)
         while status is None:
             act = _active(x, g, box)
             pg = np.where(act, 0.0, g)
             free_err = np.where(act, 0.0, err)
-            gnorm = float(np.linalg.norm(pg))
+            gnorm = float(_norm(pg))
             # -- stop tests -----------------------------------------------------------------
             if np.all(np.abs(pg) <= stop_factor * free_err):
                 if scheme == "forward":
@@ -122,7 +124,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             if nit >= maxiter:
                 status, message = 5, STATUS[5]
                 break
-            if scheme == "forward" and np.linalg.norm(free_err) > switch * gnorm:
+            if scheme == "forward" and _norm(free_err) > switch * gnorm:
                 scheme = "central"
             # -- direction ------------------------------------------------------------------
             free = ~act
@@ -195,8 +197,8 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                         break
             s = x_new - x
             df = f - f_new
-            if H is not None and df <= 1e-10 * max(abs(f), 1e-300) and np.linalg.norm(
-                    s) <= 1e-8 * max(1.0, float(np.linalg.norm(x))):
+            if H is not None and df <= 1e-10 * max(abs(f), 1e-300) and _norm(
+                    s) <= 1e-8 * max(1.0, float(_norm(x))):
                 H = None  # stalled on a badly conditioned H: start again from steepest descent
             else:
                 H = _update(H, s, g_new - g)
@@ -207,8 +209,8 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             else:
                 probe_failed = False
             probing = False
-            hist.record(tally, x, f, float(np.linalg.norm(s)), float(np.linalg.norm(g)),
-                        float(np.linalg.norm(err)), scheme=scheme)
+            hist.record(tally, x, f, float(_norm(s)), float(_norm(g)),
+                        float(_norm(err)), scheme=scheme)
             if call_callback(callback, x, f, nit):
                 status, message = 4, STATUS[4]
                 break
@@ -241,6 +243,12 @@ def _expand(tally: Any, x: np.ndarray, d: np.ndarray, t: float, ft: float, box: 
     return best
 
 
+def _norm(v: np.ndarray) -> float:
+    """‖v‖₂ as ``np.linalg.norm`` computes it for a real vector, sqrt(v·v), without its
+    dispatch (the same bits; it is taken several times an iteration)."""
+    return math.sqrt(float(v.dot(v)))
+
+
 def _curv(H: Any) -> np.ndarray | None:
     """|f''_jj| estimates: the diagonal of the direct BFGS Hessian approximation B kept
     next to H (the inverse's 1/H_jj underestimates it badly in a curved valley)."""
@@ -268,7 +276,7 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
             theta = 0.8 * sBs0 / (sBs0 - sy)
             y = theta * y + (1 - theta) * Bs0
             sy = float(s @ y)
-    if sy <= 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+    if sy <= 1e-10 * _norm(s) * _norm(y):
         return H
     n = s.shape[0]
     if H is None:
@@ -284,7 +292,9 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     Bs = B @ s
     sBs = float(s @ Bs)
     new.B = B - np.outer(Bs, Bs) / sBs + rho * np.outer(y, y) if sBs > 0 else B
-    new.pairs = (pairs + [(s.copy(), y.copy())])[-MAX_PAIRS:]
+    s, y = s.copy(), y.copy()
+    # with s·y and whether the pair passes _apply's curvature test, as _apply computes them
+    new.pairs = (pairs + [(s, y, s @ y, bool(s @ y > 1e-12 * _norm(s) * _norm(y)))])[-MAX_PAIRS:]
     return new
 
 
@@ -295,19 +305,23 @@ def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.nd
     if not memory:
         return H[np.ix_(free, free)] @ g[free]
     q = g[free].copy()
-    pairs = [(s[free], y[free]) for s, y in getattr(H, "pairs", [])[-memory:]]
-    pairs = [(s, y) for s, y in pairs if s @ y > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y)]
+    kept = getattr(H, "pairs", [])[-memory:]
+    if free.all():  # every coordinate free: s·y and the test as _update stored them
+        pairs = [(s, y, sy) for s, y, sy, good in kept if good]
+    else:
+        pairs = [(s[free], y[free]) for s, y, _, _ in kept]
+        pairs = [(s, y, s @ y) for s, y in pairs if s @ y > 1e-12 * _norm(s) * _norm(y)]
     if not pairs:
         return H[np.ix_(free, free)] @ g[free]
     alphas = []
-    for s, y in reversed(pairs):
-        a = (s @ q) / (s @ y)
+    for s, y, sy in reversed(pairs):
+        a = (s @ q) / sy
         alphas.append(a)
         q -= a * y
-    s, y = pairs[-1]
-    q *= (s @ y) / (y @ y)
-    for (s, y), a in zip(pairs, reversed(alphas)):
-        b = (y @ q) / (s @ y)
+    s, y, sy = pairs[-1]
+    q *= sy / (y @ y)
+    for (s, y, sy), a in zip(pairs, reversed(alphas)):
+        b = (y @ q) / sy
         q += (a - b) * s
     return q
 

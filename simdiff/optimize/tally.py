@@ -162,6 +162,14 @@ class Tally:
         return Batch(values=values, ok=ok, failures=failures, nfev=0,
                      scalar=True if self.scalar is None else self.scalar)
 
+    def lookup(self, x: np.ndarray) -> float | None:
+        """f(x) of a scalar simulator from the memo (no evaluation): None if x was never
+        evaluated or failed there (``value`` without its batch)."""
+        v = self.memo.get(np.asarray(x, dtype=float).tobytes())
+        if v is None or isinstance(v, _Failed):
+            return None
+        return float(v[0])
+
     def values(self, X: Any, extra: Any = ()) -> tuple[np.ndarray, np.ndarray]:
         """(values (k, m), ok (k,)) of the rows of X, in one round with the points ``extra``."""
         self.extra = [np.asarray(p, dtype=float) for p in extra]
