@@ -934,6 +934,53 @@ def noise_error(plan: Any, F: np.ndarray, ok: np.ndarray, D: np.ndarray, E: np.n
     return _apply(E, floor, reasons)
 
 
+def midpoints_look_noisy(plan: Any, F: np.ndarray, ok: np.ndarray, D: np.ndarray) -> bool:
+    """In detection mode (no ``noise=``), True when ``detect_noise`` would take the spread of
+    the two-point central midpoints for noise: every entry it reads is a central pair on ±h
+    (one level, so its LEVEL_RATIO test cannot run). Such a spread is also what a curvature
+    does where f itself is near 0 (a zero-residual minimum: f ≈ 1e-14 with f'' ≈ 800, whose
+    midpoints h²·f''/2 differ across inputs by 1e-8), which the size model K·h²·(|f|/s² +
+    |f'|/s) cannot tell apart. ``refine.run_partials`` then adds the pairs at ±2h, and the
+    two-level test decides (noise spreads both levels' estimates alike, a curvature the
+    one-level estimates far more)."""
+    ctx = _LEVEL.get()
+    if ctx is None or ctx[0] != "detect" or getattr(plan, "complex_step", False):
+        return False
+    terms = [t for t in plan.terms if t.kind != "fixed" and len(t.rows)]
+    if len(terms) < 3 or any(t.kind != "central" or len(t.rows) != 2 for t in terms):
+        return False
+    _, reasons = detect_noise(F, ok, plan.terms, D, plan.center, None)
+    return any(kind == "noisy" for _, _, kind in reasons)
+
+
+def spread_floor(plan: Any, F: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Error floors (r, m) from what the two-level centre estimates of the central terms (pairs
+    at ±h, ±2h: f(x) + O(h⁴), ``_center_estimate``) still spread by, read as noise whatever its
+    cause: σ̂ = std/gain as ``detect_noise`` takes it, NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h^d per entry.
+    After the second look of ``midpoints_look_noisy`` has cleared the one-level spread as a
+    curvature, this keeps what the values' own rounding still does to the entries (a residual
+    squared at its root, f ≈ 1e-19, computed from parts of size 10: the rounding of the parts,
+    not of f, sets the error); it raises no warning (nothing was found noisy)."""
+    from .fastpath import active_terms, center_estimates
+
+    terms = plan.terms
+    r, m = len(terms), F.shape[1]
+    floor = np.zeros((r, m))
+    Fre = np.real(F).reshape(len(F), m)
+    good = np.asarray(ok, dtype=bool) & np.all(np.isfinite(Fre), axis=1)
+    active = active_terms(terms, good)
+    est, info, _ = center_estimates(terms, active, Fre, good)
+    if len(est) < 3:
+        return floor
+    sigma = np.std(np.array(est), axis=0, ddof=1) / float(
+        np.sqrt(np.mean([(row[4] / math.sqrt(2.0)) ** 2 for row in info])))
+    for k, *_ in info:
+        t = terms[k]
+        w = np.asarray(t.weights, dtype=float)
+        floor[k] = NOISE_FACTOR * sigma * math.sqrt(float(np.sum(w**2))) / t.h**t.deriv
+    return floor
+
+
 def _apply(E: np.ndarray, floor: np.ndarray, reasons: list) -> np.ndarray:
     if reasons:
         grow = floor > E

@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import SimdiffWarning
 from .evaluate import raise_failures
+from .noise import midpoints_look_noisy, noise_error, spread_floor
 from .fastpath import look_candidates, partial_terms
 from .plan import (Plan, PointSet, Term, _fixed_term, _keep_inside, _stencil_term, assemble,
                    needs_center)
@@ -302,6 +303,23 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                     E[i] = np.where(take, e2, E[i])
             if not any(c[0] in ("closer", "one-sided") for c in cand.values()):
                 break
+        # the midpoints of two-point central pairs spread like noise: one more level (±2h)
+        # for the noise test to tell noise from a curvature (noise.midpoints_look_noisy)
+        plan = Plan(x, pts.array(), terms, center=pts.find(x))
+        two_levels = False
+        if auto and midpoints_look_noisy(plan, F, ok, D):
+            wide = {i: _wider(t, st) for i, t in enumerate(terms)
+                    if t.kind == "central" and len(t.rows) == 2}
+            new_terms = {i: axes.term(pts, i, w, terms[i].h, partial, terms[i].scale)
+                         for i, w in wide.items() if w is not None}
+            if new_terms:
+                F, ok = _evaluate(sim, ev, pts, F, ok, state)
+                sub = Plan(x, pts.array(), list(new_terms.values()), center=pts.find(x))
+                D2, E2, _ = assemble(written_plan(sim, sub), F, ok, state["eps"])
+                for k, i in enumerate(new_terms):
+                    if new_terms[i].kind != "fixed" and np.all(np.isfinite(D2[k])):
+                        D[i], E[i], terms[i] = D2[k], E2[k], new_terms[i]
+                        two_levels = True
     # on_failure="raise" allows a complete stencil at a shorter step, never a rebuild from
     # fewer points (that is what on_failure="skip" asks for)
     fin = np.all(np.isfinite(D), axis=1)
@@ -313,9 +331,9 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
     failures = state["failures"] + lost
     plan = Plan(x, pts.array(), terms, center=pts.find(x))
     # noise given (noise=) or seen in the values (noise.py): grows E where it applies
-    from .noise import noise_error
-
     E = noise_error(plan, F, ok, D, E)
+    if two_levels:  # what the two-level estimates still spread by bounds the values' rounding
+        E = np.maximum(E, spread_floor(plan, F, ok))
     notes["ref"] = _variation(terms, F, ok, plan.center)
     return D, E, state["nfev"], failures, plan, state["scalar"], notes
 

@@ -260,3 +260,40 @@ def test_sparse_jacobian_takes_noise_and_wrong_lengths_are_refused():
         sd.jacobian(f, x, noise=[1e-6, 1e-6], step=1e-3)
     with pytest.raises(sd.ArgumentError, match="noise"):
         sd.jacobian(f, x, noise=[1e-6, 1e-6])
+
+
+def test_zero_valued_minimum_is_not_taken_for_noise():
+    # Rosenbrock near (1, ..., 1): f ~ 1e-11 while f'' ~ 800, so the midpoints of the central
+    # pairs differ across inputs by h^2 f''/2 ~ 1e-8, far beyond what |f| and |f'| allow a
+    # curvature; the pairs at 2h show the spread for what it is (no NoiseWarning, a sharp error)
+    def rosen(x):
+        return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+    def rosen_der(x):
+        d = np.zeros_like(x)
+        d[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] \
+            - 2 * (1 - x[1:-1])
+        d[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
+        d[-1] = 200 * (x[-1] - x[-2] ** 2)
+        return d
+
+    x = 1.0 + 1e-6 * np.arange(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither a NoiseWarning nor an unresolved entry
+        g, info = sd.gradient(rosen, x, full_output=True)
+    err = np.abs(g - rosen_der(x))
+    assert np.all(info.error >= err) and info.error.max() < 1e-9
+    assert info.nfev == 4 * 10 + 1  # the pairs at 2h: 2n more runs
+
+
+def test_noise_at_a_zero_valued_minimum_is_still_found():
+    rng = np.random.default_rng(3)
+
+    def f(x):
+        return float(np.sum((x - 1.0) ** 2) + 1e-8 * rng.standard_normal())
+
+    x = 1.0 + 1e-6 * np.arange(8)
+    with pytest.warns(NoiseWarning):
+        g, info = sd.gradient(f, x, full_output=True)
+    err = np.abs(g - 2 * (x - 1.0))
+    assert np.mean(info.error >= err) >= 7 / 8

@@ -91,7 +91,6 @@ KNOWN_FAILING: list[str] = [
     "test_honest::sp-numdiff-sparse_alternating-sparse-nobounds::forward",
     "test_honest::sp-numdiff-vector_scalar_abs_step::complex",
     "test_peer_tolerance::nd-complex_hessian_issue_35::central",
-    "test_peer_tolerance::nd-jacobian_on_vector_valued_function::central",
     "test_peer_tolerance::nd-log_at_1e-3::central",
     "test_peer_tolerance::sp-differentiate-accuracy-rel_breitwigner-0::central",
     "test_peer_tolerance::sp-differentiate-hessian-rosen-2x4-0::central",
