@@ -35,6 +35,7 @@ fewer points, a point that failed) is named in a ``SimdiffWarning``.
 from __future__ import annotations
 
 import warnings
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
@@ -66,6 +67,13 @@ FALLBACK_OK = 1e-8
 #: An entry whose error estimate exceeds this share of its size (or of the largest entry of
 #: its output) is reported as unresolved.
 UNRESOLVED = 0.5
+
+
+#: Whether midpoints that spread like noise get the pairs at ±2h (``noise.midpoints_look_noisy``).
+#: The optimizers turn it off around their gradients: near a minimum it would cost 2n runs a
+#: gradient for a sharper error bar than their stopping rule needs (the one-level floor only
+#: makes them stop sooner).
+TWO_LEVEL_NOISE_LOOK: ContextVar = ContextVar("simdiff_two_level_noise_look", default=True)
 
 
 class _Axes:
@@ -307,7 +315,7 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
         # for the noise test to tell noise from a curvature (noise.midpoints_look_noisy)
         plan = Plan(x, pts.array(), terms, center=pts.find(x))
         two_levels = False
-        if auto and midpoints_look_noisy(plan, F, ok, D):
+        if auto and TWO_LEVEL_NOISE_LOOK.get() and midpoints_look_noisy(plan, F, ok, D):
             wide = {i: _wider(t, st) for i, t in enumerate(terms)
                     if t.kind == "central" and len(t.rows) == 2}
             new_terms = {i: axes.term(pts, i, w, terms[i].h, partial, terms[i].scale)

@@ -25,6 +25,7 @@ import numpy as np
 from ..differentiate import gradient, jacobian
 from ..errors import SimulationError
 from ..lean import Done, two_point
+from ..refine import TWO_LEVEL_NOISE_LOOK
 from ..stencils import scheme as scheme_stencil
 from ..steps import base_steps
 from .options import NOISE_SUPPORTED
@@ -66,6 +67,7 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     if done is not None:
         g, err, h, kinds = done.D[:, 0], done.E[:, 0], done.steps, None
     else:
+        token = TWO_LEVEL_NOISE_LOOK.set(False)
         try:
             with warnings.catch_warnings():  # the optimizer weighs info.error itself
                 warnings.simplefilter("ignore")
@@ -73,6 +75,8 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
                                    full_output=True, **opts)
         except SimulationError:
             g, info = None, None
+        finally:
+            TWO_LEVEL_NOISE_LOOK.reset(token)
     tally.extra = []
     f = tally.lookup(x)
     if g is None or not np.all(np.isfinite(g)):
@@ -111,6 +115,7 @@ def fd_jacobian(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     """(J, error, r(x)) in one round, as ``fd_gradient`` for a vector-valued f."""
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
+    token = TWO_LEVEL_NOISE_LOOK.set(False)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -118,6 +123,8 @@ def fd_jacobian(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
                                full_output=True, **opts)
     except SimulationError:
         J, info = None, None
+    finally:
+        TWO_LEVEL_NOISE_LOOK.reset(token)
     tally.extra = []
     vals, ok = tally.values(x[None, :]) if tally.known(x) else (None, [False])
     r = vals[0].copy() if ok[0] else None
