@@ -203,8 +203,12 @@ def _stop_groups(procs: Sequence[subprocess.Popen], grace: float) -> None:
         proc.wait()
 
 
-def _stop_live(live: set, lock: threading.Lock, grace: float) -> None:
+def _stop_live(live: set, lock: threading.Lock, grace: float, stopped: list) -> None:
+    """Stop the programs running now, and refuse to start any later (a worker thread that is
+    still going when the simulator is collected, or the interpreter exits, must not leave a
+    program behind that nobody stops)."""
     with lock:
+        stopped.append(True)
         procs = list(live)
     _stop_groups(procs, grace)
 
@@ -343,12 +347,13 @@ class Executable(Simulator):
         """The programs running now (per process, never pickled), stopped at exit if need be."""
         self._live: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
+        self._stopped: list = []  # non-empty once _stop_live ran: no program starts after it
         # runs at exit while this simulator lives; forgotten with it (no reference to self)
-        weakref.finalize(self, _stop_live, self._live, self._lock, self.grace)
+        weakref.finalize(self, _stop_live, self._live, self._lock, self.grace, self._stopped)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["_live"], state["_lock"]
+        del state["_live"], state["_lock"], state["_stopped"]
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -489,16 +494,20 @@ class Executable(Simulator):
         env = None if self.env is None else {**os.environ, **self.env}
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
-                with open(wd / self.stdin, "rb") if self.stdin else open(os.devnull, "rb") as inp:
+                # started and registered under the lock, so that _stop_live sees every program
+                # that ever starts, and none starts after it
+                with self._lock, (open(wd / self.stdin, "rb") if self.stdin
+                                  else open(os.devnull, "rb")) as inp:
+                    if self._stopped:
+                        raise self._failure("not started: simdiff is stopping", x, wd, "", "")
                     proc = subprocess.Popen(
                         argv, cwd=wd, env=env, stdin=inp, stdout=out, stderr=err,
                         start_new_session=True,
                     )
+                    self._live.add(proc)
             except OSError as exc:
                 what = f" (stdin {self.stdin!r})" if self.stdin and not (wd / self.stdin).is_file() else ""
                 raise self._failure(f"could not be started{what}: {exc}", x, wd, "", "") from exc
-            with self._lock:
-                self._live.add(proc)
             try:
                 try:
                     code = _wait(proc, self.timeout)
