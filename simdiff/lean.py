@@ -41,7 +41,7 @@ from .noise import CURVATURE_MARGIN, MAX_PRINTED_DIGITS, SLOPE_SHARE
 from .plan import (CURVATURE_FACTOR, FLAT, MIN_LENGTH, MODEL_FACTOR, MODEL_SHARE_WITH_CURVATURE,
                    ROUND_FACTOR)
 from .refine import LARGE_X, SMALL_X, UNRESOLVED, _Collect
-from .steps import EPS, optimal_factor
+from .steps import EPS
 
 __all__ = ["two_point", "direction", "Done", "ENABLED"]
 
@@ -256,17 +256,6 @@ def _reference(F, n, q, kind, hr):
         return np.maximum(moved, 64 * EPS * big) / (2.0 * h)
     Fb = Fn[:, 0]
     return np.maximum(np.abs(Fb - F0), 64 * EPS * np.maximum(np.abs(F0), np.abs(Fb))) / h
-
-
-_FACTORS: dict = {}
-
-
-def _factor(st) -> float:
-    """``steps.optimal_factor(st)`` (float64 outputs), once per stencil."""
-    f = _FACTORS.get(st.name)
-    if f is None:
-        f = _FACTORS[st.name] = optimal_factor(st, EPS)
-    return f
 
 
 def _quantized(F) -> bool:
