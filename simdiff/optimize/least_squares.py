@@ -63,7 +63,12 @@ _LS_STATUS = {0: "converged: the gradient Jᵀr is indistinguishable from zero g
 def _tr_step(J: np.ndarray, r: np.ndarray, D: np.ndarray, delta: float) -> np.ndarray:
     """argmin ‖r + J s‖ s.t. ‖D s‖ ≤ Δ (SVD of J D⁻¹; λ by bisection on log λ)."""
     Js = J / D[None, :]
-    U, S, Vt = np.linalg.svd(Js, full_matrices=False)
+    if not np.all(np.isfinite(Js)):
+        return np.zeros(J.shape[1])
+    try:
+        U, S, Vt = np.linalg.svd(Js, full_matrices=False)
+    except np.linalg.LinAlgError:  # pragma: no cover - LAPACK's rare non-convergence
+        return np.zeros(J.shape[1])
     S = np.where(np.isfinite(S), S, 0.0)
     c = U.T @ r
     tiny = S > S.max(initial=0.0) * 1e-14 * max(J.shape)
@@ -149,17 +154,18 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
                         for k, v in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)))
     callback = check_callback(callback)
     noise = check_noise(noise)
-    nprobe = _check_probes(probes, n, noise)
+    nprobe, lookahead = _check_probes(probes, n, noise)
     sim, ev = make_evaluator(r, vectorized, evaluator, n_jobs, backend, cache, retries, timeout,
                              progress)
     if speculate == "auto":
         speculate = slots(ev) > 1
     with Tally(sim, ev, box, maxfev) as tally:
         return _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, int(refresh),
-                      speculate, nprobe)
+                      speculate, nprobe, lookahead)
 
 
-def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate, nprobe):
+def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate, nprobe,
+           lookahead=False):
     from scipy.optimize import OptimizeResult
 
     n = x0.shape[0]
@@ -177,7 +183,9 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
     last_ok = True
     age = np.zeros(n)  # per coordinate: the round in which the model last learnt it
     clock = 1  # rounds of trial points so far, plus one
-    window = n / nprobe if nprobe else 0.0
+    # probes in every round keep every column relearnt within n/p rounds (not with look-ahead)
+    window = n / nprobe if nprobe and not lookahead else 0.0
+    pending = None  # a trial point evaluated with the last FD Jacobian, not yet judged
     try:
         J, E, res = fd_jacobian(tally, x, scheme, box, noise)
         njev += 1
@@ -197,6 +205,25 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
         cost = 0.5 * float(res @ res)
         hist.record(tally, x, cost, 0.0, float(np.linalg.norm(J.T @ res)) if J is not None else np.nan)
         while status is None:
+            if pending is not None:
+                # the trial that rode with the last FD Jacobian, judged by the fresh model
+                xb, pending = pending, None
+                vb, okb = tally.values(xb[None, :])  # known: no evaluation, no round
+                sb = xb - x
+                rho_b = _rho(J, res, cost, sb, vb[0]) if okb[0] else -1.0
+                if rho_b >= FALLBACK_RHO:
+                    J = _multisecant(J, sb[:, None], (vb[0] - res)[:, None])
+                    fresh = False
+                    updates += 1
+                    x, res, cost = xb, vb[0], 0.5 * float(vb[0] @ vb[0])
+                    nit += 1
+                    hist.record(tally, x, cost, float(np.linalg.norm(sb)),
+                                float(np.linalg.norm(J.T @ res)))
+                    if call_callback(callback, x, cost, nit):
+                        status = 4
+                        break
+                    delta = _radius(delta, rho_b, float(np.linalg.norm(D * sb)))
+                    continue
             g = J.T @ res
             free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
             pg = np.where(free, g, 0.0)
@@ -232,13 +259,13 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
             pred_r = res + J @ s
             pred = cost - 0.5 * float(pred_r @ pred_r)
             # fresh: an FD Jacobian at x, or every coordinate relearnt within the last window
-            model_fresh = fresh or (nprobe > 0 and clock - age.min() <= window)
+            model_fresh = fresh or (window > 0 and clock - age.min() <= window)
             guard += 1
             if guard > 50 * tally.maxfev:  # pragma: no cover - a safeguard against cycling
                 status = 6
                 break
             Jt = None
-            cols, P = [], np.zeros((0, n))
+            cols, P, xa = [], np.zeros((0, n)), None
             if speculate and last_ok:
                 # the trial point and the FD Jacobian around it in one round
                 Jt, Et, rt0 = fd_jacobian(tally, xt, scheme, box, noise)
@@ -246,8 +273,13 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                 ok = [rt0 is not None]
                 vals = [rt0]
             else:
-                P, cols = _probes(xt, s, _oldest(age, nprobe), lo, hi, noise)
-                vals, ok = tally.values(np.vstack([xt[None, :], P]))
+                if lookahead:
+                    xa = _lookahead(J, pred_r, D, delta, s, xt, free, lo, hi)
+                if xa is None:
+                    P, cols = _probes(xt, s, _oldest(age, nprobe), lo, hi, noise)
+                    vals, ok = tally.values(np.vstack([xt[None, :], P]))
+                else:
+                    vals, ok = tally.values(np.vstack([xt, xa]))
             if ok[0]:
                 rt = vals[0]
                 S, Y = [s], [rt - res]
@@ -286,14 +318,36 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                 if actual <= ftol * cost and pred <= ftol * cost:
                     status = 2
                     break
+                if xa is not None and ok[1]:
+                    # the look-ahead point: the next trial, ready, judged by the updated model.
+                    # Its secant enters J only when it is accepted (a long secant off the path
+                    # would pull the local model away from x)
+                    sa = xa - x
+                    rho_a = _rho(J, res, cost, sa, vals[1])
+                    if rho_a >= 1e-4:
+                        J = _multisecant(J, sa[:, None], (vals[1] - res)[:, None])
+                        x, res, cost = xa, vals[1], 0.5 * float(vals[1] @ vals[1])
+                        nit += 1
+                        hist.record(tally, x, cost, float(np.linalg.norm(sa)),
+                                    float(np.linalg.norm(J.T @ res)))
+                        if call_callback(callback, x, cost, nit):
+                            status = 4
+                            break
+                        Ds, rho = float(np.linalg.norm(D * sa)), rho_a
             if rho < 0.25:
                 if rho < 0.1 and not model_fresh:
-                    # the step came from a Broyden-updated model: refresh it before shrinking
-                    J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                    # the step came from a Broyden-updated model: refresh it before shrinking,
+                    # and evaluate the next trial of the updated model in the same round
+                    delta = min(delta, 0.5 * Ds)
+                    xb = np.zeros(n)
+                    xb[free] = _tr_step(J[:, free], res, D[free], delta)
+                    xb = np.clip(x + xb, lo, hi)
+                    extra = (xb,) if np.any(xb != x) else ()
+                    pending = xb if extra else None
+                    J, E, _ = _fresh(tally, x, scheme, box, noise, J, extra)
                     age[:] = clock
                     njev += 1
                     fresh, updates = True, 0
-                    delta = min(delta, 0.5 * Ds)
                 else:
                     delta = 0.25 * Ds
             elif rho > 0.75 and Ds >= 0.9 * delta:
@@ -326,9 +380,39 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
         nfailed=int(tally.nfailed), history=hist, method="trust-region-broyden")
 
 
-def _fresh(tally, x, scheme, box, noise, J_old):
-    """A finite-difference Jacobian at x (r(x) known: forward costs n points)."""
-    J, E, _ = fd_jacobian(tally, x, scheme, box, noise)
+def _rho(J, res, cost, s, rs):
+    """ρ = actual / predicted reduction of ½‖r‖² for the step s, r(x + s) = rs (-1 if no gain)."""
+    pr = res + J @ s
+    pred = cost - 0.5 * float(pr @ pr)
+    return (cost - 0.5 * float(rs @ rs)) / pred if pred > 0 else -1.0
+
+
+def _radius(delta, rho, Ds):
+    """The trust-region radius after a step of length ‖Ds‖ with ratio ρ (N&W Alg. 4.1)."""
+    if rho < 0.25:
+        return 0.25 * Ds
+    if rho > 0.75 and Ds >= 0.9 * delta:
+        return 2.0 * delta
+    return delta
+
+
+def _lookahead(J, rt_pred, D, delta, s, xt, free, lo, hi):
+    """The model's next step from xt, with r(xt) predicted as r + J s; None if negligible.
+
+    The radius is the one a good step leaves (2Δ after a step to the boundary). After an
+    interior Gauss–Newton step Jᵀ(r + J s) = 0 and the look-ahead vanishes: probes instead.
+    """
+    Ds = float(np.linalg.norm(D * s))
+    s2 = np.zeros_like(s)
+    s2[free] = _tr_step(J[:, free], rt_pred, D[free], 2.0 * delta if Ds >= 0.9 * delta else delta)
+    xa = np.clip(xt + s2, lo, hi)
+    return xa if float(np.linalg.norm(D * (xa - xt))) > 0.1 * Ds else None
+
+
+def _fresh(tally, x, scheme, box, noise, J_old, extra=()):
+    """A finite-difference Jacobian at x (r(x) known: forward costs n points), in one round
+    with the points ``extra``."""
+    J, E, _ = fd_jacobian(tally, x, scheme, box, noise, extra)
     if J is None:
         J, E, _ = fd_jacobian(tally, x, "central", box, noise)
     if J is None:
@@ -337,20 +421,21 @@ def _fresh(tally, x, scheme, box, noise, J_old):
 
 
 PROBE_REACH = 0.01  # a probe reaches at least this fraction of the step ‖s‖
+FALLBACK_RHO = 0.1  # the trial that rode with an FD Jacobian is taken from this ρ on
 
 
-def _check_probes(probes: Any, n: int, noise: Any) -> int:
-    """The number of probes per round (see the module docstring)."""
+def _check_probes(probes: Any, n: int, noise: Any) -> tuple[int, bool]:
+    """(probes per round, look-ahead on) (see the module docstring)."""
     if isinstance(probes, str) and probes == "auto":
         if isinstance(noise, str):  # "estimate": each FD Jacobian measures the noise
-            return 0
-        return min(n, max(2, round(n / 3)))
+            return 0, False
+        return min(n, 2), True
     integer = isinstance(probes, (int, np.integer)) and not isinstance(probes, (bool, np.bool_))
     if not integer or probes < 0:
         from ..errors import ArgumentError
 
         raise ArgumentError(f"probes must be 'auto' or an int >= 0; got {probes!r}")
-    return min(n, int(probes))
+    return min(n, int(probes)), False
 
 
 def _oldest(age: np.ndarray, k: int) -> list:
@@ -397,4 +482,8 @@ def _multisecant(J: np.ndarray, S: np.ndarray, Y: np.ndarray) -> np.ndarray:
     if not keep.any():
         return J
     S, Y, nrm = S[:, keep], Y[:, keep], nrm[keep]
-    return J + ((Y - J @ S) / nrm) @ np.linalg.pinv(S / nrm, rcond=1e-10)
+    try:
+        Jn = J + ((Y - J @ S) / nrm) @ np.linalg.pinv(S / nrm, rcond=1e-10)
+    except np.linalg.LinAlgError:  # pragma: no cover - LAPACK's rare non-convergence
+        return J
+    return Jn if np.all(np.isfinite(Jn)) else J
