@@ -228,7 +228,7 @@ def table(title, solvers, problems, runs, fLs, B_of, ref_name):
 
 
 def starts(argv):
-    """The start factors asked for: ``--start F`` (repeatable), else both of Moré–Wild's, 1 and 10."""
+    """The start factors asked: ``--start F`` (repeatable), else both of Moré–Wild's, 1 and 10."""
     out = [float(argv[i + 1]) for i, a in enumerate(argv) if a == "--start" and i + 1 < len(argv)]
     return out or [1.0, 10.0]
 

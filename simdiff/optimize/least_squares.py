@@ -5,32 +5,46 @@ implementation and theory", LNM 630, 1978) on a Jacobian model J that is
 
 * computed by finite differences — n + 1 points (forward, sharing r(x)) or 2n (central), ONE
   Evaluator batch — at the start and whenever the model has gone stale, and
-* kept up to date between those from every point of every round: each round evaluates the
-  trial point x_t = x + s together with p PROBES x_t + h_j e_j (p = max(2, round(n/3)), at most
-  n), and J takes all of them at once by the least-change multi-secant update
-  J ← J + (Y − J S) S⁺, S = [s, h_j e_j, ...], Y = [r(x_t) − r(x), r(x_t + h_j e_j) − r(x_t), ...]
-  (Schnabel, "Quasi-Newton methods using multiple secant equations", 1983; with S = [s] it is
-  Broyden's rank-one update, Broyden 1965). The probes go to the coordinates the model learnt
-  longest ago, so every column of J is relearnt every n/p rounds; h_j is the larger of the
-  forward-difference step (noise-optimal with ``noise=``) and 1 % of ‖s‖, a secant on the scale
-  the model is used at, as the interpolation points of model-based solvers sit within the trust
-  region (Powell; Cartis, Fiala, Marteau & Roberts, DFO-LS, ACM TOMS 45, 2019). A round then
-  costs 1 + p evaluations, each of them model information, and a full FD Jacobian is only
-  needed when a step fails with a coordinate not relearnt for n/p rounds. Rounds are the
-  wall-clock time with enough workers; on the Moré–Garbow–Hillstrom set
-  (``benchmarks/optimize.py``) they fall from 0.46 to 0.27 per evaluation, for 1.2× DFO-LS's
-  median evaluations (1.0× with one-point rounds; from the starts 10·x0: 0.28 and 1.4×, against
-  0.49 and 0.9×). ``probes=0`` is the one-evaluation Broyden iteration: fewest evaluations.
+* kept up to date between those from every point of every round by the least-change
+  multi-secant update J ← J + (Y − J S) S⁺, S = [s, h_j e_j, ...],
+  Y = [r(x_t) − r(x), r(x_t + h_j e_j) − r(x_t), ...] (Schnabel, "Quasi-Newton methods using
+  multiple secant equations", 1983; with S = [s] it is Broyden's rank-one update, Broyden 1965).
+
+A ROUND (one Evaluator batch: the wall-clock time with enough workers) holds the trial point
+x_t = x + s and, with the default ``probes="auto"``, one or two points that are worth having
+whatever ρ turns out to be:
+
+* the LOOK-AHEAD x_t + s', when s reaches the trust-region boundary: s' is the model's next
+  step from x_t, r(x_t) predicted as r + J s, in the radius a good step leaves (2Δ). If x_t is
+  accepted, x_t + s' is a ready next trial, judged (ρ ≥ 1e-4) by the model updated with r(x_t):
+  a round saved. Its secant enters J only then, as the step it is (a long secant off the path
+  would pull the local model away from x). After an interior step Jᵀ(r + J s) = 0 and there
+  is no look-ahead; instead
+* PROBES x_t + h_j e_j: 2, or 1 after a very successful step (ρ > 0.75, Nocedal & Wright's
+  threshold, where the model has just been confirmed). They go to the coordinates the model
+  learnt longest ago; h_j is the larger of the forward-difference step (noise-optimal with
+  ``noise=``) and 1 % of ‖s‖, a secant on the scale the model is used at, as the interpolation
+  points of model-based solvers sit within the trust region (Powell; Cartis, Fiala, Marteau &
+  Roberts, DFO-LS, ACM TOMS 45, 2019).
+
+A step that fails (ρ < 0.25, Nocedal & Wright's "poor" threshold, or the simulator failed
+there) from a model updated since its last FD Jacobian triggers a fresh FD Jacobian at x, and
+the updated model's next trial (radius min(Δ, ‖Ds‖/2)) rides in the same round; the fresh
+model judges it (taken from ρ ≥ 0.1) before it computes a step of its own. With ``probes=p``
+(an int) every round carries p probes and no look-ahead, and the model also counts as fresh
+while every column was relearnt within n/p rounds; ``probes=0`` is the Broyden iteration with
+one-evaluation trial rounds, the fewest evaluations. On the Moré–Garbow–Hillstrom set
+(``benchmarks/optimize.py``, from x0 and from 10·x0) "auto" takes 1.07× and 1.18× DFO-LS's
+median evaluations at 0.28 and 0.29 rounds per evaluation (fixed p = max(2, n/3) probes: 1.21×
+and 1.41× at 0.27 and 0.28; ``probes=0``: 0.97× and 0.90× at 0.36).
 
 Step: s minimizes ‖r + J s‖ subject to ‖D s‖ ≤ Δ, D = diag of the largest column norms of J seen
 (Moré's scaling), solved through the SVD of J D⁻¹ with the Levenberg parameter λ found by
 bisection on log λ. ρ = actual / predicted reduction; ρ ≥ 1e-4 accepts, Δ shrinks to ‖Ds‖/4
 below ρ = 0.25 and doubles above 0.75 at the boundary (Nocedal & Wright, Numerical
-Optimization, 2nd ed., Alg. 4.1). A step that fails (ρ < 0.1 or the simulator failed there)
-with a stale J (updated since its last FD Jacobian and not relearnt by probes in every
-coordinate within n/p rounds) triggers a fresh finite-difference Jacobian at x before Δ
-shrinks further. Bounds: every trial is projected onto the box and a probe that would leave
-it goes the other way (or is dropped); a failed probe is only missing information.
+Optimization, 2nd ed., Alg. 4.1). Bounds: every trial and look-ahead is projected onto the box
+and a probe that would leave it goes the other way (or is dropped); a failed probe or
+look-ahead is only missing information.
 
 Stop: the gradient Jᵀr of a fresh Jacobian is within its FD error |E|ᵀ|r| (forward first
 recomputed centrally), ‖Jᵀr‖∞ ≤ gtol, the actual and predicted reductions are below
@@ -118,9 +132,11 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
     n_jobs, backend, evaluator, cache, retries, timeout, progress, vectorized
         as for ``simdiff.minimize``.
     probes : "auto" (default), or an int ≥ 0, option
-        Points evaluated with each trial point to keep the Jacobian model current (see the
-        module docstring): "auto" is max(2, round(n/3)) (0 with ``noise="estimate"``, whose
-        noise level is measured by each FD Jacobian); 0 gives one-evaluation rounds.
+        Points evaluated with each trial point (see the module docstring): "auto" is the
+        look-ahead point after a step to the trust-region boundary, else 2 coordinate probes
+        (1 after a very successful step); 0 with ``noise="estimate"``, whose noise level is
+        measured by each FD Jacobian. An int p: p probes every round; 0 gives one-evaluation
+        trial rounds.
     refresh : int, option (default 0: only when a step fails)
         Also recompute the FD Jacobian after this many Broyden updates.
     speculate : "auto" (default), True or False, option
@@ -185,6 +201,7 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
     clock = 1  # rounds of trial points so far, plus one
     # probes in every round keep every column relearnt within n/p rounds (not with look-ahead)
     window = n / nprobe if nprobe and not lookahead else 0.0
+    last_rho = -1.0  # ρ of the last trial
     pending = None  # a trial point evaluated with the last FD Jacobian, not yet judged
     try:
         J, E, res = fd_jacobian(tally, x, scheme, box, noise)
@@ -275,18 +292,22 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
             else:
                 if lookahead:
                     xa = _lookahead(J, pred_r, D, delta, s, xt, free, lo, hi)
+                kp = nprobe
+                if lookahead:  # "auto": the look-ahead, or fewer probes after a very good step
+                    kp = 0 if xa is not None else (1 if last_rho > 0.75 else nprobe)
+                P, cols = _probes(xt, s, _oldest(age, kp), lo, hi, noise)
                 if xa is None:
-                    P, cols = _probes(xt, s, _oldest(age, nprobe), lo, hi, noise)
                     vals, ok = tally.values(np.vstack([xt[None, :], P]))
                 else:
-                    vals, ok = tally.values(np.vstack([xt, xa]))
+                    vals, ok = tally.values(np.vstack([xt, xa, P]))
             if ok[0]:
                 rt = vals[0]
                 S, Y = [s], [rt - res]
+                off = 1 if xa is None else 2
                 for i, j in enumerate(cols):
-                    if ok[1 + i]:
+                    if ok[off + i]:
                         S.append(P[i] - xt)
-                        Y.append(vals[1 + i] - rt)
+                        Y.append(vals[off + i] - rt)
                         age[j] = clock
                 J = _multisecant(J, np.array(S).T, np.array(Y).T)
                 fresh = False
@@ -298,6 +319,7 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
             clock += 1
             Ds = float(np.linalg.norm(D * s))
             last_ok = rho >= SPEC_RHO
+            last_rho = rho
             if rho >= 1e-4:
                 actual = cost - cost_t
                 x, res, cost = xt, rt, cost_t
@@ -335,9 +357,9 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                             break
                         Ds, rho = float(np.linalg.norm(D * sa)), rho_a
             if rho < 0.25:
-                if rho < 0.1 and not model_fresh:
-                    # the step came from a Broyden-updated model: refresh it before shrinking,
-                    # and evaluate the next trial of the updated model in the same round
+                if not model_fresh:
+                    # a poor step from an updated model: refresh it before shrinking, and
+                    # evaluate the next trial of the updated model in the same round
                     delta = min(delta, 0.5 * Ds)
                     xb = np.zeros(n)
                     xb[free] = _tr_step(J[:, free], res, D[free], delta)
