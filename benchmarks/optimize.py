@@ -13,9 +13,13 @@ of parallel batches up to that point (a serial peer's rounds are its evaluations
 Scalar solvers (f = Σ r_i²): simdiff.minimize (FD-BFGS), scipy L-BFGS-B with its own forward
 differences, scipy BFGS (FD), COBYQA, Nelder–Mead, Py-BOBYQA. Least-squares solvers (the
 residual vector): simdiff.least_squares, scipy least_squares (FD "2-point", trf), DFO-LS.
-Peers that are not installed are skipped with a note. Run:  python benchmarks/optimize.py
-[--quick] [--per-problem]  (--quick: the first 12 problems); ``--figures`` instead prints the
-issue's other figures (noise, failures, bounds, parallel speed-up, overhead on a cheap f).
+Peers that are not installed are skipped with a note.
+
+Starts: Moré & Wild run every problem from the standard x0 and from 10·x0; both sets are run
+and printed, one after the other (``--start 1`` or ``--start 10`` for one of them). f_L is
+taken per start set. Run:  python benchmarks/optimize.py [--quick] [--per-problem]
+[--start 1|10]  (--quick: the first 12 problems); ``--figures`` instead prints the issue's
+other figures (noise, failures, bounds, parallel speed-up, overhead on a cheap f).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import dataclasses
 import statistics
 import sys
 import time
@@ -222,8 +227,24 @@ def table(title, solvers, problems, runs, fLs, B_of, ref_name):
     return stats
 
 
+def starts(argv):
+    """The start factors asked: ``--start F`` (repeatable), else both of Moré–Wild's, 1 and 10."""
+    out = [float(argv[i + 1]) for i, a in enumerate(argv) if a == "--start" and i + 1 < len(argv)]
+    return out or [1.0, 10.0]
+
+
+def started(problems, factor):
+    """The problems started from factor·x0 (Moré & Wild 2009 use 1 and 10)."""
+    return [p if factor == 1 else dataclasses.replace(p, x0=factor * p.x0) for p in problems]
+
+
 def main(argv):
-    problems = mgh.PROBLEMS[:12] if "--quick" in argv else mgh.PROBLEMS
+    for factor in starts(argv):
+        print(f"\n# start {'x0' if factor == 1 else f'{factor:g}·x0'}")
+        run_set(argv, started(mgh.PROBLEMS[:12] if "--quick" in argv else mgh.PROBLEMS, factor))
+
+
+def run_set(argv, problems):
     B_of = lambda p: 100 * (p.n + 1)  # noqa: E731
     scalar, lsq = available(SCALAR), available(LSQ)
     runs: dict = {name: {} for name, _ in scalar + lsq}

@@ -5,32 +5,46 @@ implementation and theory", LNM 630, 1978) on a Jacobian model J that is
 
 * computed by finite differences — n + 1 points (forward, sharing r(x)) or 2n (central), ONE
   Evaluator batch — at the start and whenever the model has gone stale, and
-* kept up to date between those from every point of every round: each round evaluates the
-  trial point x_t = x + s together with p PROBES x_t + h_j e_j (p = max(2, round(n/3)), at most
-  n), and J takes all of them at once by the least-change multi-secant update
-  J ← J + (Y − J S) S⁺, S = [s, h_j e_j, ...], Y = [r(x_t) − r(x), r(x_t + h_j e_j) − r(x_t), ...]
-  (Schnabel, "Quasi-Newton methods using multiple secant equations", 1983; with S = [s] it is
-  Broyden's rank-one update, Broyden 1965). The probes go to the coordinates the model learnt
-  longest ago, so every column of J is relearnt every n/p rounds; h_j is the larger of the
-  forward-difference step (noise-optimal with ``noise=``) and 1 % of ‖s‖, a secant on the scale
-  the model is used at, as the interpolation points of model-based solvers sit within the trust
-  region (Powell; Cartis, Fiala, Marteau & Roberts, DFO-LS, ACM TOMS 45, 2019). A round then
-  costs 1 + p evaluations, each of them model information, and a full FD Jacobian is only
-  needed when a step fails with a coordinate not relearnt for n/p rounds. Rounds are the
-  wall-clock time with enough workers; on the Moré–Garbow–Hillstrom set
-  (``benchmarks/optimize.py``) they fall from 0.46 to 0.27 per evaluation, for 1.2× DFO-LS's
-  median evaluations (1.0× with one-point rounds; from the starts 10·x0: 0.28 and 1.4×, against
-  0.49 and 0.9×). ``probes=0`` is the one-evaluation Broyden iteration: fewest evaluations.
+* kept up to date between those from every point of every round by the least-change
+  multi-secant update J ← J + (Y − J S) S⁺, S = [s, h_j e_j, ...],
+  Y = [r(x_t) − r(x), r(x_t + h_j e_j) − r(x_t), ...] (Schnabel, "Quasi-Newton methods using
+  multiple secant equations", 1983; with S = [s] it is Broyden's rank-one update, Broyden 1965).
+
+A ROUND (one Evaluator batch: the wall-clock time with enough workers) holds the trial point
+x_t = x + s and, with the default ``probes="auto"``, one or two points that are worth having
+whatever ρ turns out to be:
+
+* the LOOK-AHEAD x_t + s', when s reaches the trust-region boundary: s' is the model's next
+  step from x_t, r(x_t) predicted as r + J s, in the radius a good step leaves (2Δ). If x_t is
+  accepted, x_t + s' is a ready next trial, judged (ρ ≥ 1e-4) by the model updated with r(x_t):
+  a round saved. Its secant enters J only then, as the step it is (a long secant off the path
+  would pull the local model away from x). After an interior step Jᵀ(r + J s) = 0 and there
+  is no look-ahead; instead
+* PROBES x_t + h_j e_j: 2, or 1 after a very successful step (ρ > 0.75, Nocedal & Wright's
+  threshold, where the model has just been confirmed). They go to the coordinates the model
+  learnt longest ago; h_j is the larger of the forward-difference step (noise-optimal with
+  ``noise=``) and 1 % of ‖s‖, a secant on the scale the model is used at, as the interpolation
+  points of model-based solvers sit within the trust region (Powell; Cartis, Fiala, Marteau &
+  Roberts, DFO-LS, ACM TOMS 45, 2019).
+
+A step that fails (ρ < 0.25, Nocedal & Wright's "poor" threshold, or the simulator failed
+there) from a model updated since its last FD Jacobian triggers a fresh FD Jacobian at x, and
+the updated model's next trial (radius min(Δ, ‖Ds‖/2)) rides in the same round; the fresh
+model judges it (taken from ρ ≥ 0.1) before it computes a step of its own. With ``probes=p``
+(an int) every round carries p probes and no look-ahead, and the model also counts as fresh
+while every column was relearnt within n/p rounds; ``probes=0`` is the Broyden iteration with
+one-evaluation trial rounds, the fewest evaluations. On the Moré–Garbow–Hillstrom set
+(``benchmarks/optimize.py``, from x0 and from 10·x0) "auto" takes 1.07× and 1.18× DFO-LS's
+median evaluations at 0.28 and 0.29 rounds per evaluation (fixed p = max(2, n/3) probes: 1.21×
+and 1.41× at 0.27 and 0.28; ``probes=0``: 0.97× and 0.90× at 0.36).
 
 Step: s minimizes ‖r + J s‖ subject to ‖D s‖ ≤ Δ, D = diag of the largest column norms of J seen
 (Moré's scaling), solved through the SVD of J D⁻¹ with the Levenberg parameter λ found by
 bisection on log λ. ρ = actual / predicted reduction; ρ ≥ 1e-4 accepts, Δ shrinks to ‖Ds‖/4
 below ρ = 0.25 and doubles above 0.75 at the boundary (Nocedal & Wright, Numerical
-Optimization, 2nd ed., Alg. 4.1). A step that fails (ρ < 0.1 or the simulator failed there)
-with a stale J (updated since its last FD Jacobian and not relearnt by probes in every
-coordinate within n/p rounds) triggers a fresh finite-difference Jacobian at x before Δ
-shrinks further. Bounds: every trial is projected onto the box and a probe that would leave
-it goes the other way (or is dropped); a failed probe is only missing information.
+Optimization, 2nd ed., Alg. 4.1). Bounds: every trial and look-ahead is projected onto the box
+and a probe that would leave it goes the other way (or is dropped); a failed probe or
+look-ahead is only missing information.
 
 Stop: the gradient Jᵀr of a fresh Jacobian is within its FD error |E|ᵀ|r| (forward first
 recomputed centrally), ‖Jᵀr‖∞ ≤ gtol, the actual and predicted reductions are below
@@ -63,7 +77,12 @@ _LS_STATUS = {0: "converged: the gradient Jᵀr is indistinguishable from zero g
 def _tr_step(J: np.ndarray, r: np.ndarray, D: np.ndarray, delta: float) -> np.ndarray:
     """argmin ‖r + J s‖ s.t. ‖D s‖ ≤ Δ (SVD of J D⁻¹; λ by bisection on log λ)."""
     Js = J / D[None, :]
-    U, S, Vt = np.linalg.svd(Js, full_matrices=False)
+    if not np.all(np.isfinite(Js)):
+        return np.zeros(J.shape[1])
+    try:
+        U, S, Vt = np.linalg.svd(Js, full_matrices=False)
+    except np.linalg.LinAlgError:  # pragma: no cover - LAPACK's rare non-convergence
+        return np.zeros(J.shape[1])
     S = np.where(np.isfinite(S), S, 0.0)
     c = U.T @ r
     tiny = S > S.max(initial=0.0) * 1e-14 * max(J.shape)
@@ -113,9 +132,11 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
     n_jobs, backend, evaluator, cache, retries, timeout, progress, vectorized
         as for ``simdiff.minimize``.
     probes : "auto" (default), or an int ≥ 0, option
-        Points evaluated with each trial point to keep the Jacobian model current (see the
-        module docstring): "auto" is max(2, round(n/3)) (0 with ``noise="estimate"``, whose
-        noise level is measured by each FD Jacobian); 0 gives one-evaluation rounds.
+        Points evaluated with each trial point (see the module docstring): "auto" is the
+        look-ahead point after a step to the trust-region boundary, else 2 coordinate probes
+        (1 after a very successful step); 0 with ``noise="estimate"``, whose noise level is
+        measured by each FD Jacobian. An int p: p probes every round; 0 gives one-evaluation
+        trial rounds.
     refresh : int, option (default 0: only when a step fails)
         Also recompute the FD Jacobian after this many Broyden updates.
     speculate : "auto" (default), True or False, option
@@ -149,17 +170,18 @@ def least_squares(r: Any, x0: Any, *, bounds: Any = None, maxfev: int | None = N
                         for k, v in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)))
     callback = check_callback(callback)
     noise = check_noise(noise)
-    nprobe = _check_probes(probes, n, noise)
+    nprobe, lookahead = _check_probes(probes, n, noise)
     sim, ev = make_evaluator(r, vectorized, evaluator, n_jobs, backend, cache, retries, timeout,
                              progress)
     if speculate == "auto":
         speculate = slots(ev) > 1
     with Tally(sim, ev, box, maxfev) as tally:
         return _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, int(refresh),
-                      speculate, nprobe)
+                      speculate, nprobe, lookahead)
 
 
-def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate, nprobe):
+def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate, nprobe,
+           lookahead=False):
     from scipy.optimize import OptimizeResult
 
     n = x0.shape[0]
@@ -177,7 +199,10 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
     last_ok = True
     age = np.zeros(n)  # per coordinate: the round in which the model last learnt it
     clock = 1  # rounds of trial points so far, plus one
-    window = n / nprobe if nprobe else 0.0
+    # probes in every round keep every column relearnt within n/p rounds (not with look-ahead)
+    window = n / nprobe if nprobe and not lookahead else 0.0
+    last_rho = -1.0  # ρ of the last trial
+    pending = None  # a trial point evaluated with the last FD Jacobian, not yet judged
     try:
         J, E, res = fd_jacobian(tally, x, scheme, box, noise)
         njev += 1
@@ -197,6 +222,25 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
         cost = 0.5 * float(res @ res)
         hist.record(tally, x, cost, 0.0, float(np.linalg.norm(J.T @ res)) if J is not None else np.nan)
         while status is None:
+            if pending is not None:
+                # the trial that rode with the last FD Jacobian, judged by the fresh model
+                xb, pending = pending, None
+                vb, okb = tally.values(xb[None, :])  # known: no evaluation, no round
+                sb = xb - x
+                rho_b = _rho(J, res, cost, sb, vb[0]) if okb[0] else -1.0
+                if rho_b >= FALLBACK_RHO:
+                    J = _multisecant(J, sb[:, None], (vb[0] - res)[:, None])
+                    fresh = False
+                    updates += 1
+                    x, res, cost = xb, vb[0], 0.5 * float(vb[0] @ vb[0])
+                    nit += 1
+                    hist.record(tally, x, cost, float(np.linalg.norm(sb)),
+                                float(np.linalg.norm(J.T @ res)))
+                    if call_callback(callback, x, cost, nit):
+                        status = 4
+                        break
+                    delta = _radius(delta, rho_b, float(np.linalg.norm(D * sb)))
+                    continue
             g = J.T @ res
             free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
             pg = np.where(free, g, 0.0)
@@ -232,13 +276,13 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
             pred_r = res + J @ s
             pred = cost - 0.5 * float(pred_r @ pred_r)
             # fresh: an FD Jacobian at x, or every coordinate relearnt within the last window
-            model_fresh = fresh or (nprobe > 0 and clock - age.min() <= window)
+            model_fresh = fresh or (window > 0 and clock - age.min() <= window)
             guard += 1
             if guard > 50 * tally.maxfev:  # pragma: no cover - a safeguard against cycling
                 status = 6
                 break
             Jt = None
-            cols, P = [], np.zeros((0, n))
+            cols, P, xa = [], np.zeros((0, n)), None
             if speculate and last_ok:
                 # the trial point and the FD Jacobian around it in one round
                 Jt, Et, rt0 = fd_jacobian(tally, xt, scheme, box, noise)
@@ -246,15 +290,24 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                 ok = [rt0 is not None]
                 vals = [rt0]
             else:
-                P, cols = _probes(xt, s, _oldest(age, nprobe), lo, hi, noise)
-                vals, ok = tally.values(np.vstack([xt[None, :], P]))
+                if lookahead:
+                    xa = _lookahead(J, pred_r, D, delta, s, xt, free, lo, hi)
+                kp = nprobe
+                if lookahead:  # "auto": the look-ahead, or fewer probes after a very good step
+                    kp = 0 if xa is not None else (1 if last_rho > 0.75 else nprobe)
+                P, cols = _probes(xt, s, _oldest(age, kp), lo, hi, noise)
+                if xa is None:
+                    vals, ok = tally.values(np.vstack([xt[None, :], P]))
+                else:
+                    vals, ok = tally.values(np.vstack([xt, xa, P]))
             if ok[0]:
                 rt = vals[0]
                 S, Y = [s], [rt - res]
+                off = 1 if xa is None else 2
                 for i, j in enumerate(cols):
-                    if ok[1 + i]:
+                    if ok[off + i]:
                         S.append(P[i] - xt)
-                        Y.append(vals[1 + i] - rt)
+                        Y.append(vals[off + i] - rt)
                         age[j] = clock
                 J = _multisecant(J, np.array(S).T, np.array(Y).T)
                 fresh = False
@@ -266,6 +319,7 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
             clock += 1
             Ds = float(np.linalg.norm(D * s))
             last_ok = rho >= SPEC_RHO
+            last_rho = rho
             if rho >= 1e-4:
                 actual = cost - cost_t
                 x, res, cost = xt, rt, cost_t
@@ -286,14 +340,36 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                 if actual <= ftol * cost and pred <= ftol * cost:
                     status = 2
                     break
+                if xa is not None and ok[1]:
+                    # the look-ahead point: the next trial, ready, judged by the updated model.
+                    # Its secant enters J only when it is accepted (a long secant off the path
+                    # would pull the local model away from x)
+                    sa = xa - x
+                    rho_a = _rho(J, res, cost, sa, vals[1])
+                    if rho_a >= 1e-4:
+                        J = _multisecant(J, sa[:, None], (vals[1] - res)[:, None])
+                        x, res, cost = xa, vals[1], 0.5 * float(vals[1] @ vals[1])
+                        nit += 1
+                        hist.record(tally, x, cost, float(np.linalg.norm(sa)),
+                                    float(np.linalg.norm(J.T @ res)))
+                        if call_callback(callback, x, cost, nit):
+                            status = 4
+                            break
+                        Ds, rho = float(np.linalg.norm(D * sa)), rho_a
             if rho < 0.25:
-                if rho < 0.1 and not model_fresh:
-                    # the step came from a Broyden-updated model: refresh it before shrinking
-                    J, E, _ = _fresh(tally, x, scheme, box, noise, J)
+                if not model_fresh:
+                    # a poor step from an updated model: refresh it before shrinking, and
+                    # evaluate the next trial of the updated model in the same round
+                    delta = min(delta, 0.5 * Ds)
+                    xb = np.zeros(n)
+                    xb[free] = _tr_step(J[:, free], res, D[free], delta)
+                    xb = np.clip(x + xb, lo, hi)
+                    extra = (xb,) if np.any(xb != x) else ()
+                    pending = xb if extra else None
+                    J, E, _ = _fresh(tally, x, scheme, box, noise, J, extra)
                     age[:] = clock
                     njev += 1
                     fresh, updates = True, 0
-                    delta = min(delta, 0.5 * Ds)
                 else:
                     delta = 0.25 * Ds
             elif rho > 0.75 and Ds >= 0.9 * delta:
@@ -326,9 +402,39 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
         nfailed=int(tally.nfailed), history=hist, method="trust-region-broyden")
 
 
-def _fresh(tally, x, scheme, box, noise, J_old):
-    """A finite-difference Jacobian at x (r(x) known: forward costs n points)."""
-    J, E, _ = fd_jacobian(tally, x, scheme, box, noise)
+def _rho(J, res, cost, s, rs):
+    """ρ = actual / predicted reduction of ½‖r‖² for the step s, r(x + s) = rs (-1 if no gain)."""
+    pr = res + J @ s
+    pred = cost - 0.5 * float(pr @ pr)
+    return (cost - 0.5 * float(rs @ rs)) / pred if pred > 0 else -1.0
+
+
+def _radius(delta, rho, Ds):
+    """The trust-region radius after a step of length ‖Ds‖ with ratio ρ (N&W Alg. 4.1)."""
+    if rho < 0.25:
+        return 0.25 * Ds
+    if rho > 0.75 and Ds >= 0.9 * delta:
+        return 2.0 * delta
+    return delta
+
+
+def _lookahead(J, rt_pred, D, delta, s, xt, free, lo, hi):
+    """The model's next step from xt, with r(xt) predicted as r + J s; None if negligible.
+
+    The radius is the one a good step leaves (2Δ after a step to the boundary). After an
+    interior Gauss–Newton step Jᵀ(r + J s) = 0 and the look-ahead vanishes: probes instead.
+    """
+    Ds = float(np.linalg.norm(D * s))
+    s2 = np.zeros_like(s)
+    s2[free] = _tr_step(J[:, free], rt_pred, D[free], 2.0 * delta if Ds >= 0.9 * delta else delta)
+    xa = np.clip(xt + s2, lo, hi)
+    return xa if float(np.linalg.norm(D * (xa - xt))) > 0.1 * Ds else None
+
+
+def _fresh(tally, x, scheme, box, noise, J_old, extra=()):
+    """A finite-difference Jacobian at x (r(x) known: forward costs n points), in one round
+    with the points ``extra``."""
+    J, E, _ = fd_jacobian(tally, x, scheme, box, noise, extra)
     if J is None:
         J, E, _ = fd_jacobian(tally, x, "central", box, noise)
     if J is None:
@@ -337,20 +443,21 @@ def _fresh(tally, x, scheme, box, noise, J_old):
 
 
 PROBE_REACH = 0.01  # a probe reaches at least this fraction of the step ‖s‖
+FALLBACK_RHO = 0.1  # the trial that rode with an FD Jacobian is taken from this ρ on
 
 
-def _check_probes(probes: Any, n: int, noise: Any) -> int:
-    """The number of probes per round (see the module docstring)."""
+def _check_probes(probes: Any, n: int, noise: Any) -> tuple[int, bool]:
+    """(probes per round, look-ahead on) (see the module docstring)."""
     if isinstance(probes, str) and probes == "auto":
         if isinstance(noise, str):  # "estimate": each FD Jacobian measures the noise
-            return 0
-        return min(n, max(2, round(n / 3)))
+            return 0, False
+        return min(n, 2), True
     integer = isinstance(probes, (int, np.integer)) and not isinstance(probes, (bool, np.bool_))
     if not integer or probes < 0:
         from ..errors import ArgumentError
 
         raise ArgumentError(f"probes must be 'auto' or an int >= 0; got {probes!r}")
-    return min(n, int(probes))
+    return min(n, int(probes)), False
 
 
 def _oldest(age: np.ndarray, k: int) -> list:
@@ -397,4 +504,8 @@ def _multisecant(J: np.ndarray, S: np.ndarray, Y: np.ndarray) -> np.ndarray:
     if not keep.any():
         return J
     S, Y, nrm = S[:, keep], Y[:, keep], nrm[keep]
-    return J + ((Y - J @ S) / nrm) @ np.linalg.pinv(S / nrm, rcond=1e-10)
+    try:
+        Jn = J + ((Y - J @ S) / nrm) @ np.linalg.pinv(S / nrm, rcond=1e-10)
+    except np.linalg.LinAlgError:  # pragma: no cover - LAPACK's rare non-convergence
+        return J
+    return Jn if np.all(np.isfinite(Jn)) else J
