@@ -200,3 +200,20 @@ class Pid(sd.Simulator):
     def evaluate(self, x):
         time.sleep(self.seconds)
         return np.array([float(os.getpid()), float(np.sum(x))])
+
+
+class KillableRosen(sd.Simulator):
+    """Rosenbrock (f, or its residuals 10·(x₁ − x₀²), 1 − x₀) that dies like a killed job at
+    call ``kill_at``; its counters are not part of its cache key."""
+
+    cache_ignore = ("calls", "kill_at")
+
+    def __init__(self, kill_at=None, residuals=False):
+        self.calls, self.kill_at, self.residuals = 0, kill_at, residuals
+
+    def evaluate(self, x):
+        self.calls += 1
+        if self.kill_at is not None and self.calls == self.kill_at:
+            raise KeyboardInterrupt("killed")
+        r = np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]])
+        return r if self.residuals else float(r @ r)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 import scipy.optimize as so
 
 import simdiff as sd
+
+sys.path.insert(0, os.path.dirname(__file__))
+from helpers_sims import KillableRosen  # noqa: E402
 
 
 def rosen(x):
@@ -189,22 +195,6 @@ def test_as_scipy_shares_f_and_counts():
     assert jac(np.array([0.5, 0.5])).shape == (2, 2)
     r = so.least_squares(fun, [-1.2, 1.0], jac=jac)
     np.testing.assert_allclose(r.x, [1, 1], atol=1e-6)
-
-
-class KillableRosen(sd.Simulator):
-    """Rosenbrock that dies (like a killed job) at a chosen call; its counters are not part
-    of its cache key."""
-
-    cache_ignore = ("calls", "kill_at")
-
-    def __init__(self, kill_at=None):
-        self.calls, self.kill_at = 0, kill_at
-
-    def evaluate(self, x):
-        self.calls += 1
-        if self.kill_at is not None and self.calls == self.kill_at:
-            raise KeyboardInterrupt("killed")
-        return float(100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2)
 
 
 def test_killed_run_resumes_from_its_cache(tmp_path):

@@ -12,6 +12,9 @@ import scipy.optimize as so
 
 import simdiff as sd
 
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers_sims import KillableRosen  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location(
     "mgh", Path(__file__).resolve().parents[1] / "benchmarks" / "mgh.py")
 mgh = importlib.util.module_from_spec(_spec)
@@ -230,29 +233,14 @@ def test_probes_option_is_checked():
     np.testing.assert_allclose(res.x, TRUE, rtol=1e-7)
 
 
-class KillableResiduals(sd.Simulator):
-    """Rosenbrock's residuals that die (like a killed job) at a chosen call."""
-
-    cache_ignore = ("calls", "kill_at")
-
-    def __init__(self, kill_at=None):
-        self.calls, self.kill_at = 0, kill_at
-
-    def evaluate(self, x):
-        self.calls += 1
-        if self.kill_at is not None and self.calls == self.kill_at:
-            raise KeyboardInterrupt("killed")
-        return np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]])
-
-
 def test_killed_run_resumes_from_its_cache(tmp_path):
-    sim = KillableResiduals()
+    sim = KillableRosen(residuals=True)
     full = sd.least_squares(sim, [-1.2, 1.0])
     total = sim.calls
     assert total > 60
     with pytest.raises(KeyboardInterrupt):
-        sd.least_squares(KillableResiduals(kill_at=60), [-1.2, 1.0], cache=tmp_path / "c")
-    sim = KillableResiduals()
+        sd.least_squares(KillableRosen(kill_at=60, residuals=True), [-1.2, 1.0], cache=tmp_path / "c")
+    sim = KillableRosen(residuals=True)
     again = sd.least_squares(sim, [-1.2, 1.0], cache=tmp_path / "c")
     assert sim.calls == total - 59  # the path is retraced from the cache; only the rest runs
     assert again.nfev == total - 59

@@ -67,16 +67,7 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     if done is not None:
         g, err, h, kinds = done.D[:, 0], done.E[:, 0], done.steps, None
     else:
-        token = TWO_LEVEL_NOISE_LOOK.set(False)
-        try:
-            with warnings.catch_warnings():  # the optimizer weighs info.error itself
-                warnings.simplefilter("ignore")
-                g, info = gradient(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
-                                   full_output=True, **opts)
-        except SimulationError:
-            g, info = None, None
-        finally:
-            TWO_LEVEL_NOISE_LOOK.reset(token)
+        g, info = _quiet(gradient, tally, x, scheme, box, opts)
     tally.extra = []
     f = tally.lookup(x)
     if g is None or not np.all(np.isfinite(g)):
@@ -92,6 +83,22 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     if sigma > 0:
         err = err + np.where(h > 0, (2.0 if scheme != "central" else 1.0) * sigma / np.where(h > 0, h, 1), 0)
     return np.asarray(g, dtype=float), err, f
+
+
+def _quiet(fun: Any, tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict):
+    """``fun(sim, x, ...)`` (``gradient`` or ``jacobian``) through the Tally, (value, info), or
+    (None, None) when the points failed. Warnings off: the optimizer weighs info.error itself;
+    the two-level noise look off (``refine.TWO_LEVEL_NOISE_LOOK``)."""
+    token = TWO_LEVEL_NOISE_LOOK.set(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fun(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
+                       full_output=True, **opts)
+    except SimulationError:
+        return None, None
+    finally:
+        TWO_LEVEL_NOISE_LOOK.reset(token)
 
 
 def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict):
@@ -115,16 +122,7 @@ def fd_jacobian(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     """(J, error, r(x)) in one round, as ``fd_gradient`` for a vector-valued f."""
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
-    token = TWO_LEVEL_NOISE_LOOK.set(False)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            J, info = jacobian(tally.sim, x, method=scheme, bounds=box, evaluator=tally,
-                               full_output=True, **opts)
-    except SimulationError:
-        J, info = None, None
-    finally:
-        TWO_LEVEL_NOISE_LOOK.reset(token)
+    J, info = _quiet(jacobian, tally, x, scheme, box, opts)
     tally.extra = []
     vals, ok = tally.values(x[None, :]) if tally.known(x) else (None, [False])
     r = vals[0].copy() if ok[0] else None
