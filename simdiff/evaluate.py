@@ -209,9 +209,10 @@ def raise_failures(failures: Sequence[Failure], sim: Simulator) -> None:
 
 
 def check_output(value: Any, index: int, point: np.ndarray) -> np.ndarray:
-    """One raw output as a numeric array of ndim ≤ 1; OutputError otherwise."""
+    """One raw output as a numeric array of ndim ≤ 1, the Evaluator's own copy (a simulator may
+    return the same buffer every call, refilled); OutputError otherwise."""
     try:
-        arr = np.asarray(value)
+        arr = np.array(value)
     except Exception as exc:
         raise OutputError(
             f"f returned output that is not numeric at point {index} x={_fmt_point(point)}: "
@@ -959,7 +960,8 @@ class _Run:
                     arr = asarray(raw, dtype=float64)
                 elif type(raw) is ndarray and raw.ndim == 1 and raw.dtype == float64 and \
                         isfinite_all(raw).all():
-                    arr = raw  # what check_output returns for it, and is_finite_output accepts
+                    arr = raw.copy()  # what check_output returns for it (its own copy: a
+                    # simulator may refill one buffer), and is_finite_output accepts
                 else:
                     arr = check_output(raw, i, xi)
                     if arr.ndim != 0 or not isinstance(arr.item(), float) or not isfinite(arr.item()):

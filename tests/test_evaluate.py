@@ -325,3 +325,32 @@ def test_unpicklable_simulator_is_a_clear_error_for_processes_and_fine_for_threa
         Evaluator(n_jobs=2, timeout=60).evaluate(_Unpicklable(), X)
     batch = Evaluator(n_jobs=2, backend="threading", timeout=60).evaluate(_Unpicklable(), X)
     np.testing.assert_array_equal(batch.values[:, 0], X.sum(axis=1))
+
+
+@pytest.mark.parametrize("kw", [{}, {"n_jobs": 2, "backend": "threading"}, {"method": "forward"}])
+def test_a_simulator_refilling_one_buffer_is_copied(kw):
+    # f returns the same array object every call, refilled: the Evaluator must keep copies,
+    # or every point would read the last values (a silent all-zero Jacobian)
+    buf = np.zeros(2)
+
+    def f(x):
+        buf[0], buf[1] = np.sum(x**2), x[0] * x[1]
+        return buf
+
+    x = np.array([1.0, 2.0])
+    J = sd.jacobian(f, x, **kw)
+    np.testing.assert_allclose(J, [[2.0, 4.0], [2.0, 1.0]], rtol=1e-6)
+
+
+def test_a_vectorized_simulator_refilling_one_buffer_is_copied():
+    buf = np.zeros((0, 1))
+
+    def f(X):
+        nonlocal buf
+        if buf.shape[0] != len(X):
+            buf = np.zeros((len(X), 1))
+        buf[:, 0] = np.sum(X**2, axis=1)
+        return buf
+
+    g = sd.gradient(f, np.array([1.0, -3.0]), vectorized=True)
+    np.testing.assert_allclose(g, [2.0, -6.0], rtol=1e-6)
