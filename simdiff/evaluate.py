@@ -252,9 +252,8 @@ def output_eps(outputs: Sequence[Any], ok: np.ndarray) -> float:
     """Unit roundoff of f's outputs, read off the first successful one: float32 (or complex64)
     outputs carry 2^-23 relative rounding, float16 2^-10; float64, integers and Python floats
     2^-52."""
-    first = 0 if len(ok) and ok[0] else (int(np.argmax(ok)) if ok.any() else None)
-    for i in (() if first is None else (first,)):
-        dt = np.asarray(outputs[i]).dtype
+    if ok.any():
+        dt = np.asarray(outputs[int(np.argmax(ok))]).dtype
         if dt.kind in "fc" and dt.itemsize < (8 if dt.kind == "f" else 16):
             return float(np.finfo(dt).eps)
     return _EPS64
@@ -442,10 +441,6 @@ class _ProcessKeptAlive:
 
 
 _KEPT_ALIVE = _ProcessKeptAlive()
-
-
-def _process_kept_alive() -> _ProcessKeptAlive:
-    return _KEPT_ALIVE
 
 
 class Evaluator:
@@ -910,7 +905,7 @@ class _Run:
         to end the process (it goes back to the queue, for workers only)."""
         if pool is None:
             return self._run_inline_lean(None, inline_ok)
-        with _process_kept_alive():
+        with _KEPT_ALIVE:
             return self._run_inline_lean(pool, inline_ok)
 
     def _run_inline_lean(self, pool: Any, inline_ok: bool) -> bool:

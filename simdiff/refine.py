@@ -227,6 +227,12 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
             plan = Plan(x, pts.array(), terms, center=pts.find(x))
         D, E, lost = assemble(written_plan(sim, plan), F, ok, state["eps"])
         doubt = plan.doubt if plan.doubt is not None else np.zeros(r, dtype=bool)
+        # midpoints of two-point central pairs that spread like noise: the pairs at ±2h (the
+        # "widened" look below) let the noise test tell noise from a curvature
+        # (noise.midpoints_look_noisy)
+        two_levels = auto and TWO_LEVEL_NOISE_LOOK.get() and midpoints_look_noisy(plan, F, ok, D)
+        if two_levels:
+            doubt = doubt | np.array([t.kind == "central" and len(t.rows) == 2 for t in terms])
         # second looks, each one batch for all the entries concerned
         hx = None
         if auto and partial and unit_scale is not None:
@@ -311,23 +317,6 @@ def run_partials(sim, x: np.ndarray, U: np.ndarray, origin: np.ndarray, lo: np.n
                     E[i] = np.where(take, e2, E[i])
             if not any(c[0] in ("closer", "one-sided") for c in cand.values()):
                 break
-        # the midpoints of two-point central pairs spread like noise: one more level (±2h)
-        # for the noise test to tell noise from a curvature (noise.midpoints_look_noisy)
-        plan = Plan(x, pts.array(), terms, center=pts.find(x))
-        two_levels = False
-        if auto and TWO_LEVEL_NOISE_LOOK.get() and midpoints_look_noisy(plan, F, ok, D):
-            wide = {i: _wider(t, st) for i, t in enumerate(terms)
-                    if t.kind == "central" and len(t.rows) == 2}
-            new_terms = {i: axes.term(pts, i, w, terms[i].h, partial, terms[i].scale)
-                         for i, w in wide.items() if w is not None}
-            if new_terms:
-                F, ok = _evaluate(sim, ev, pts, F, ok, state)
-                sub = Plan(x, pts.array(), list(new_terms.values()), center=pts.find(x))
-                D2, E2, _ = assemble(written_plan(sim, sub), F, ok, state["eps"])
-                for k, i in enumerate(new_terms):
-                    if new_terms[i].kind != "fixed" and np.all(np.isfinite(D2[k])):
-                        D[i], E[i], terms[i] = D2[k], E2[k], new_terms[i]
-                        two_levels = True
     # on_failure="raise" allows a complete stencil at a shorter step, never a rebuild from
     # fewer points (that is what on_failure="skip" asks for)
     fin = np.all(np.isfinite(D), axis=1)
