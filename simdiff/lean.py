@@ -63,11 +63,17 @@ class Done:
         self.notes, self.named, self.scalar, self.points = notes, named, scalar, points
 
 
-def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev: Any):
+def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev: Any,
+              noise_look: bool = True):
     """The default-step partials of f at x with the two-point stencil ``st``.
 
     Returns a ``Done``; or ``(X, batch)`` when the general path must go on from the batch
-    evaluated here; or None when the case is not this lane's (nothing evaluated)."""
+    evaluated here; or None when the case is not this lane's (nothing evaluated).
+
+    ``noise_look=False`` drops the central midpoints' noise test (``_spread``), for a caller
+    that weighs noise itself (the optimizers: ``noise=``). Near a minimum where f is ~0 the
+    midpoints spread by h²f''/2 against a tiny f, the test then hands every gradient to the
+    general path, and there the one-level noise test reads that curvature as noise."""
     kind = _OFFSETS.get(tuple(st.offsets)) if st.deriv == 1 else None
     if kind is None or not ENABLED:
         return None
@@ -97,7 +103,7 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     q = len(Tm)
     P = np.repeat(x[None, :], 1 + n * q, axis=0)
     P.reshape(-1)[_diagonal(n, q)] = (x[:, None] + np.array(Tm) * hr[:, None]).reshape(-1)
-    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s)
+    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s, noise_look)
 
 
 _DIAGONALS: dict = {}
@@ -138,7 +144,7 @@ def direction(sim: Any, x: np.ndarray, u: np.ndarray, st: Any, h: float, s_t: fl
     return _finish(sim, P, ev, None, None, 1, len(moving), kind, st, np.array([h]), np.array([s_t]))
 
 
-def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s):
+def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, noise_look=True):
     """Evaluate the rows P (one batch) and assemble, or hand on (see ``two_point``)."""
     quantize = getattr(sim, "quantize", None)
     if quantize is not None:
@@ -152,9 +158,9 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s):
         return P, batch
     with np.errstate(all="ignore"):
         if n * F.shape[1] <= SCALAR_ENTRIES:
-            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s)
+            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look)
         else:
-            out = _assemble(x, ax, F, n, q, kind, st, hr, s)
+            out = _assemble(x, ax, F, n, q, kind, st, hr, s, noise_look)
     if out is None:
         return P, batch
     D, E, ref, named = out
@@ -162,7 +168,7 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s):
                 batch.scalar, P)
 
 
-def _assemble(x, ax, F, n, q, kind, st, hr, s):
+def _assemble(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
     """D, E and the warning's reference sizes (n, m) with whether some entry may need naming,
     or None where the general path must go on; x and ax None for a direction (no input scales
     to look at).
@@ -232,7 +238,8 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s):
             far = s > LARGE_X
             if (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
                 return None  # the values turn over inside a long step: aliasing checked there
-    if _quantized(F) or (kind == "central" and n >= 3 and _spread(0.5 * (Fb + Fa), A, hr, sc)):
+    if _quantized(F) or (noise_look and kind == "central" and n >= 3
+                         and _spread(0.5 * (Fb + Fa), A, hr, sc)):
         return None
     E = rounding + trunc
     # refine.warn_unresolved names an entry with E > UNRESOLVED·r, r ≥ max(|D|, its output's
@@ -302,7 +309,7 @@ def _spread(P, A, hr, s) -> bool:
 SCALAR_ENTRIES = 32
 
 
-def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s):
+def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
     """``_assemble`` entry by entry on Python floats: the same IEEE operations in the same
     order (numpy's h**2 is h·h, its clip min(max(·)), its where a branch), so the same bits,
     and the same hand-over tests."""
@@ -390,7 +397,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s):
         E.append(Ej)
     if _quantized(F):
         return None
-    if central and n >= 3:
+    if noise_look and central and n >= 3:
         # the range test of ``_spread`` on floats first; the arrays only when it cannot settle
         K = CURVATURE_MARGIN[0]
         for i in range(m):

@@ -110,7 +110,8 @@ def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict):
         return None
     st = scheme_stencil(scheme)
     try:
-        out = two_point(tally.sim, x, st, base_steps(x, st), np.maximum(1.0, np.abs(x)), tally)
+        out = two_point(tally.sim, x, st, base_steps(x, st), np.maximum(1.0, np.abs(x)), tally,
+                        noise_look=False)
     except SimulationError:
         return None
     # (an entry the lane would name in a warning keeps its values: the optimizer ignores them)

@@ -7,9 +7,10 @@ One iteration, usually one parallel round:
    H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980; Nocedal & Wright, Numerical
    Optimization, 2nd ed., Alg. 7.4); ``memory=None`` uses the dense BFGS matrix (N&W (6.17)).
    On the MGH set the limited memory with its rescaled H₀ needs fewer evaluations. The pairs
-   are Powell-damped (sᵀy ≥ 0.2·sᵀBs, Powell 1978) since the line search tests Armijo only. With bounds, a variable at a bound whose
-   gradient points out of the box is held there (the projected quasi-Newton method of
-   Bertsekas 1982, as in L-BFGS-B) and every trial point is projected onto the box.
+   are kept as measured; a pair with sᵀy ≤ 0, which the Armijo-only line search allows and the
+   update would have to drop, is Powell-damped instead (sᵀy = 0.2·sᵀBs, Powell 1978).
+   With bounds, a variable at a bound whose gradient points out of the box is held there (the
+   projected quasi-Newton method of Bertsekas 1982, as in L-BFGS-B) and every trial point is projected onto the box.
 2. Speculative round. The trial point x + d AND the finite-difference stencil of the gradient
    at it go to the Evaluator in ONE batch (with a forward stencil f(x + d) is one of the
    stencil's points). When Armijo's test accepts the trial — the common case for BFGS — the
@@ -24,7 +25,8 @@ One iteration, usually one parallel round:
    stall the iteration.
 4. Stop when the (projected) gradient is indistinguishable from zero: every |g_j| ≤ 2·error_j
    with central differences (a forward gradient that small is first recomputed centrally), or
-   ‖g‖∞ ≤ gtol, or the relative decrease of f is below ftol, or the budget ``maxfev`` is spent
+   ‖g‖∞ ≤ gtol, or (central differences) the relative decrease of f is below ftol = 2.2e-9
+   (scipy L-BFGS-B's default, factr = 1e7) in two iterations in a row, or the budget ``maxfev`` is spent
    (status 1), or no decrease can be found along the central-difference direction (status 2).
 
 A failed evaluation at a trial point is a rejected step (shrunk by 0.25); a failed stencil
@@ -68,7 +70,7 @@ def _active(x: np.ndarray, g: np.ndarray, box: Any) -> np.ndarray:
 
 
 def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: float = 1e-10,
-            ftol: float = 2.2e-12, xtol: float = 1e-14, maxiter: int | None = None,
+            ftol: float = 2.2e-9, xtol: float = 1e-14, maxiter: int | None = None,
             switch: float = 0.05, callback: Any = None, max_backtracks: int = 30,
             slots: int = 1, sigma: float = 0.0, stop_factor: float = 2.0,
             speculate: Any = "auto", memory: int | None = 10):
@@ -85,6 +87,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
     H = None
     last_first_ok = False
     probing = False
+    small_before = False  # one small decrease can be a short step's; two in a row stop
     try:
         g, err, f = fd_gradient(tally, x, scheme, box, noise)
         if f is None:
@@ -217,9 +220,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             if probe_failed:
                 status, message = 0, _ZERO
                 break
-            if df <= ftol * max(abs(f), abs(f + df), 1.0) and scheme == "central":
-                status, message = 3, f"the relative decrease of f fell below ftol={ftol:g}"
+            small = df <= ftol * max(abs(f), abs(f + df), 1.0) and scheme == "central"
+            if small and small_before:
+                status, message = 3, ("the relative decrease of f fell below "
+                                      f"ftol={ftol:g} in two iterations in a row")
                 break
+            small_before = small
     except BudgetExhausted:
         status, message = 1, STATUS[1]
     if status is None:  # pragma: no cover
@@ -268,11 +274,15 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     if not np.isfinite(sy):
         return H
     B = getattr(H, "B", None)
-    if B is not None and DAMPED:
-        # Powell's damping (1978): move y towards B s until sᵀy ≥ 0.2 sᵀBs
+    if B is not None and DAMPED and sy <= 1e-10 * _norm(s) * _norm(y):
+        # Powell's damping (1978), only for a pair the update would otherwise drop (sᵀy ≤ 0:
+        # the Armijo-only search makes no curvature promise): move y towards B s until
+        # sᵀy = 0.2 sᵀBs. Damping every pair with sᵀy < 0.2 sᵀBs, as Powell does, pulls the
+        # limited-memory pairs towards the dense B, a different approximation; on the MGH set
+        # that cost evaluations (extended Rosenbrock: 620 against 433 to τ = 1e-5)
         Bs0 = B @ s
         sBs0 = float(s @ Bs0)
-        if sBs0 > 0 and sy < 0.2 * sBs0:
+        if sBs0 > 0:
             theta = 0.8 * sBs0 / (sBs0 - sy)
             y = theta * y + (1 - theta) * Bs0
             sy = float(s @ y)
