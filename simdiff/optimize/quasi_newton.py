@@ -262,11 +262,6 @@ def _curv(H: Any) -> np.ndarray | None:
     return None if B is None else np.abs(np.diag(B))
 
 
-def _value_with(tally: Any, x: np.ndarray, extra: list) -> float | None:
-    vals, ok = tally.values(x[None, :], extra=extra)
-    return float(vals[0, 0]) if ok[0] else None
-
-
 def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """The BFGS update of the inverse Hessian; skipped when sᵀy ≤ 1e-10·‖s‖‖y‖ (no curvature
     information the update could keep positive definite)."""
@@ -291,20 +286,16 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     n = s.shape[0]
     if H is None:
         yy = float(y @ y)
-        H = _Inverse(np.eye(n) * (sy / yy))
-        H.B = np.eye(n) * (yy / sy)
-    pairs = list(getattr(H, "pairs", []))
+        H = _Inverse(np.eye(n) * (sy / yy), np.eye(n) * (yy / sy))
     rho = 1.0 / sy
-    Hy = H @ y
-    new = _Inverse(H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
-                   + (rho * rho * float(y @ Hy) + rho) * np.outer(s, s))
     B = H.B
     Bs = B @ s
     sBs = float(s @ Bs)
-    new.B = B - np.outer(Bs, Bs) / sBs + rho * np.outer(y, y) if sBs > 0 else B
     s, y = s.copy(), y.copy()
+    new = _Inverse(None, B - np.outer(Bs, Bs) / sBs + rho * np.outer(y, y) if sBs > 0 else B)
+    new.base, new.pending = H.base, H.pending + [(s, y, rho)]
     # with s·y and whether the pair passes _apply's curvature test, as _apply computes them
-    new.pairs = (pairs + [(s, y, s @ y, bool(s @ y > 1e-12 * _norm(s) * _norm(y)))])[-MAX_PAIRS:]
+    new.pairs = (H.pairs + [(s, y, s @ y, bool(s @ y > 1e-12 * _norm(s) * _norm(y)))])[-MAX_PAIRS:]
     return new
 
 
@@ -313,7 +304,7 @@ def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.nd
     recursion over the last m pairs with H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980),
     restricted to the free coordinates."""
     if not memory:
-        return H[np.ix_(free, free)] @ g[free]
+        return H.dense()[np.ix_(free, free)] @ g[free]
     q = g[free].copy()
     kept = getattr(H, "pairs", [])[-memory:]
     if free.all():  # every coordinate free: s·y and the test as _update stored them
@@ -322,7 +313,7 @@ def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.nd
         pairs = [(s[free], y[free]) for s, y, _, _ in kept]
         pairs = [(s, y, s @ y) for s, y in pairs if s @ y > 1e-12 * _norm(s) * _norm(y)]
     if not pairs:
-        return H[np.ix_(free, free)] @ g[free]
+        return H.dense()[np.ix_(free, free)] @ g[free]
     alphas = []
     for s, y, sy in reversed(pairs):
         a = (s @ q) / sy
@@ -336,15 +327,25 @@ def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.nd
     return q
 
 
-class _Inverse(np.ndarray):
-    """The inverse-Hessian approximation H, carrying the direct approximation B as ``.B``."""
+class _Inverse:
+    """The quasi-Newton state: the dense inverse-Hessian approximation H (``dense()``), the
+    direct approximation B (``.B``) and the pairs (s, y, sᵀy, kept) of the limited memory.
 
-    def __new__(cls, a: np.ndarray) -> _Inverse:
-        obj = np.asarray(a).view(cls)
-        obj.B = None
-        obj.pairs = []
-        return obj
+    The dense H is needed only for ``memory=None`` and when no pair passes the curvature test
+    on the free variables; its BFGS updates (N&W (6.17), O(n²) each) are kept pending and
+    applied in order when it is asked for, with the same floating-point operations as one
+    update at a time."""
 
-    def __array_finalize__(self, obj: Any) -> None:
-        self.B = None
-        self.pairs = []
+    __slots__ = ("base", "pending", "B", "pairs")
+
+    def __init__(self, H0: np.ndarray | None, B: np.ndarray) -> None:
+        self.base, self.pending, self.B, self.pairs = H0, [], B, []
+
+    def dense(self) -> np.ndarray:
+        H = self.base
+        for s, y, rho in self.pending:
+            Hy = H @ y
+            H = (H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
+                 + (rho * rho * float(y @ Hy) + rho) * np.outer(s, s))
+        self.base, self.pending = H, []
+        return H
