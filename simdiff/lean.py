@@ -80,7 +80,7 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     n = x.shape[0]
     T = st.offsets
     Tm = [t for t in T if t != 0]
-    if n <= 8:  # the same tests on floats (a few array operations cost more here)
+    if n <= 16:  # the same tests on floats (up to n = 16 cheaper than the array operations)
         hs = []
         for xj, hj in zip(x.tolist(), h.tolist()):
             if (xj == 0 and math.copysign(1.0, xj) < 0) or not abs(xj) < 1e300:

@@ -106,7 +106,8 @@ class Tally:
                 todo.append(i)
         if todo and len(todo) > self.remaining:
             raise BudgetExhausted
-        new = [X[i] for i in todo]
+        whole = not self.extra and 0 < len(todo) == len(X)  # every row new: X as it is
+        new = None if whole else [X[i] for i in todo]
         for p in self.extra:
             p = np.asarray(p, dtype=float)
             key = p.tobytes()
@@ -114,8 +115,8 @@ class Tally:
                 seen.add(key)
                 new.append(p)
         self.extra = []
-        if new:
-            P = np.array(new)
+        if whole or new:
+            P = X if whole else np.array(new)
             self._inside(P)
             batch = self.inner.evaluate(self.sim, P)
             self.nrounds += 1
@@ -130,12 +131,14 @@ class Tally:
             memo = self.memo
             for j, key in enumerate([keys[i] for i in todo] + [p.tobytes() for p in P[len(todo):]]):
                 memo[key] = V[j] if ok[j] else _Failed(causes.get(j, "failed"))
-            self.nfailed += int(len(P) - ok.sum())
-            if V.shape[1] == 1 and ok.any():
-                j = int(np.argmin(np.where(ok, V[:, 0], np.inf)))
+            every = bool(ok.all())
+            if not every:
+                self.nfailed += int(len(P) - ok.sum())
+            if V.shape[1] == 1 and (every or ok.any()):
+                j = int(V[:, 0].argmin() if every else np.argmin(np.where(ok, V[:, 0], np.inf)))
                 if V[j, 0] < self.best_f:  # the first of the least, as a row-by-row scan finds
                     self.best_f, self.best_x = float(V[j, 0]), P[j].copy()
-            if len(todo) == len(X) and ok.all() and V.shape[1] == (self.m or 1):
+            if len(todo) == len(X) and every and V.shape[1] == (self.m or 1):
                 # every row new, distinct, evaluated: the batch answers them as they are
                 return Batch(values=V[:len(X)].copy(), ok=np.ones(len(X), dtype=bool),
                              failures=[], nfev=0,
