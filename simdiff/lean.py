@@ -64,16 +64,20 @@ class Done:
 
 
 def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev: Any,
-              noise_look: bool = True):
+              skip: frozenset = frozenset()):
     """The default-step partials of f at x with the two-point stencil ``st``.
 
     Returns a ``Done``; or ``(X, batch)`` when the general path must go on from the batch
     evaluated here; or None when the case is not this lane's (nothing evaluated).
 
-    ``noise_look=False`` drops the central midpoints' noise test (``_spread``), for a caller
-    that weighs noise itself (the optimizers: ``noise=``). Near a minimum where f is ~0 the
-    midpoints spread by h²f''/2 against a tiny f, the test then hands every gradient to the
-    general path, and there the one-level noise test reads that curvature as noise."""
+    ``skip`` names hand-over tests a caller does without, because it weighs their concern
+    itself (the optimizers): "noise", the central midpoints' noise test (``_spread``; near a
+    minimum where f is ~0 the midpoints spread by h²f''/2 against a tiny f, and the general
+    path's one-level test reads that curvature as noise); "flat", the one-sided critical-point
+    test (|f'|·s below FLAT·|f|, where the general path measures f'' on the other side), for a
+    caller that bounds a one-sided entry's error by h·|f''|/2 from a curvature of its own;
+    "small_x", the second estimate on the scale of an input below its step (an optimizer
+    closing in on x_j = 0 meets one at every step)."""
     kind = _OFFSETS.get(tuple(st.offsets)) if st.deriv == 1 else None
     if kind is None or not ENABLED:
         return None
@@ -103,7 +107,7 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     q = len(Tm)
     P = np.repeat(x[None, :], 1 + n * q, axis=0)
     P.reshape(-1)[_diagonal(n, q)] = (x[:, None] + np.array(Tm) * hr[:, None]).reshape(-1)
-    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s, noise_look)
+    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s, skip)
 
 
 _DIAGONALS: dict = {}
@@ -144,7 +148,7 @@ def direction(sim: Any, x: np.ndarray, u: np.ndarray, st: Any, h: float, s_t: fl
     return _finish(sim, P, ev, None, None, 1, len(moving), kind, st, np.array([h]), np.array([s_t]))
 
 
-def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, noise_look=True):
+def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, skip=frozenset()):
     """Evaluate the rows P (one batch) and assemble, or hand on (see ``two_point``)."""
     quantize = getattr(sim, "quantize", None)
     if quantize is not None:
@@ -158,9 +162,9 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, noise_look=True):
         return P, batch
     with np.errstate(all="ignore"):
         if n * F.shape[1] <= SCALAR_ENTRIES:
-            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look)
+            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip)
         else:
-            out = _assemble(x, ax, F, n, q, kind, st, hr, s, noise_look)
+            out = _assemble(x, ax, F, n, q, kind, st, hr, s, skip)
     if out is None:
         return P, batch
     D, E, ref, named = out
@@ -168,7 +172,7 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, noise_look=True):
                 batch.scalar, P)
 
 
-def _assemble(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
+def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     """D, E and the warning's reference sizes (n, m) with whether some entry may need naming,
     or None where the general path must go on; x and ax None for a direction (no input scales
     to look at).
@@ -208,9 +212,9 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
     ell = big / A  # inf (or nan) where D = 0: the model then has no length to use
     if ((Fa * Fb <= 0) & (ell < sc)).any() or not np.isfinite(D).all():
         return None  # a root or pole inside a stencil: widened (refine.py)
-    if kind != "central" and ((floor < FLAT * big) & (D != 0)).any():
+    if "flat" not in skip and kind != "central" and ((floor < FLAT * big) & (D != 0)).any():
         return None  # a one-sided difference at a critical point: widened
-    if x is not None and ((ax < SMALL_X * hr) & (x != 0)).any():
+    if x is not None and "small_x" not in skip and ((ax < SMALL_X * hr) & (x != 0)).any():
         return None  # an input below its step scale: estimated on its own scale too
     rounding = ROUND_FACTOR * EPS * (abs(w0) * np.maximum(aa, floor) + abs(w1) * np.maximum(ab, floor)) / h
     p = st.order
@@ -238,7 +242,7 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
             far = s > LARGE_X
             if (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
                 return None  # the values turn over inside a long step: aliasing checked there
-    if _quantized(F) or (noise_look and kind == "central" and n >= 3
+    if _quantized(F) or ("noise" not in skip and kind == "central" and n >= 3
                          and _spread(0.5 * (Fb + Fa), A, hr, sc)):
         return None
     E = rounding + trunc
@@ -309,7 +313,7 @@ def _spread(P, A, hr, s) -> bool:
 SCALAR_ENTRIES = 32
 
 
-def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
+def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     """``_assemble`` entry by entry on Python floats: the same IEEE operations in the same
     order (numpy's h**2 is h·h, its clip min(max(·)), its where a branch), so the same bits,
     and the same hand-over tests."""
@@ -318,6 +322,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
     m = len(F0s)
     hs, ss = hr.tolist(), s.tolist()
     xs = None if x is None else x.tolist()
+    small_x = xs is not None and "small_x" not in skip
     w0, w1 = float(st.weights[0]), float(st.weights[1])
     aw0, aw1 = abs(w0), abs(w1)
     central = kind == "central"
@@ -331,7 +336,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
     named = False
     for j in range(n):
         h, s_ = hs[j], ss[j]
-        if xs is not None and abs(xs[j]) < SMALL_X * h and xs[j] != 0:
+        if small_x and abs(xs[j]) < SMALL_X * h and xs[j] != 0:
             return None  # an input below its step scale
         ra = rows[1 + j * q]
         rb = rows[2 + j * q] if central else ra
@@ -353,7 +358,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
             big = aa if aa >= ab else ab
             if not isfinite(d) or (Fa * Fb <= 0 and a > 0 and big / a < s_):
                 return None  # a root or pole inside the stencil
-            if not central and floor < FLAT * big and d != 0:
+            if "flat" not in skip and not central and floor < FLAT * big and d != 0:
                 return None  # one-sided at a critical point
             rounding = ROUND_FACTOR * EPS * (aw0 * (aa if aa >= floor else floor)
                                              + aw1 * (ab if ab >= floor else floor)) / h
@@ -397,7 +402,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, noise_look=True):
         E.append(Ej)
     if _quantized(F):
         return None
-    if noise_look and central and n >= 3:
+    if "noise" not in skip and central and n >= 3:
         # the range test of ``_spread`` on floats first; the arrays only when it cannot settle
         K = CURVATURE_MARGIN[0]
         for i in range(m):

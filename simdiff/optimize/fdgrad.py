@@ -63,7 +63,7 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     """
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
-    done = _lean(tally, x, scheme, box, opts)
+    done = _lean(tally, x, scheme, box, opts, curvature is not None)
     if done is not None:
         g, err, h, kinds = done.D[:, 0], done.E[:, 0], done.steps, None
     else:
@@ -101,17 +101,25 @@ def _quiet(fun: Any, tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dic
         TWO_LEVEL_NOISE_LOOK.reset(token)
 
 
-def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict):
+_SKIP = frozenset(("noise", "small_x"))
+_SKIP_CURVED = _SKIP | {"flat"}
+
+
+def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curved: bool = False):
     """``gradient``'s lean lane called directly (``simdiff.lean.two_point``: its usual call, the
     same values bit for bit) for the default steps of a scalar f: the Done, or None. When the
     lane hands its batch on, that batch is in the Tally's memo, so the full ``gradient`` call
-    that follows reads it from there (no run repeated, no round added)."""
+    that follows reads it from there (no run repeated, no round added). The optimizers weigh
+    noise themselves (``noise=``) and need no second estimate at an input below its step
+    (near a minimum at x_j = 0 every step has one); with ``curved`` (a quasi-Newton curvature
+    to bound a one-sided entry's error by, see ``fd_gradient``) they need no f'' measured at a
+    critical point either. The lane's tests for those stay off (``lean.two_point``'s skip)."""
     if box is not None or opts or scheme not in ("forward", "central") or tally.m not in (None, 1):
         return None
     st = scheme_stencil(scheme)
     try:
         out = two_point(tally.sim, x, st, base_steps(x, st), np.maximum(1.0, np.abs(x)), tally,
-                        noise_look=False)
+                        skip=_SKIP_CURVED if curved else _SKIP)
     except SimulationError:
         return None
     # (an entry the lane would name in a warning keeps its values: the optimizer ignores them)

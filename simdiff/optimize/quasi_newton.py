@@ -51,6 +51,7 @@ from .tally import BudgetExhausted
 __all__ = ["fd_bfgs"]
 
 DAMPED = True
+FTOL_FORWARD = False
 _ZERO = ("the gradient is indistinguishable from zero given its finite-difference error "
          "estimate, and a last line search found no significant decrease")
 MAX_PAIRS = 30
@@ -103,9 +104,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
         hist.record(tally, x, f, 0.0, _norm(g) if g is not None else np.nan,
                     _norm(err) if err is not None else np.nan, scheme=scheme)
         while status is None:
-            act = _active(x, g, box)
-            pg = np.where(act, 0.0, g)
-            free_err = np.where(act, 0.0, err)
+            if box is None:  # every variable free
+                act, pg, free_err = None, g, err
+            else:
+                act = _active(x, g, box)
+                pg = np.where(act, 0.0, g)
+                free_err = np.where(act, 0.0, err)
             gnorm = float(_norm(pg))
             # -- stop tests -----------------------------------------------------------------
             if np.all(np.abs(pg) <= stop_factor * free_err):
@@ -130,10 +134,10 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             if scheme == "forward" and _norm(free_err) > switch * gnorm:
                 scheme = "central"
             # -- direction ------------------------------------------------------------------
-            free = ~act
+            free = _ALL_FREE[n] if act is None else ~act
             d = np.zeros(n)
             if H is not None:
-                d[free] = -_apply(H, pg, free, memory)
+                d[free] = -_apply(H, pg, free, memory, act is None)
                 if not pg @ d < 0:
                     H = None
             if H is None:
@@ -220,8 +224,8 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             if probe_failed:
                 status, message = 0, _ZERO
                 break
-            small = df <= ftol * max(abs(f), abs(f + df), 1.0) and scheme == "central"
-            if small and small_before:
+            small = df <= ftol * max(abs(f), abs(f + df), 1.0)
+            if small and small_before and (scheme == "central" or FTOL_FORWARD):
                 status, message = 3, ("the relative decrease of f fell below "
                                       f"ftol={ftol:g} in two iterations in a row")
                 break
@@ -299,15 +303,31 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     return new
 
 
-def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None) -> np.ndarray:
+class _AllFree(dict):
+    """n -> a read-only mask of n True values (no box: the same mask every iteration)."""
+
+    def __missing__(self, n: int) -> np.ndarray:
+        mask = np.ones(n, dtype=bool)
+        mask.flags.writeable = False
+        if len(self) > 64:
+            self.clear()
+        self[n] = mask
+        return mask
+
+
+_ALL_FREE = _AllFree()
+
+
+def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None,
+           all_free: bool = False) -> np.ndarray:
     """H·g on the free variables: the dense BFGS matrix, or (memory = m) the L-BFGS two-loop
     recursion over the last m pairs with H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980),
     restricted to the free coordinates."""
     if not memory:
         return H.dense()[np.ix_(free, free)] @ g[free]
-    q = g[free].copy()
+    q = g.copy() if all_free else g[free].copy()
     kept = getattr(H, "pairs", [])[-memory:]
-    if free.all():  # every coordinate free: s·y and the test as _update stored them
+    if all_free or free.all():  # every coordinate free: s·y and the test as _update stored them
         pairs = [(s, y, sy) for s, y, sy, good in kept if good]
     else:
         pairs = [(s[free], y[free]) for s, y, _, _ in kept]
