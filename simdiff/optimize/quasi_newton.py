@@ -25,8 +25,9 @@ One iteration, usually one parallel round:
    stall the iteration.
 4. Stop when the (projected) gradient is indistinguishable from zero: every |g_j| ≤ 2·error_j
    with central differences (a forward gradient that small is first recomputed centrally), or
-   ‖g‖∞ ≤ gtol, or (central differences) the relative decrease of f is below ftol = 2.2e-9
-   (scipy L-BFGS-B's default, factr = 1e7) in two iterations in a row, or the budget ``maxfev`` is spent
+   ‖g‖∞ ≤ gtol, or the relative decrease of f is below ftol = 2.2e-9 (scipy L-BFGS-B's
+   default, factr = 1e7) in two iterations in a row, the second on central differences (two
+   such decreases on forward ones switch to central), or the budget ``maxfev`` is spent
    (status 1), or no decrease can be found along the central-difference direction (status 2).
 
 A failed evaluation at a trial point is a rejected step (shrunk by 0.25); a failed stencil
@@ -51,7 +52,6 @@ from .tally import BudgetExhausted
 __all__ = ["fd_bfgs"]
 
 DAMPED = True
-FTOL_FORWARD = False
 _ZERO = ("the gradient is indistinguishable from zero given its finite-difference error "
          "estimate, and a last line search found no significant decrease")
 MAX_PAIRS = 30
@@ -225,10 +225,14 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 status, message = 0, _ZERO
                 break
             small = df <= ftol * max(abs(f), abs(f + df), 1.0)
-            if small and small_before and (scheme == "central" or FTOL_FORWARD):
-                status, message = 3, ("the relative decrease of f fell below "
-                                      f"ftol={ftol:g} in two iterations in a row")
-                break
+            if small and small_before:
+                if scheme == "central":
+                    status, message = 3, ("the relative decrease of f fell below "
+                                          f"ftol={ftol:g} in two iterations in a row")
+                    break
+                # on forward gradients, confirm with central ones: with f far below 1 the
+                # test is absolute and stops early (MGH gaussian, f* = 1e-8)
+                scheme = "central"
             small_before = small
     except BudgetExhausted:
         status, message = 1, STATUS[1]
