@@ -153,3 +153,37 @@ def test_jvp_lane_equals_general_path(monkeypatch, method):
         for d1, e1, *r1 in res[:2]:
             d2, e2, *r2 = res[2]
             assert np.array_equal(d1, d2) and np.array_equal(e1, e2) and r1 == r2, (x, v)
+
+
+def _lane(f, x, scheme, skip):
+    from simdiff.stencils import scheme as stencil
+    from simdiff.steps import base_steps
+
+    st_ = stencil(scheme)
+    return lean.two_point(sd.simulator.as_simulator(f), x, st_, base_steps(x, st_),
+                          np.maximum(1.0, np.abs(x)), sd.Evaluator(), skip=frozenset(skip))
+
+
+@pytest.mark.parametrize("case", ["noise", "small_x", "flat"])
+def test_skipped_look_keeps_the_plain_difference(case):
+    # each case hands on by default; with its look skipped the lane finishes, and its
+    # derivative is the plain two-point difference the general path starts from
+    if case == "noise":  # a zero-valued minimum: the midpoints spread by h²f''/2 against f ~ 0
+        c = np.array([1.0, 10.0, 100.0, 1000.0, 3.0])
+        f, x, scheme = (lambda z: float(np.sum(c * (z - 1) ** 2))), np.full(5, 1 + 1e-7), "central"
+    elif case == "small_x":
+        f, x, scheme = (lambda z: float(np.sum(np.cos(z)))), np.array([1e-9, 0.5, 1.0]), "central"
+    else:  # one-sided at a critical point of a nonzero f
+        f, x, scheme = (lambda z: float(3.0 + np.sum((z - 0.5) ** 2))), np.full(4, 0.5 + 1e-9), "forward"
+    assert not isinstance(_lane(f, x, scheme, ()), lean.Done)
+    done = _lane(f, x, scheme, (case,))
+    assert isinstance(done, lean.Done)
+    P = done.points
+    F = np.array([f(p) for p in P])
+    h = done.steps
+    if scheme == "central":
+        plain = (F[2::2] - F[1::2]) / (2 * h)
+    else:
+        plain = (F[1:] - F[0]) / h
+    np.testing.assert_allclose(done.D[:, 0], plain, rtol=1e-12, atol=1e-300)
+    assert np.all(np.isfinite(done.E)) and np.all(done.E >= 0)
