@@ -253,7 +253,8 @@ def output_eps(outputs: Sequence[Any], ok: np.ndarray) -> float:
     outputs carry 2^-23 relative rounding, float16 2^-10; float64, integers and Python floats
     2^-52."""
     if ok.any():
-        dt = np.asarray(outputs[int(np.argmax(ok))]).dtype
+        first = outputs[int(ok.argmax())]
+        dt = first.dtype if type(first) is np.ndarray else np.asarray(first).dtype
         if dt.kind in "fc" and dt.itemsize < (8 if dt.kind == "f" else 16):
             return float(np.finfo(dt).eps)
     return _EPS64
@@ -964,8 +965,9 @@ class _Run:
                         if pool is not None and not self._inline_wins(pool, inline_ok):
                             break
                         continue
-                old = self.seconds  # _timed (the memories: below)
-                self.seconds = seconds if old is None else _smoothed(old, seconds)
+                old = self.seconds  # _timed (the memories: below); _smoothed written out
+                self.seconds = seconds if old is None else \
+                    0.7 * old + 0.3 * (seconds if seconds < GROWTH * old else GROWTH * old)
                 self.nfev += 1  # _logged
                 ev.nfev += 1
                 if debug:

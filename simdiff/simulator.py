@@ -150,7 +150,8 @@ class CallableSimulator(Simulator):
 
     def identity(self) -> str:
         fun = self.fun
-        fid = f"{getattr(fun, '__module__', '?')}.{getattr(fun, '__qualname__', repr(fun))}"
+        name = getattr(fun, "__qualname__", None)  # (repr only when there is none: it costs)
+        fid = f"{getattr(fun, '__module__', '?')}.{name if name is not None else repr(fun)}"
         return f"callable:{fid}:{self.vectorized}:{self.scalar_input}"
 
     def __repr__(self) -> str:

@@ -70,16 +70,19 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
         g, info = _quiet(gradient, tally, x, scheme, box, opts)
     tally.extra = []
     f = tally.lookup(x)
-    if g is None or not np.all(np.isfinite(g)):
+    if g is None or not np.isfinite(g).all():
         return None, None, f
     if done is None:
         err = np.asarray(info.error, dtype=float).reshape(-1)
         h = np.abs(np.asarray(info.step, dtype=float)).reshape(-1)
         kinds = info.schemes
     if curvature is not None and scheme != "central":
-        one_sided = np.ones(len(g), dtype=bool) if kinds is None else \
-            np.array([k not in ("central", "five-point") for k in kinds])
-        err = np.where(one_sided, np.maximum(err, 0.5 * h * np.abs(curvature)), err)
+        bound = np.maximum(err, 0.5 * h * np.abs(curvature))
+        if kinds is None:  # the lean lane: every entry one-sided
+            err = bound
+        else:
+            one_sided = np.array([k not in ("central", "five-point") for k in kinds])
+            err = np.where(one_sided, bound, err)
     if sigma > 0:
         err = err + np.where(h > 0, (2.0 if scheme != "central" else 1.0) * sigma / np.where(h > 0, h, 1), 0)
     return np.asarray(g, dtype=float), err, f

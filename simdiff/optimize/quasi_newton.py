@@ -112,7 +112,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 free_err = np.where(act, 0.0, err)
             gnorm = float(_norm(pg))
             # -- stop tests -----------------------------------------------------------------
-            if np.all(np.abs(pg) <= stop_factor * free_err):
+            if (np.abs(pg) <= stop_factor * free_err).all():
                 if scheme == "forward":
                     scheme = "central"
                     g2, e2, _ = fd_gradient(tally, x, scheme, box, noise)
@@ -125,7 +125,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 else:
                     status, message = 0, _ZERO
                     break
-            if np.max(np.abs(pg)) <= gtol:
+            if np.abs(pg).max() <= gtol:
                 status, message = 0, f"the projected gradient is below gtol={gtol:g}"
                 break
             if nit >= maxiter:
@@ -151,7 +151,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             for trial in range(3 if probing else max_backtracks):
                 xt = _project(x + t * d, box)
                 s = xt - x
-                if not np.any(s != 0) or np.max(np.abs(s) / np.maximum(1.0, np.abs(x))) < xtol:
+                if not (s != 0).any() or (np.abs(s) / np.maximum(1.0, np.abs(x))).max() < xtol:
                     break
                 slope = float(g.dot(s))
                 if slope >= 0:  # projection turned the step uphill: shorten
