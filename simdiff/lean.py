@@ -328,6 +328,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     w0, w1 = float(st.weights[0]), float(st.weights[1])
     aw0, aw1 = abs(w0), abs(w1)
     central = kind == "central"
+    flat = not central and "flat" not in skip
     p = st.order
     coef = abs(st.error_coef)
     model = MODEL_FACTOR * coef
@@ -352,23 +353,10 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
                 Fa, Fb = F0, ra[i]
             if not (isfinite(Fa) and isfinite(Fb) and isfinite(F0)):
                 return None
-            c1 = Fb - Fa
-            d = (w0 * (Fa - Fa) + w1 * c1) / h
-            a = abs(d)
-            floor = a * s_
-            aa, ab = abs(Fa), abs(Fb)
-            big = aa if aa >= ab else ab
-            if not isfinite(d) or (Fa * Fb <= 0 and a > 0 and big / a < s_):
-                return None  # a root or pole inside the stencil
-            if "flat" not in skip and not central and floor < FLAT * big and d != 0:
-                return None  # one-sided at a critical point
-            rounding = ROUND_FACTOR * EPS * (aw0 * (aa if aa >= floor else floor)
-                                             + aw1 * (ab if ab >= floor else floor)) / h
-            ell = big / a if a > 0 else inf
-            lo = MIN_LENGTH * h
-            L = ell if ell > lo else lo
-            L = L if L < s_ else s_  # clip: min(max(ell, 4h), s)
-            trunc = model * hp * a / (L * L if p == 2 else L)
+            core = _entry(Fa, Fb, h, hp, s_, w0, w1, aw0, aw1, model, p, flat)
+            if core is None:
+                return None
+            d, a, big, rounding, trunc = core
             if central:
                 a0 = abs(F0)
                 bigc = big if big >= a0 else a0
@@ -439,9 +427,7 @@ def _one_sided_scalar(x, F, n, st, hr, s, skip):
     aw0, aw1 = abs(w0), abs(w1)
     p = st.order
     model = MODEL_FACTOR * abs(st.error_coef)
-    inf, isfinite = math.inf, math.isfinite
-    aa = abs(F0)
-    c0 = w0 * (F0 - F0)
+    isfinite = math.isfinite
     D, E = [], []
     named = False
     for j in range(n):
@@ -451,22 +437,11 @@ def _one_sided_scalar(x, F, n, st, hr, s, skip):
         Fb = col[1 + j]
         if not isfinite(Fb):
             return None
-        d = (c0 + w1 * (Fb - F0)) / h
-        a = abs(d)
-        floor = a * s_
-        ab = abs(Fb)
-        big = aa if aa >= ab else ab
-        if not isfinite(d) or (F0 * Fb <= 0 and a > 0 and big / a < s_):
-            return None  # a root or pole inside the stencil
-        if flat and floor < FLAT * big and d != 0:
-            return None  # one-sided at a critical point
-        rounding = ROUND_FACTOR * EPS * (aw0 * (aa if aa >= floor else floor)
-                                         + aw1 * (ab if ab >= floor else floor)) / h
-        ell = big / a if a > 0 else inf
-        lo = MIN_LENGTH * h
-        L = ell if ell > lo else lo
-        L = L if L < s_ else s_
-        e = rounding + model * (h * h if p == 2 else h) * a / (L * L if p == 2 else L)
+        core = _entry(F0, Fb, h, h * h if p == 2 else h, s_, w0, w1, aw0, aw1, model, p, flat)
+        if core is None:
+            return None
+        d, a, _, rounding, trunc = core
+        e = rounding + trunc
         named = named or e > UNRESOLVED * a
         D.append(d)
         E.append(e)
@@ -474,3 +449,26 @@ def _one_sided_scalar(x, F, n, st, hr, s, skip):
         return None
     ref = _reference(F, n, 1, "forward", hr) if named or x is None else None
     return np.array(D).reshape(n, 1), np.array(E).reshape(n, 1), ref, named
+
+
+def _entry(Fa, Fb, h, hp, s_, w0, w1, aw0, aw1, model, p, flat):
+    """One entry of the two-point estimate on floats (``_assemble``'s operations, in order):
+    (d, |d|, max(|Fa|, |Fb|), rounding, truncation) or None where the general path goes on (a
+    root or pole inside the stencil; with ``flat``, a one-sided difference at a critical
+    point). Fa is the first node's value (x − h for central, f(x) one-sided), Fb the last."""
+    d = (w0 * (Fa - Fa) + w1 * (Fb - Fa)) / h
+    a = abs(d)
+    floor = a * s_
+    aa, ab = abs(Fa), abs(Fb)
+    big = aa if aa >= ab else ab
+    if not math.isfinite(d) or (Fa * Fb <= 0 and a > 0 and big / a < s_):
+        return None  # a root or pole inside the stencil
+    if flat and floor < FLAT * big and d != 0:
+        return None  # one-sided at a critical point
+    rounding = ROUND_FACTOR * EPS * (aw0 * (aa if aa >= floor else floor)
+                                     + aw1 * (ab if ab >= floor else floor)) / h
+    ell = big / a if a > 0 else math.inf
+    lo = MIN_LENGTH * h
+    L = ell if ell > lo else lo
+    L = L if L < s_ else s_  # clip: min(max(ell, 4h), s)
+    return d, a, big, rounding, model * hp * a / (L * L if p == 2 else L)
