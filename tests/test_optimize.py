@@ -80,6 +80,17 @@ def test_zero_valued_minimum_costs_plain_gradients():
     assert res.nfev < 110
 
 
+def test_reported_gradient_error_holds_on_a_noisy_f_without_noise_option():
+    # the iterations leave noise to noise=; the gradient the result reports has every look of
+    # simdiff.gradient on, so its error bar covers the noise all the same
+    rng = np.random.default_rng(0)
+    d = np.linspace(1, 3, 10)
+    f = lambda x: float(np.sum(d * (x - 0.5) ** 2)) + 1e-6 * rng.standard_normal()  # noqa: E731
+    res = sd.minimize(f, np.full(10, 3.0), maxfev=2000)
+    true = 2 * d * (res.x - 0.5)
+    assert np.all(np.abs(res.jac - true) <= res.grad_error)
+
+
 def test_damping_only_for_a_pair_the_update_would_drop():
     from simdiff.optimize.quasi_newton import _update
 

@@ -52,7 +52,7 @@ def _opts(x: np.ndarray, scheme: str, noise: Any) -> tuple[dict, float]:
 
 
 def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = None,
-                extra: Any = (), curvature: Any = None
+                extra: Any = (), curvature: Any = None, final: bool = False
                 ) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
     """(g, error, f(x)) in one round; g None when the gradient could not be formed, f None
     when x itself failed.
@@ -60,14 +60,18 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     curvature : None or array (n,) of |∂²f/∂x_j²| estimates (from the optimizer's quasi-Newton
         matrix). A one-sided difference errs by h_j·|f''_j|/2 however small f' is, so its
         error estimate is raised to at least that.
+    final : the gradient the result reports. Every look of ``simdiff.gradient`` is on (noise,
+        small inputs, critical points, the two-level noise test), as a user's own call at x
+        would have them: its error must hold for f as it is, noisy or not. Its points are
+        mostly in the Tally's memo already; a look that needs more evaluates them.
     """
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
-    done = _lean(tally, x, scheme, box, opts, curvature is not None)
+    done = _lean(tally, x, scheme, box, opts, curvature is not None, final)
     if done is not None:
         g, err, h, kinds = done.D[:, 0], done.E[:, 0], done.steps, None
     else:
-        g, info = _quiet(gradient, tally, x, scheme, box, opts)
+        g, info = _quiet(gradient, tally, x, scheme, box, opts, two_level=final)
     tally.extra = []
     f = tally.lookup(x)
     if g is None or not np.isfinite(g).all():
@@ -88,11 +92,12 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     return np.asarray(g, dtype=float), err, f
 
 
-def _quiet(fun: Any, tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict):
+def _quiet(fun: Any, tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict,
+           two_level: bool = False):
     """``fun(sim, x, ...)`` (``gradient`` or ``jacobian``) through the Tally, (value, info), or
     (None, None) when the points failed. Warnings off: the optimizer weighs info.error itself;
-    the two-level noise look off (``refine.TWO_LEVEL_NOISE_LOOK``)."""
-    token = TWO_LEVEL_NOISE_LOOK.set(False)
+    the two-level noise look off (``refine.TWO_LEVEL_NOISE_LOOK``) unless ``two_level``."""
+    token = TWO_LEVEL_NOISE_LOOK.set(two_level)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -108,7 +113,8 @@ _SKIP = frozenset(("noise", "small_x"))
 _SKIP_CURVED = _SKIP | {"flat"}
 
 
-def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curved: bool = False):
+def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curved: bool = False,
+          final: bool = False):
     """``gradient``'s lean lane called directly (``simdiff.lean.two_point``: its usual call, the
     same values bit for bit) for the default steps of a scalar f: the Done, or None. When the
     lane hands its batch on, that batch is in the Tally's memo, so the full ``gradient`` call
@@ -122,7 +128,7 @@ def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curved: 
     st = scheme_stencil(scheme)
     try:
         out = two_point(tally.sim, x, st, base_steps(x, st), np.maximum(1.0, np.abs(x)), tally,
-                        skip=_SKIP_CURVED if curved else _SKIP)
+                        skip=frozenset() if final else _SKIP_CURVED if curved else _SKIP)
     except SimulationError:
         return None
     # (an entry the lane would name in a warning keeps its values: the optimizer ignores them)
