@@ -81,8 +81,8 @@ def test_zero_valued_minimum_costs_plain_gradients():
 
 
 def test_reported_gradient_error_holds_on_a_noisy_f_without_noise_option():
-    # the iterations leave noise to noise=; the gradient the result reports has every look of
-    # simdiff.gradient on, so its error bar covers the noise all the same
+    # the iterations leave noise to noise=; the gradient the result reports has the noise
+    # looks of simdiff.gradient on, so its error bar covers the noise all the same
     rng = np.random.default_rng(0)
     d = np.linspace(1, 3, 10)
     f = lambda x: float(np.sum(d * (x - 0.5) ** 2)) + 1e-6 * rng.standard_normal()  # noqa: E731

@@ -239,7 +239,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
     if status is None:  # pragma: no cover
         status, message = 2, STATUS[2]
     if g is not None and status != 1:
-        # the reported gradient with every look of simdiff.gradient on: the iterations' own
+        # the reported gradient with simdiff.gradient's noise looks on: the iterations' own
         # leave noise to ``noise=``, so on a noisy f their error bars would not hold
         try:
             g2, e2, _ = fd_gradient(tally, x, scheme, box, noise, curvature=_curv(H), final=True)
