@@ -91,8 +91,11 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
                 return None
             r = abs((xj + hj) - xj)  # steps.realize
             r = r if r > 0 else hj
-            if not r > 0 or any(((xj + t * r) - xj) / r != t for t in T):
+            if not r > 0:
                 return None
+            for t in Tm:  # (t = 0 gives 0 for every finite x_j ≠ −0.0, tested above)
+                if ((xj + t * r) - xj) / r != t:
+                    return None
             hs.append(r)
         hr = np.array(hs)
     else:

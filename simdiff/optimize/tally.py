@@ -127,12 +127,15 @@ class Tally:
                 self.m = batch.values.shape[1]
             V = np.array(batch.values, dtype=float)  # the memo's rows: views of this copy
             ok = batch.ok
-            causes = {f.index: f.cause for f in batch.failures}
-            memo = self.memo
-            for j, key in enumerate([keys[i] for i in todo] + [p.tobytes() for p in P[len(todo):]]):
-                memo[key] = V[j] if ok[j] else _Failed(causes.get(j, "failed"))
             every = bool(ok.all())
-            if not every:
+            memo = self.memo
+            new_keys = keys if whole else [keys[i] for i in todo] + [p.tobytes() for p in P[len(todo):]]
+            if every:
+                memo.update(zip(new_keys, V))
+            else:
+                causes = {f.index: f.cause for f in batch.failures}
+                for j, key in enumerate(new_keys):
+                    memo[key] = V[j] if ok[j] else _Failed(causes.get(j, "failed"))
                 self.nfailed += int(len(P) - ok.sum())
             if V.shape[1] == 1 and (every or ok.any()):
                 j = int(V[:, 0].argmin() if every else np.argmin(np.where(ok, V[:, 0], np.inf)))
