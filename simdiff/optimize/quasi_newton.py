@@ -135,14 +135,21 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 scheme = "central"
             # -- direction ------------------------------------------------------------------
             free = _ALL_FREE[n] if act is None else ~act
-            d = np.zeros(n)
+            d = None if act is None else np.zeros(n)  # (no box: d is the direction itself)
             if H is not None:
-                d[free] = -_apply(H, pg, free, memory, act is None)
+                q = -_apply(H, pg, free, memory, act is None)
+                if d is None:
+                    d = q
+                else:
+                    d[free] = q
                 if not pg.dot(d) < 0:
                     H = None
             if H is None:
                 # steepest descent, a step of unit length at most (as L-BFGS-B starts)
-                d[free] = -pg[free] * min(1.0, 1.0 / max(gnorm, 1e-300))
+                if act is None:
+                    d = -pg * min(1.0, 1.0 / max(gnorm, 1e-300))
+                else:
+                    d[free] = -pg[free] * min(1.0, 1.0 / max(gnorm, 1e-300))
             # -- line search ----------------------------------------------------------------
             t = 1.0
             accepted = False
