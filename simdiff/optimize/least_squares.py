@@ -229,14 +229,11 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                 sb = xb - x
                 rho_b = _rho(J, res, cost, sb, vb[0]) if okb[0] else -1.0
                 if rho_b >= FALLBACK_RHO:
-                    J = _multisecant(J, sb[:, None], (vb[0] - res)[:, None])
+                    J, x, res, cost = _accept_ready(J, x, res, xb, vb[0])
                     fresh = False
                     updates += 1
-                    x, res, cost = xb, vb[0], 0.5 * float(vb[0] @ vb[0])
                     nit += 1
-                    hist.record(tally, x, cost, float(np.linalg.norm(sb)),
-                                float(np.linalg.norm(J.T @ res)))
-                    if call_callback(callback, x, cost, nit):
+                    if _record(tally, hist, callback, x, cost, sb, J, res, nit):
                         status = 4
                         break
                     delta = _radius(delta, rho_b, float(np.linalg.norm(D * sb)))
@@ -332,9 +329,7 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                     njev += 1
                     fresh, updates = True, 0
                 nit += 1
-                hist.record(tally, x, cost, float(np.linalg.norm(s)),
-                            float(np.linalg.norm(J.T @ res)))
-                if call_callback(callback, x, cost, nit):
+                if _record(tally, hist, callback, x, cost, s, J, res, nit):
                     status = 4
                     break
                 if actual <= ftol * cost and pred <= ftol * cost:
@@ -347,12 +342,9 @@ def _solve(tally, x0, box, ftol, xtol, gtol, callback, noise, refresh, speculate
                     sa = xa - x
                     rho_a = _rho(J, res, cost, sa, vals[1])
                     if rho_a >= 1e-4:
-                        J = _multisecant(J, sa[:, None], (vals[1] - res)[:, None])
-                        x, res, cost = xa, vals[1], 0.5 * float(vals[1] @ vals[1])
+                        J, x, res, cost = _accept_ready(J, x, res, xa, vals[1])
                         nit += 1
-                        hist.record(tally, x, cost, float(np.linalg.norm(sa)),
-                                    float(np.linalg.norm(J.T @ res)))
-                        if call_callback(callback, x, cost, nit):
+                        if _record(tally, hist, callback, x, cost, sa, J, res, nit):
                             status = 4
                             break
                         Ds, rho = float(np.linalg.norm(D * sa)), rho_a
@@ -490,6 +482,21 @@ def _probes(xt: np.ndarray, s: np.ndarray, cols: list, lo: np.ndarray, hi: np.nd
                 used.append(j)
                 break
     return (np.array(pts) if pts else np.zeros((0, xt.shape[0]))), used
+
+
+def _accept_ready(J: np.ndarray, x: np.ndarray, res: np.ndarray, xr: np.ndarray,
+                  vr: np.ndarray) -> tuple:
+    """A ready point (the look-ahead, or the trial that rode with the last FD Jacobian)
+    accepted: J takes its secant from x; (J, x, r, cost) at the point."""
+    return (_multisecant(J, (xr - x)[:, None], (vr - res)[:, None]), xr, vr,
+            0.5 * float(vr @ vr))
+
+
+def _record(tally: Any, hist: Any, callback: Any, x: np.ndarray, cost: float, s: np.ndarray,
+            J: np.ndarray, res: np.ndarray, nit: int) -> bool:
+    """One iteration's history record and callback; True when the callback stops the run."""
+    hist.record(tally, x, cost, float(np.linalg.norm(s)), float(np.linalg.norm(J.T @ res)))
+    return call_callback(callback, x, cost, nit)
 
 
 def _multisecant(J: np.ndarray, S: np.ndarray, Y: np.ndarray) -> np.ndarray:
