@@ -10,7 +10,8 @@ One iteration, usually one parallel round:
    are kept as measured; a pair with sᵀy ≤ 0, which the Armijo-only line search allows and the
    update would have to drop, is Powell-damped instead (sᵀy = 0.2·sᵀBs, Powell 1978).
    With bounds, a variable at a bound whose gradient points out of the box is held there (the
-   projected quasi-Newton method of Bertsekas 1982, as in L-BFGS-B) and every trial point is projected onto the box.
+   projected quasi-Newton method of Bertsekas 1982, as in L-BFGS-B) and every trial point is
+   projected onto the box.
 2. Speculative round. The trial point x + d AND the finite-difference stencil of the gradient
    at it go to the Evaluator in ONE batch (with a forward stencil f(x + d) is one of the
    stencil's points). When Armijo's test accepts the trial — the common case for BFGS — the
@@ -134,10 +135,10 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             if scheme == "forward" and _norm(free_err) > switch * gnorm:
                 scheme = "central"
             # -- direction ------------------------------------------------------------------
-            free = _ALL_FREE[n] if act is None else ~act
+            free = None if act is None else ~act
             d = None if act is None else np.zeros(n)  # (no box: d is the direction itself)
             if H is not None:
-                q = -_apply(H, pg, free, memory, act is None)
+                q = -_apply(H, pg, free, memory)
                 if d is None:
                     d = q
                 else:
@@ -146,7 +147,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                     H = None
             if H is None:
                 # steepest descent, a step of unit length at most (as L-BFGS-B starts)
-                if act is None:
+                if free is None:
                     d = -pg * min(1.0, 1.0 / max(gnorm, 1e-300))
                 else:
                     d[free] = -pg[free] * min(1.0, 1.0 / max(gnorm, 1e-300))
@@ -327,37 +328,24 @@ def _update(H: np.ndarray | None, s: np.ndarray, y: np.ndarray) -> np.ndarray | 
     return new
 
 
-class _AllFree(dict):
-    """n -> a read-only mask of n True values (no box: the same mask every iteration)."""
-
-    def __missing__(self, n: int) -> np.ndarray:
-        mask = np.ones(n, dtype=bool)
-        mask.flags.writeable = False
-        if len(self) > 64:
-            self.clear()
-        self[n] = mask
-        return mask
-
-
-_ALL_FREE = _AllFree()
-
-
-def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None,
-           all_free: bool = False) -> np.ndarray:
-    """H·g on the free variables: the dense BFGS matrix, or (memory = m) the L-BFGS two-loop
-    recursion over the last m pairs with H₀ = (sᵀy/yᵀy)·I from the newest pair (Nocedal 1980),
-    restricted to the free coordinates."""
+def _apply(H: Any, g: np.ndarray, free: np.ndarray | None, memory: int | None) -> np.ndarray:
+    """H·g on the free variables (``free`` None: all of them): the dense BFGS matrix, or
+    (memory = m) the L-BFGS two-loop recursion over the last m pairs with H₀ = (sᵀy/yᵀy)·I from
+    the newest pair (Nocedal 1980), restricted to the free coordinates."""
+    if free is not None and free.all():
+        free = None
     if not memory:
-        return H.dense()[np.ix_(free, free)] @ g[free]
-    q = g.copy() if all_free else g[free].copy()
-    kept = getattr(H, "pairs", [])[-memory:]
-    if all_free or free.all():  # every coordinate free: s·y and the test as _update stored them
+        return _dense_apply(H, g, free)
+    kept = H.pairs[-memory:]
+    if free is None:  # every coordinate free: s·y and the test as _update stored them
+        q = g.copy()
         pairs = [(s, y, sy) for s, y, sy, good in kept if good]
     else:
+        q = g[free].copy()
         pairs = [(s[free], y[free]) for s, y, _, _ in kept]
         pairs = [(s, y, s.dot(y)) for s, y in pairs if s.dot(y) > 1e-12 * _norm(s) * _norm(y)]
     if not pairs:
-        return H.dense()[np.ix_(free, free)] @ g[free]
+        return _dense_apply(H, g, free)
     alphas = []
     for s, y, sy in reversed(pairs):
         a = (s.dot(q)) / sy
@@ -369,6 +357,11 @@ def _apply(H: Any, g: np.ndarray, free: np.ndarray, memory: int | None,
         b = (y.dot(q)) / sy
         q += (a - b) * s
     return q
+
+
+def _dense_apply(H: Any, g: np.ndarray, free: np.ndarray | None) -> np.ndarray:
+    M = H.dense()
+    return M @ g if free is None else M[np.ix_(free, free)] @ g[free]
 
 
 class _Inverse:
