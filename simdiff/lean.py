@@ -54,17 +54,21 @@ _OFFSETS = {(-1, 1): "central", (0, 1): "forward", (0, -1): "backward"}
 class Done:
     """The lane's result: D, E (r, m), nfev, the realized steps, the entries' kind, the
     warning's notes ({"ref": ...}), whether some entry needs naming in it, whether f returned
-    scalars, and the batch's points."""
+    scalars, the batch's points and values, and what the looks named in ``two_point``'s
+    ``report`` found (``flags``: {"doubt": (r,) bool, "turn": (r,) bool, "noise": bool})."""
 
-    __slots__ = ("D", "E", "nfev", "steps", "kind", "notes", "named", "scalar", "points")
+    __slots__ = ("D", "E", "nfev", "steps", "kind", "notes", "named", "scalar", "points", "flags",
+                 "values")
 
-    def __init__(self, D, E, nfev, steps, kind, notes, named, scalar, points):
+    def __init__(self, D, E, nfev, steps, kind, notes, named, scalar, points, flags=None,
+                 values=None):
         self.D, self.E, self.nfev, self.steps, self.kind = D, E, nfev, steps, kind
         self.notes, self.named, self.scalar, self.points = notes, named, scalar, points
+        self.flags, self.values = flags, values
 
 
 def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev: Any,
-              skip: frozenset = frozenset()):
+              skip: frozenset = frozenset(), report: frozenset = frozenset()):
     """The default-step partials of f at x with the two-point stencil ``st``.
 
     Returns a ``Done``; or ``(X, batch)`` when the general path must go on from the batch
@@ -77,7 +81,17 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     test (|f'|·s below FLAT·|f|, where the general path measures f'' on the other side), for a
     caller that bounds a one-sided entry's error by h·|f''|/2 from a curvature of its own;
     "small_x", the second estimate on the scale of an input below its step (an optimizer
-    closing in on x_j = 0 meets one at every step)."""
+    closing in on x_j = 0 meets one at every step).
+
+    ``report`` names looks whose finding is returned in ``Done.flags`` instead of handing on.
+    "root" (a root or pole inside an entry's stencil: the values say nothing of f's length
+    scale, and the model takes L = s_j) and "flat" (the critical-point test above) mark the
+    entries whose two values cannot bound their truncation in ``flags["doubt"]``: their error
+    must come from elsewhere (a curvature of the caller's, or f'' it measures). "turn": a
+    central pair at a step grown past LARGE_X whose values turn over (aliasing, or a minimum
+    inside the stencil: a caller with a curvature of its own can tell), in ``flags["turn"]``.
+    "noise": the midpoint test (skipped as for ``skip``), its outcome in ``flags["noise"]``
+    for a caller that weighs the spread itself."""
     kind = _OFFSETS.get(tuple(st.offsets)) if st.deriv == 1 else None
     if kind is None or not ENABLED:
         return None
@@ -110,7 +124,7 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     q = len(Tm)
     P = np.repeat(x[None, :], 1 + n * q, axis=0)
     P.reshape(-1)[_diagonal(n, q)] = (x[:, None] + np.array(Tm) * hr[:, None]).reshape(-1)
-    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s, skip)
+    return _finish(sim, P, ev, x, np.abs(x), n, q, kind, st, hr, s, skip, report)
 
 
 _DIAGONALS: dict = {}
@@ -151,7 +165,7 @@ def direction(sim: Any, x: np.ndarray, u: np.ndarray, st: Any, h: float, s_t: fl
     return _finish(sim, P, ev, None, None, 1, len(moving), kind, st, np.array([h]), np.array([s_t]))
 
 
-def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, skip=frozenset()):
+def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, skip=frozenset(), report=frozenset()):
     """Evaluate the rows P (one batch) and assemble, or hand on (see ``two_point``)."""
     quantize = getattr(sim, "quantize", None)
     if quantize is not None:
@@ -164,18 +178,19 @@ def _finish(sim, P, ev, x, ax, n, q, kind, st, hr, s, skip=frozenset()):
     if not batch.ok.all() or batch.eps > 1.5 * EPS or F.dtype.kind != "f":
         return P, batch
     with np.errstate(all="ignore"):
+        flags = dict.fromkeys(report, False)  # the looks to report, not hand on for
         if n * F.shape[1] <= SCALAR_ENTRIES:
-            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip)
+            out = _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip, flags)
         else:
-            out = _assemble(x, ax, F, n, q, kind, st, hr, s, skip)
+            out = _assemble(x, ax, F, n, q, kind, st, hr, s, skip, flags)
     if out is None:
         return P, batch
     D, E, ref, named = out
     return Done(D, E, batch.nfev, hr, kind, {"ref": ref} if ref is not None else None, named,
-                batch.scalar, P)
+                batch.scalar, P, flags, F)
 
 
-def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
+def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset(), flags=None):
     """D, E and the warning's reference sizes (n, m) with whether some entry may need naming,
     or None where the general path must go on; x and ax None for a direction (no input scales
     to look at).
@@ -197,6 +212,7 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     """
     if not np.isfinite(F).all():
         return None
+    flags = {} if flags is None else flags
     m = F.shape[1]
     F0 = F[0]
     Fn = F[1:].reshape(n, q, m)
@@ -213,10 +229,21 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     aa, ab = np.abs(Fa), np.abs(Fb)
     big = np.maximum(aa, ab)
     ell = big / A  # inf (or nan) where D = 0: the model then has no length to use
-    if ((Fa * Fb <= 0) & (ell < sc)).any() or not np.isfinite(D).all():
-        return None  # a root or pole inside a stencil: widened (refine.py)
-    if "flat" not in skip and kind != "central" and ((floor < FLAT * big) & (D != 0)).any():
-        return None  # a one-sided difference at a critical point: widened
+    if not np.isfinite(D).all():
+        return None
+    doubt = (Fa * Fb <= 0) & (ell < sc)
+    if doubt.any():
+        if "root" not in flags:
+            return None  # a root or pole inside a stencil: widened (refine.py)
+        ell = np.where(doubt, sc, ell)  # reported: the values tell no length, L = s
+    if "flat" not in skip and kind != "central":
+        flat = (floor < FLAT * big) & (D != 0)
+        if flat.any():
+            if "flat" not in flags:
+                return None  # a one-sided difference at a critical point: widened
+            doubt = doubt | flat
+    if doubt.any():
+        flags["doubt"] = doubt.any(axis=1)
     if x is not None and "small_x" not in skip and ((ax < SMALL_X * hr) & (x != 0)).any():
         return None  # an input below its step scale: estimated on its own scale too
     rounding = ROUND_FACTOR * EPS * (abs(w0) * np.maximum(aa, floor) + abs(w1) * np.maximum(ab, floor)) / h
@@ -242,12 +269,18 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
         curv = np.where(kink, np.maximum(curv, 0.5 * gap), curv)
         trunc = np.maximum(MODEL_SHARE_WITH_CURVATURE * trunc, curv)
         if x is not None and s.max() > LARGE_X:
-            far = s > LARGE_X
-            if (np.abs(Fb[far] + Fa[far] - 2 * F0) > 4 * np.abs(Fb[far] - Fa[far])).any():
-                return None  # the values turn over inside a long step: aliasing checked there
-    if _quantized(F) or ("noise" not in skip and kind == "central" and n >= 3
-                         and _spread(0.5 * (Fb + Fa), A, hr, sc)):
+            turn = (s[:, None] > LARGE_X) & (np.abs(Fb + Fa - 2 * F0) > 4 * np.abs(Fb - Fa))
+            if turn.any():
+                if "turn" not in flags:
+                    return None  # the values turn over inside a long step: aliasing checked there
+                flags["turn"] = turn.any(axis=1)
+    if _quantized(F):
         return None
+    if kind == "central" and n >= 3 and ("noise" not in skip or "noise" in flags):
+        if _spread(0.5 * (Fb + Fa), A, hr, sc):
+            if "noise" not in flags:
+                return None
+            flags["noise"] = True
     E = rounding + trunc
     # refine.warn_unresolved names an entry with E > UNRESOLVED·r, r ≥ max(|D|, its output's
     # largest |D|, ref): with r = |D| the test can only name more, so none named here is none
@@ -316,12 +349,13 @@ def _spread(P, A, hr, s) -> bool:
 SCALAR_ENTRIES = 32
 
 
-def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
+def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset(), flags=None):
     """``_assemble`` entry by entry on Python floats: the same IEEE operations in the same
     order (numpy's h**2 is h·h, its clip min(max(·)), its where a branch), so the same bits,
     and the same hand-over tests."""
+    flags = {} if flags is None else flags
     if kind != "central" and F.shape[1] == 1:
-        return _one_sided_scalar(x, F, n, st, hr, s, skip)
+        return _one_sided_scalar(x, F, n, st, hr, s, skip, flags)
     rows = F.tolist()
     F0s = rows[0]
     m = len(F0s)
@@ -338,6 +372,8 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     curvc = CURVATURE_FACTOR * coef
     inf = math.inf
     isfinite = math.isfinite
+    roots, flats, turns = "root" in flags, "flat" in flags, "turn" in flags
+    doubted, turned = [], []
     D, E = [], []
     named = False
     for j in range(n):
@@ -356,10 +392,12 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
                 Fa, Fb = F0, ra[i]
             if not (isfinite(Fa) and isfinite(Fb) and isfinite(F0)):
                 return None
-            core = _entry(Fa, Fb, h, hp, s_, w0, w1, aw0, aw1, model, p, flat)
+            core = _entry(Fa, Fb, h, hp, s_, w0, w1, aw0, aw1, model, p, flat, roots, flats)
             if core is None:
                 return None
-            d, a, big, rounding, trunc = core
+            d, a, big, rounding, trunc, doubt = core
+            if doubt:
+                doubted.append(j)
             if central:
                 a0 = abs(F0)
                 bigc = big if big >= a0 else a0
@@ -386,7 +424,9 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
                 share = MODEL_SHARE_WITH_CURVATURE * trunc
                 trunc = share if share >= curv else curv
                 if xs is not None and s_ > LARGE_X and abs(Fb + Fa - 2 * F0) > 4 * abs(Fb - Fa):
-                    return None  # aliasing
+                    if not turns:
+                        return None  # aliasing
+                    turned.append(j)
             e = rounding + trunc
             named = named or e > UNRESOLVED * a
             Dj.append(d)
@@ -395,7 +435,11 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
         E.append(Ej)
     if _quantized(F):
         return None
-    if "noise" not in skip and central and n >= 3:
+    if doubted:
+        flags["doubt"] = np.isin(np.arange(n), doubted)
+    if turned:
+        flags["turn"] = np.isin(np.arange(n), turned)
+    if ("noise" not in skip or "noise" in flags) and central and n >= 3:
         # the range test of ``_spread`` on floats first; the arrays only when it cannot settle
         K = CURVATURE_MARGIN[0]
         for i in range(m):
@@ -406,7 +450,9 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
             if max(mids) - min(mids) > 0.5 * (400 * EPS * big + least) * (1 - 1e-12):
                 Fn = F[1:].reshape(n, q, m)
                 if _spread(0.5 * (Fn[:, 1] + Fn[:, 0]), np.abs(np.array(D)), hr, s[:, None]):
-                    return None
+                    if "noise" not in flags:
+                        return None
+                    flags["noise"] = True
                 break
     D, E = np.array(D), np.array(E)
     ref = None
@@ -415,7 +461,7 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset()):
     return D, E, ref, named
 
 
-def _one_sided_scalar(x, F, n, st, hr, s, skip):
+def _one_sided_scalar(x, F, n, st, hr, s, skip, flags):
     """``_assemble_scalar`` for a one-sided stencil and one output (an optimizer's forward
     gradient): the same operations on the same floats without the loop over outputs, the
     centre's value read once."""
@@ -431,6 +477,8 @@ def _one_sided_scalar(x, F, n, st, hr, s, skip):
     p = st.order
     model = MODEL_FACTOR * abs(st.error_coef)
     isfinite = math.isfinite
+    roots, flats = "root" in flags, "flat" in flags
+    doubted = []
     D, E = [], []
     named = False
     for j in range(n):
@@ -440,38 +488,49 @@ def _one_sided_scalar(x, F, n, st, hr, s, skip):
         Fb = col[1 + j]
         if not isfinite(Fb):
             return None
-        core = _entry(F0, Fb, h, h * h if p == 2 else h, s_, w0, w1, aw0, aw1, model, p, flat)
+        core = _entry(F0, Fb, h, h * h if p == 2 else h, s_, w0, w1, aw0, aw1, model, p, flat,
+                      roots, flats)
         if core is None:
             return None
-        d, a, _, rounding, trunc = core
+        d, a, _, rounding, trunc, doubt = core
+        if doubt:
+            doubted.append(j)
         e = rounding + trunc
         named = named or e > UNRESOLVED * a
         D.append(d)
         E.append(e)
     if _quantized(F):
         return None
+    if doubted:
+        flags["doubt"] = np.isin(np.arange(n), doubted)
     ref = _reference(F, n, 1, "forward", hr) if named or x is None else None
     return np.array(D).reshape(n, 1), np.array(E).reshape(n, 1), ref, named
 
 
-def _entry(Fa, Fb, h, hp, s_, w0, w1, aw0, aw1, model, p, flat):
+def _entry(Fa, Fb, h, hp, s_, w0, w1, aw0, aw1, model, p, flat, roots=False, flats=False):
     """One entry of the two-point estimate on floats (``_assemble``'s operations, in order):
-    (d, |d|, max(|Fa|, |Fb|), rounding, truncation) or None where the general path goes on (a
-    root or pole inside the stencil; with ``flat``, a one-sided difference at a critical
-    point). Fa is the first node's value (x − h for central, f(x) one-sided), Fb the last."""
+    (d, |d|, max(|Fa|, |Fb|), rounding, truncation, doubt) or None where the general path
+    goes on: a root or pole inside the stencil (unless ``roots``: then L = s), or with
+    ``flat`` a one-sided difference at a critical point (unless ``flats``); ``doubt`` says
+    whether an entry kept was either.
+    Fa is the first node's value (x − h for central, f(x) one-sided), Fb the last."""
     d = (w0 * (Fa - Fa) + w1 * (Fb - Fa)) / h
     a = abs(d)
     floor = a * s_
     aa, ab = abs(Fa), abs(Fb)
     big = aa if aa >= ab else ab
-    if not math.isfinite(d) or (Fa * Fb <= 0 and a > 0 and big / a < s_):
+    if not math.isfinite(d):
+        return None
+    root = Fa * Fb <= 0 and a > 0 and big / a < s_
+    if root and not roots:
         return None  # a root or pole inside the stencil
-    if flat and floor < FLAT * big and d != 0:
+    critical = flat and floor < FLAT * big and d != 0
+    if critical and not flats:
         return None  # one-sided at a critical point
     rounding = ROUND_FACTOR * EPS * (aw0 * (aa if aa >= floor else floor)
                                      + aw1 * (ab if ab >= floor else floor)) / h
     ell = big / a if a > 0 else math.inf
     lo = MIN_LENGTH * h
     L = ell if ell > lo else lo
-    L = L if L < s_ else s_  # clip: min(max(ell, 4h), s)
-    return d, a, big, rounding, model * hp * a / (L * L if p == 2 else L)
+    L = L if L < s_ and not root else s_  # clip: min(max(ell, 4h), s); at a root s
+    return d, a, big, rounding, model * hp * a / (L * L if p == 2 else L), root or critical

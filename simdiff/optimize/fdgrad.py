@@ -25,6 +25,7 @@ import numpy as np
 from ..differentiate import gradient, jacobian
 from ..errors import SimulationError
 from ..lean import Done, two_point
+from ..noise import NOISE_FACTOR
 from ..refine import TWO_LEVEL_NOISE_LOOK
 from ..stencils import scheme as scheme_stencil
 from ..steps import base_steps
@@ -67,7 +68,7 @@ def fd_gradient(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = N
     """
     opts, sigma = _opts(x, scheme, noise)
     tally.extra = [x, *extra] if scheme != "forward" else list(extra)
-    done = _lean(tally, x, scheme, box, opts, curvature is not None, final)
+    done = _lean(tally, x, scheme, box, opts, curvature, final)
     if done is not None:
         g, err, h, kinds = done.D[:, 0], done.E[:, 0], done.steps, None
     else:
@@ -111,13 +112,18 @@ def _quiet(fun: Any, tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dic
 
 _SKIP = frozenset(("noise", "small_x"))
 _SKIP_CURVED = _SKIP | {"flat"}
-# the reported gradient keeps the noise look (its error must hold on a noisy f); the small-input
-# look stays off (near a minimum at x_j = 0 it is a general-path gradient every run)
-_FINAL = frozenset(("small_x",))
-_FINAL_CURVED = _FINAL | {"flat"}
+# the reported gradient keeps the noise look (its error must hold on a noisy f), taken here
+# (``_two_level_floor``); the small-input look stays off (near a minimum at x_j = 0 it is a
+# general-path gradient every run)
+_FINAL = _SKIP
+_FINAL_CURVED = _SKIP_CURVED
+_DOUBT = frozenset(("root",))
+_DOUBT_TURN = _DOUBT | {"turn"}
+_NOISE = frozenset(("noise",))
+_NOISE_TURN = _NOISE | {"turn"}
 
 
-def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curved: bool = False,
+def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curvature: Any = None,
           final: bool = False):
     """``gradient``'s lean lane called directly (``simdiff.lean.two_point``: its usual call, the
     same values bit for bit) for the default steps of a scalar f: the Done, or None. When the
@@ -129,15 +135,97 @@ def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curved: 
     critical point either. The lane's tests for those stay off (``lean.two_point``'s skip)."""
     if box is not None or opts or scheme not in ("forward", "central") or tally.m not in (None, 1):
         return None
+    curved = curvature is not None
     st = scheme_stencil(scheme)
     try:
         out = two_point(tally.sim, x, st, base_steps(x, st), np.maximum(1.0, np.abs(x)), tally,
                         skip=(_FINAL_CURVED if curved else _FINAL) if final
-                        else _SKIP_CURVED if curved else _SKIP)
+                        else _SKIP_CURVED if curved else _SKIP,
+                        report=(_NOISE_TURN if curved else _NOISE) if final
+                        else _DOUBT_TURN if curved else _DOUBT)
     except SimulationError:
         return None
     # (an entry the lane would name in a warning keeps its values: the optimizer ignores them)
-    return out if isinstance(out, Done) and out.D.shape[1] == 1 else None
+    if not isinstance(out, Done) or out.D.shape[1] != 1:
+        return None
+    flags = out.flags
+    if flags.get("noise") and not _two_level_floor(tally, x, out):
+        return None
+    turn = flags.get("turn", False)
+    if turn is not False and not _explained(out, turn, curvature):
+        return None
+    doubt = flags.get("doubt", False)
+    if doubt is not False and out.kind != "central" and not curved and not _measured_curvature(
+            tally, x, out, doubt):
+        return None
+    return out
+
+
+def _explained(done: Done, turn: np.ndarray, curvature: np.ndarray) -> bool:
+    """Whether the central pairs that turn over inside a long step (``lean.two_point``'s
+    "turn": aliasing, or a minimum along x_j inside the stencil, as every pair has once the
+    optimizer closes in on a minimum beyond |x_j| = LARGE_X) show the curvature the
+    quasi-Newton matrix expects: a second difference (f(x + h) + f(x − h) − 2f(x))/h² within
+    a factor 10 of B_jj. Aliasing (sin at 1e8 with h = 600) gives one of order |f|/h², unrelated
+    to B; anything else goes to the general path's unit-step look."""
+    j = np.flatnonzero(turn)
+    n = len(done.steps)
+    F = done.values[:, 0]
+    Fn = F[1:].reshape(n, 2)[j]
+    h = done.steps[j]
+    f2 = np.abs(Fn[:, 0] + Fn[:, 1] - 2 * F[0]) / (h * h)
+    c = curvature[j]
+    return bool(((f2 <= 10 * c) & (c <= 10 * f2)).all())
+
+
+def _measured_curvature(tally: Any, x: np.ndarray, done: Done, doubt: np.ndarray) -> bool:
+    """One-sided entries whose two values cannot bound their truncation (``lean.two_point``'s
+    "doubt": a root of f inside the stencil, or a critical point), with no curvature to bound
+    it by: f'' is measured, as the general path's widening does, from one more node at 2h on
+    the same side: the error grows to h·|f(x) − 2f(x + h) + f(x + 2h)|/(2h²), the gap between the
+    two-point and the three-point one-sided estimates (one round, one run per such entry).
+    False when a node failed (the general path then decides)."""
+    j = np.flatnonzero(doubt)
+    t = 1.0 if done.kind == "forward" else -1.0
+    h = done.steps[j]
+    X = np.repeat(x[None, :], len(j), axis=0)
+    X[np.arange(len(j)), j] = x[j] + (2 * t) * h
+    vals, ok = tally.values(X)
+    if not ok.all():
+        return False
+    F = done.values[:, 0]
+    F2 = vals[:, 0]
+    f2 = np.abs(F[0] - 2 * F[1 + j] + F2) / (h * h)
+    if not np.isfinite(f2).all():
+        return False
+    done.E[j, 0] = np.maximum(done.E[j, 0], 0.5 * h * f2)
+    return True
+
+
+def _two_level_floor(tally: Any, x: np.ndarray, done: Done) -> bool:
+    """The reported central gradient's noise look (``noise.midpoints_look_noisy`` and
+    ``noise.spread_floor``'s rule) when its midpoints spread: the pairs at ±2h_j join (one
+    round, 2n runs), the two-level centre estimates (4·m(h) − m(2h))/3 = f(x) + O(h⁴) should
+    agree across inputs, and whatever they still spread by, σ̂ = std/‖w‖ with ‖w‖ = √(17/18)
+    their noise gain, is read as noise: every entry's error grows to at least
+    NOISE_FACTOR·σ̂·(Σw²)^(1/2)/h_j, the two-point weights' (Σw²)^(1/2) = 1/√2. A curvature
+    cancels in the extrapolation, noise does not. False when a node failed."""
+    n = x.shape[0]
+    h = done.steps
+    X = np.repeat(x[None, :], 2 * n, axis=0)
+    idx = np.arange(n)
+    X[2 * idx, idx] = x + (-2.0 * h)
+    X[2 * idx + 1, idx] = x + (2.0 * h)
+    vals, ok = tally.values(X)
+    if not ok.all() or not np.isfinite(vals).all():
+        return False
+    F = done.values[1:, 0].reshape(n, 2)
+    m1 = 0.5 * (F[:, 0] + F[:, 1])
+    m2 = 0.5 * (vals[0::2, 0] + vals[1::2, 0])
+    est = (4.0 * m1 - m2) / 3.0
+    sigma = float(np.std(est, ddof=1)) / math.sqrt(17.0 / 18.0)
+    done.E[:, 0] = np.maximum(done.E[:, 0], NOISE_FACTOR * sigma * math.sqrt(0.5) / h)
+    return True
 
 
 def fd_jacobian(tally: Any, x: np.ndarray, scheme: str, box: Any, noise: Any = None,

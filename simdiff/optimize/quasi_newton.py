@@ -56,6 +56,13 @@ DAMPED = True
 _ZERO = ("the gradient is indistinguishable from zero given its finite-difference error "
          "estimate, and a last line search found no significant decrease")
 MAX_PAIRS = 30
+PREDICTED_STOP = True
+#: The model's predicted decrease must be this share of the ftol bar: the quasi-Newton H may
+#: underestimate the inverse Hessian (MGH gaussian, f* = 1e-8, where the bar is absolute).
+PREDICTED_SHARE = 1e-3
+_FTOL = ("the relative decrease of f fell below ftol={:g} in two iterations in a row (the "
+         "second measured, or predicted by the quasi-Newton model on a central-difference "
+         "gradient)")
 
 
 def _project(x: np.ndarray, box: Any) -> np.ndarray:
@@ -132,6 +139,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             if nit >= maxiter:
                 status, message = 5, STATUS[5]
                 break
+            g_central = scheme == "central"
             if scheme == "forward" and _norm(free_err) > switch * gnorm:
                 scheme = "central"
             # -- direction ------------------------------------------------------------------
@@ -145,6 +153,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                     d[free] = q
                 if not pg.dot(d) < 0:
                     H = None
+            if H is not None and small_before and g_central and PREDICTED_STOP and \
+                    -0.5 * float(pg.dot(d)) <= PREDICTED_SHARE * ftol * max(abs(f), 1.0):
+                # a small decrease, and the quasi-Newton model (on a central gradient) predicts
+                # less than that again for the next step: the second small decrease, foretold
+                status, message = 3, _FTOL.format(ftol)
+                break
             if H is None:
                 # steepest descent, a step of unit length at most (as L-BFGS-B starts)
                 if free is None:
@@ -235,8 +249,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             small = df <= ftol * max(abs(f), abs(f + df), 1.0)
             if small and small_before:
                 if scheme == "central":
-                    status, message = 3, ("the relative decrease of f fell below "
-                                          f"ftol={ftol:g} in two iterations in a row")
+                    status, message = 3, _FTOL.format(ftol)
                     break
                 # on forward gradients, confirm with central ones: with f far below 1 the
                 # test is absolute and stops early (MGH gaussian, f* = 1e-8)
