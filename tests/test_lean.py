@@ -187,3 +187,51 @@ def test_skipped_look_keeps_the_plain_difference(case):
         plain = (F[1:] - F[0]) / h
     np.testing.assert_allclose(done.D[:, 0], plain, rtol=1e-12, atol=1e-300)
     assert np.all(np.isfinite(done.E)) and np.all(done.E >= 0)
+
+
+def _lane_report(f, x, scheme, report, skip=()):
+    from simdiff.stencils import scheme as stencil
+    from simdiff.steps import base_steps
+
+    st_ = stencil(scheme)
+    return lean.two_point(sd.simulator.as_simulator(f), x, st_, base_steps(x, st_),
+                          np.maximum(1.0, np.abs(x)), sd.Evaluator(), skip=frozenset(skip),
+                          report=frozenset(report))
+
+
+@pytest.mark.parametrize("n", [3, 20])  # the float kernel and the array kernel
+def test_reported_root_keeps_the_plain_difference_and_names_the_entries(n):
+    # f(x) = 0 at x0 with a sign change in every stencil: a root the lane hands on by default;
+    # reported, the entries keep the plain difference, their model takes L = s, and the
+    # flags name them (the optimizer then measures f'' itself, optimize/fdgrad.py)
+    b = np.linspace(1.0, 2.0, n)
+    f = lambda z: float(np.sum(z * z) - b @ z)  # noqa: E731
+    x = np.zeros(n)
+    assert not isinstance(_lane_report(f, x, "forward", ()), lean.Done)
+    done = _lane_report(f, x, "forward", ("root",))
+    assert isinstance(done, lean.Done)
+    F = np.array([f(p) for p in done.points])
+    np.testing.assert_allclose(done.D[:, 0], (F[1:] - F[0]) / done.steps, rtol=1e-12)
+    assert done.flags["doubt"].all()
+    # L = s: the model's 7·|C|·h·|D|/s, not the general path's "as large as the estimate"
+    assert np.all(done.E[:, 0] > 0) and np.all(done.E[:, 0] < 1e-3 * np.abs(done.D[:, 0]))
+
+
+def test_reported_flat_and_turn_and_noise():
+    # a one-sided critical point ("flat"), a central pair past LARGE_X turning over at a
+    # minimum ("turn"), and midpoints spread by h²f''/2 at a zero-valued minimum ("noise"):
+    # each is named in the flags instead of handed on
+    f = lambda z: float(3.0 + np.sum((z - 0.5) ** 2))  # noqa: E731
+    x = np.full(4, 0.5 + 1e-9)
+    done = _lane_report(f, x, "forward", ("flat",))
+    assert isinstance(done, lean.Done) and done.flags["doubt"].all()
+    c = np.array([1.0, 2.0, 3.0])
+    g = lambda z: float(np.sum(c * (z - 40.0) ** 2))  # noqa: E731
+    x = np.full(3, 40.0)
+    assert not isinstance(_lane_report(g, x, "central", ()), lean.Done)
+    done = _lane_report(g, x, "central", ("turn", "noise"), skip=("noise",))
+    assert isinstance(done, lean.Done) and done.flags["turn"].all()
+    c = np.array([1.0, 10.0, 100.0, 1000.0, 3.0])
+    q = lambda z: float(np.sum(c * (z - 1) ** 2))  # noqa: E731
+    done = _lane_report(q, np.full(5, 1 + 1e-7), "central", ("noise",), skip=("noise",))
+    assert isinstance(done, lean.Done) and done.flags["noise"] is True

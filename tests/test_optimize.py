@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,12 @@ import simdiff as sd
 
 sys.path.insert(0, os.path.dirname(__file__))
 from helpers_sims import KillableRosen  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location(
+    "mgh", Path(__file__).resolve().parents[1] / "benchmarks" / "mgh.py")
+mgh = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("mgh", mgh)
+_spec.loader.exec_module(mgh)
 
 
 def rosen(x):
@@ -89,6 +97,86 @@ def test_reported_gradient_error_holds_on_a_noisy_f_without_noise_option():
     res = sd.minimize(f, np.full(10, 3.0), maxfev=2000)
     true = 2 * d * (res.x - 0.5)
     assert np.all(np.abs(res.jac - true) <= res.grad_error)
+
+
+def _tally(f):
+    from simdiff.optimize.tally import Tally
+
+    return Tally(sd.simulator.as_simulator(f), sd.Evaluator())
+
+
+def _no_general_path(monkeypatch):
+    import simdiff.optimize.fdgrad as fg
+
+    calls = []
+    orig = fg._quiet
+    monkeypatch.setattr(fg, "_quiet", lambda *a, **k: calls.append(a[3]) or orig(*a, **k))
+    return calls
+
+
+def test_root_at_x0_measures_its_curvature(monkeypatch):
+    # f(x0) = 0 with f changing sign in every forward stencil: the two values say nothing of
+    # the truncation h·f''/2, and there is no quasi-Newton curvature yet; the optimizer's
+    # gradient measures f'' with one more node per entry (one round) instead of taking the
+    # general path, and its error bound covers the forward difference's true error
+    from simdiff.optimize.fdgrad import fd_gradient
+
+    calls = _no_general_path(monkeypatch)
+    c = np.array([1.0, 1e3, 1e6])
+    b = np.array([1.0, 2.0, 3.0])
+    f = lambda x: float(0.5 * np.sum(c * x * x) - b @ x)  # noqa: E731
+    tally = _tally(f)
+    g, err, f0 = fd_gradient(tally, np.zeros(3), "forward", None)
+    assert calls == [] and f0 == 0.0
+    assert tally.nfev == 4 + 3 and tally.nrounds == 2
+    assert np.all(np.abs(g - (-b)) <= err)
+    assert err[2] >= 0.5 * np.finfo(float).eps ** 0.5 * c[2] * 0.9  # h·f''/2, f'' = 1e6
+
+
+def test_turning_pair_past_large_x_is_checked_against_the_curvature(monkeypatch):
+    # at a minimum beyond |x_j| = LARGE_X every central pair turns over inside its long step:
+    # with the quasi-Newton curvature agreeing with the pair's second difference the optimizer
+    # keeps the lane's estimate; an aliased f (values unrelated to the curvature) still gets
+    # the general path's unit-step look
+    from simdiff.optimize.fdgrad import fd_gradient
+
+    calls = _no_general_path(monkeypatch)
+    c = np.array([1.0, 2.0, 3.0])
+    f = lambda x: float(np.sum(c * (x - 40.0) ** 2))  # noqa: E731
+    x = np.full(3, 40.0) + 1e-9
+    g, err, _ = fd_gradient(_tally(f), x, "central", None, curvature=2 * c)
+    assert calls == [] and np.all(np.abs(g - 2 * c * 1e-9) <= err)
+    fd_gradient(_tally(f), x, "central", None, curvature=2 * c * 1e3)  # B far off: not explained
+    assert calls == ["central"]
+
+
+def test_trid_minimum_beyond_large_x_takes_no_general_path(monkeypatch):
+    # Trid (x* up to 30): every central gradient near the minimum has turning pairs
+    calls = _no_general_path(monkeypatch)
+    f = lambda x: float(np.sum((x - 1) ** 2) - np.sum(x[1:] * x[:-1]))  # noqa: E731
+    res = sd.minimize(f, np.zeros(10))
+    i = np.arange(1, 11)
+    np.testing.assert_allclose(res.x, i * (11 - i), rtol=1e-5)
+    assert calls == []
+
+
+def test_forward_run_at_a_minimum_stops_on_the_predicted_decrease():
+    # a sphere: BFGS lands on the minimum in two steps; the model, having foretold that
+    # decrease, predicts nothing more even with |g| + its error, and the run stops there
+    # (L-BFGS-B: 33 runs) instead of confirming with two central iterations (76 runs)
+    res = sd.minimize(lambda x: float(x @ x), np.ones(10))
+    assert res.status == 3 and res.fun < 1e-12
+    assert res.nfev <= 40
+    np.testing.assert_allclose(res.x, 0.0, atol=1e-6)
+
+
+def test_predicted_stop_needs_a_model_that_foretold_the_last_step():
+    # MGH gulf from its standard start: after a steepest-descent step the gradient is tiny
+    # (2e-6) on a plateau with f = 0.04; a model that predicted nothing yet must not stop
+    # the run there
+    p = mgh.problem("gulf")
+    res = sd.minimize(p.f, p.x0, maxfev=100 * (p.n + 1))
+    assert res.fun < 1e-6
 
 
 def test_damping_only_for_a_pair_the_update_would_drop():
