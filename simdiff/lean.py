@@ -314,8 +314,20 @@ def _quantized(F) -> bool:
     # printed with at most MAX_PRINTED_DIGITS significant digits (``noise.decimal_quantum``'s
     # count) exactly when that many digits give the value back
     fmt = f".{MAX_PRINTED_DIGITS}g"
-    if any(v == 0 or float(format(v, fmt)) == v for v in F1.tolist()):
-        return not surely_unprinted(F)
+    for i, v in enumerate(F1.tolist()):
+        if v != 0 and float(format(v, fmt)) != v:
+            continue
+        # f(x) prints short (an integer f at x0, or 0): the output is unprinted when some
+        # other value is long (``fastpath.surely_unprinted``'s rule, read on floats)
+        nonzero = False
+        for u in F[1:, i].tolist():
+            if u != 0 and math.isfinite(u):
+                if float(format(u, fmt)) != u:
+                    break
+                nonzero = True
+        else:
+            if nonzero or v != 0:
+                return not surely_unprinted(F)
     return False
 
 

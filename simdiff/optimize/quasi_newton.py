@@ -167,9 +167,13 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 # Hessian), after a small decrease on a central gradient; or, the model having
                 # foretold the last decrease within a factor 2, with |g| + its error bound in
                 # place of g (a forward gradient at the minimum is mostly error)
+                # (½·gᵀHg, already at hand, screens the second form: the run goes on unless
+                # it is within 100× of the bar)
                 bar = PREDICTED_SHARE * ftol * max(abs(f), 1.0)
-                if (small_before and g_central and -0.5 * float(pg.dot(d)) <= bar) or (
-                        model_ok and _predicted(H, np.abs(pg) + free_err, memory) <= bar):
+                pred = -0.5 * float(pg.dot(d))
+                if (small_before and g_central and pred <= bar) or (
+                        model_ok and pred <= 100 * bar
+                        and _predicted(H, np.abs(pg) + free_err, memory) <= bar):
                     status, message = 3, _FTOL.format(ftol)
                     break
             quad = -float(pg.dot(d)) if H is not None and box is None else None
