@@ -55,7 +55,8 @@ class Done:
     """The lane's result: D, E (r, m), nfev, the realized steps, the entries' kind, the
     warning's notes ({"ref": ...}), whether some entry needs naming in it, whether f returned
     scalars, the batch's points and values, and what the looks named in ``two_point``'s
-    ``report`` found (``flags``: {"doubt": (r,) bool, "turn": (r,) bool, "noise": bool})."""
+    ``report`` found (``flags``: {"doubt": (r,) bool, "turn": (r,) bool, "noise": bool,
+    "quantized": bool})."""
 
     __slots__ = ("D", "E", "nfev", "steps", "kind", "notes", "named", "scalar", "points", "flags",
                  "values")
@@ -91,7 +92,10 @@ def two_point(sim: Any, x: np.ndarray, st: Any, h: np.ndarray, s: np.ndarray, ev
     central pair at a step grown past LARGE_X whose values turn over (aliasing, or a minimum
     inside the stencil: a caller with a curvature of its own can tell), in ``flags["turn"]``.
     "noise": the midpoint test (skipped as for ``skip``), its outcome in ``flags["noise"]``
-    for a caller that weighs the spread itself."""
+    for a caller that weighs the spread itself. "quantized": values that could be printed or
+    single precision (``_quantized``), in ``flags["quantized"]``, for a caller that settles it
+    with a probe of its own (exact arithmetic on short inputs, such as f at x = 0 with
+    power-of-two steps, gives such values too)."""
     kind = _OFFSETS.get(tuple(st.offsets)) if st.deriv == 1 else None
     if kind is None or not ENABLED:
         return None
@@ -275,7 +279,9 @@ def _assemble(x, ax, F, n, q, kind, st, hr, s, skip=frozenset(), flags=None):
                     return None  # the values turn over inside a long step: aliasing checked there
                 flags["turn"] = turn.any(axis=1)
     if _quantized(F):
-        return None
+        if "quantized" not in flags:
+            return None
+        flags["quantized"] = True
     if kind == "central" and n >= 3 and ("noise" not in skip or "noise" in flags):
         if _spread(0.5 * (Fb + Fa), A, hr, sc):
             if "noise" not in flags:
@@ -446,7 +452,9 @@ def _assemble_scalar(x, ax, F, n, q, kind, st, hr, s, skip=frozenset(), flags=No
         D.append(Dj)
         E.append(Ej)
     if _quantized(F):
-        return None
+        if "quantized" not in flags:
+            return None
+        flags["quantized"] = True
     if doubted:
         flags["doubt"] = np.isin(np.arange(n), doubted)
     if turned:
@@ -512,7 +520,9 @@ def _one_sided_scalar(x, F, n, st, hr, s, skip, flags):
         D.append(d)
         E.append(e)
     if _quantized(F):
-        return None
+        if "quantized" not in flags:
+            return None
+        flags["quantized"] = True
     if doubted:
         flags["doubt"] = np.isin(np.arange(n), doubted)
     ref = _reference(F, n, 1, "forward", hr) if named or x is None else None

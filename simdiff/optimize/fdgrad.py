@@ -25,7 +25,7 @@ import numpy as np
 from ..differentiate import gradient, jacobian
 from ..errors import SimulationError
 from ..lean import Done, two_point
-from ..noise import NOISE_FACTOR
+from ..noise import GENERIC, MAX_PRINTED_DIGITS, NOISE_FACTOR, PROBE
 from ..refine import TWO_LEVEL_NOISE_LOOK
 from ..stencils import scheme as scheme_stencil
 from ..steps import base_steps
@@ -117,9 +117,9 @@ _SKIP_CURVED = _SKIP | {"flat"}
 # general-path gradient every run)
 _FINAL = _SKIP
 _FINAL_CURVED = _SKIP_CURVED
-_DOUBT = frozenset(("root",))
+_DOUBT = frozenset(("root", "quantized"))
 _DOUBT_TURN = _DOUBT | {"turn"}
-_NOISE = frozenset(("noise",))
+_NOISE = _DOUBT | {"noise"}
 _NOISE_TURN = _NOISE | {"turn"}
 
 
@@ -149,6 +149,8 @@ def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curvatur
     if not isinstance(out, Done) or out.D.shape[1] != 1:
         return None
     flags = out.flags
+    if flags.get("quantized") and not _unquantized(tally, x):
+        return None
     if flags.get("noise") and not _two_level_floor(tally, x, out):
         return None
     turn = flags.get("turn", False)
@@ -159,6 +161,22 @@ def _lean(tally: Any, x: np.ndarray, scheme: str, box: Any, opts: dict, curvatur
             tally, x, out, doubt):
         return None
     return out
+
+
+def _unquantized(tally: Any, x: np.ndarray) -> bool:
+    """Values that could be printed or single precision (``lean._quantized``) come from exact
+    arithmetic too: f at x = 0 with power-of-two steps. True when f at the derivative
+    functions' probe point (``noise.NoiseSetup._probe``: a generic move of 0.00074·max(1, |x_j|)
+    in every input, a long decimal) is neither: more than MAX_PRINTED_DIGITS significant digits
+    and no float32. Otherwise (or when the probe fails) the general path's noise look decides.
+    One run, at most once per x."""
+    j = np.arange(x.size)
+    shape = (1.0 + 0.5 * (((j + 1) * 0.6180339887498949) % 1.0)) * np.where(j % 2, -1.0, 1.0)
+    xp = x + np.sign(shape) * (np.maximum(1.0, np.abs(x)) * PROBE * GENERIC * np.abs(shape))
+    v = tally.value(xp)
+    if v is None or not math.isfinite(v) or v == 0:
+        return False
+    return float(np.float32(v)) != v and float(format(v, f".{MAX_PRINTED_DIGITS}g")) != v
 
 
 def _explained(done: Done, turn: np.ndarray, curvature: np.ndarray) -> bool:

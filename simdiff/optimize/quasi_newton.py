@@ -63,6 +63,9 @@ _ZERO = ("the gradient is indistinguishable from zero given its finite-differenc
          "estimate, and a last line search found no significant decrease")
 MAX_PAIRS = 30
 PREDICTED_STOP = True
+INTERPOLATE = True
+EARLY_PRED = True
+VERTEX_MODEL = True
 #: The model's predicted decrease must be this share of the ftol bar: the quasi-Newton H may
 #: underestimate the inverse Hessian (MGH gaussian, f* = 1e-8, where the bar is absolute).
 PREDICTED_SHARE = 1e-3
@@ -129,6 +132,12 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             gnorm = float(_norm(pg))
             # -- stop tests -----------------------------------------------------------------
             if (np.abs(pg) <= stop_factor * free_err).all():
+                if model_ok and H is not None and box is None and EARLY_PRED and _predicted(
+                        H, np.abs(pg) + free_err, memory) <= PREDICTED_SHARE * ftol * max(abs(f), 1.0):
+                    # zero within its error, and the model (validated on the last step) predicts
+                    # no significant decrease even at the error bound: no central confirmation
+                    status, message = 3, _FTOL.format(ftol)
+                    break
                 if scheme == "forward":
                     scheme = "central"
                     g2, e2, _ = fd_gradient(tally, x, scheme, box, noise)
@@ -216,8 +225,8 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                         # steepest descent of unknown scale, f still falling nearly linearly:
                         # expand the step tenfold while it keeps paying (as a Moré–Thuente
                         # search would), each trial one point
-                        x_new, f_new, g_new, err_new = _expand(tally, x, d, t, f_new, box,
-                                                               x_new, g_new, err_new)
+                        (x_new, f_new, g_new, err_new), model_ok = _expand(
+                            tally, x, d, t, f_new, box, x_new, g_new, err_new, f)
                     break
                 t = backtrack(t, f, slope / t, ft, None if gt is None else float(gt.dot(s)) / t)
             if not accepted:
@@ -300,18 +309,52 @@ def _predicted(H: Any, v: np.ndarray, memory: int | None) -> float:
 
 
 def _expand(tally: Any, x: np.ndarray, d: np.ndarray, t: float, ft: float, box: Any,
-            xt: np.ndarray, gt: Any, et: Any):
+            xt: np.ndarray, gt: Any, et: Any, f0: float | None = None):
+    """The steepest-descent step grown tenfold while f keeps falling; once a trial rises, the
+    minimum along the line is bracketed by the three last steps t_lo < t_b < t_hi, and the
+    vertex of the parabola through them (Nocedal & Wright §3.5) is tried too: one more point
+    for a first step near the line's minimum, whose (s, y) pair then starts the quasi-Newton
+    matrix with the curvature where it matters (log-cosh: 109 runs to 78)."""
     best = (xt, ft, gt, et)
+    t_lo, f_lo, t_b = 0.0, f0, t
     for _ in range(8):
-        t *= 10.0
-        xe = _project(x + t * d, box)
+        t_hi = 10.0 * t_b
+        xe = _project(x + t_hi * d, box)
         if np.array_equal(xe, best[0]):
             break
         fe = tally.value(xe)
         if fe is None or not fe < best[1]:
+            if INTERPOLATE and fe is not None and f_lo is not None and box is None:
+                vx = _vertex(t_lo, f_lo, t_b, best[1], t_hi, fe)
+                if vx is not None and abs(vx[0] - t_b) > 0.1 * t_b:
+                    tv, pv = vx
+                    xv = x + tv * d
+                    fv = tally.value(xv)
+                    if fv is not None and fv < best[1]:
+                        # the parabola foretold this decrease within a factor 2: a model checked
+                        fit = VERTEX_MODEL and 0.5 <= (best[1] - fv) / (best[1] - pv) <= 2.0 if best[1] > pv else False
+                        best = (xv, fv, None, None)
+                        return best, fit
             break
+        t_lo, f_lo, t_b = t_b, best[1], t_hi
         best = (xe, fe, None, None)
-    return best
+    return best, False
+
+
+def _vertex(a: float, fa: float, b: float, fb: float, c: float, fc: float) -> float | None:
+    """The minimizer of the parabola through (a, fa), (b, fb), (c, fc), a < b < c with fb below
+    both ends; None when the three are (numerically) on a line."""
+    num = (b - a) ** 2 * (fb - fc) - (b - c) ** 2 * (fb - fa)
+    den = (b - a) * (fb - fc) - (b - c) * (fb - fa)
+    if not den > 0 and not den < 0:
+        return None
+    v = b - 0.5 * num / den
+    if not (a < v < c and math.isfinite(v)):
+        return None
+    # the parabola's value there (Lagrange form)
+    pv = (fa * (v - b) * (v - c) / ((a - b) * (a - c)) + fb * (v - a) * (v - c) / ((b - a) * (b - c))
+          + fc * (v - a) * (v - b) / ((c - a) * (c - b)))
+    return v, pv
 
 
 # 1-D products as v.dot(w): the same BLAS dot as v @ w, the same bits, without matmul's
