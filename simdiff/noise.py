@@ -587,8 +587,13 @@ def _quantized_outputs(F: np.ndarray, constant: bool = False) -> np.ndarray:
     # an output that takes one value at every point is flat on every scale the batch saw (a
     # constant prints short too): only a wider probe can tell (``detect_noise``)
     varies = np.array([np.unique(F[:, i][np.isfinite(F[:, i])]).size >= 2 for i in range(F.shape[1])])
-    base = few & finite.any(axis=0) & ~dyadic
-    return base & (~varies if constant else varies)
+    base = few & finite.any(axis=0)
+    if constant:
+        # one value everywhere, even a short binary fraction (f = 1.0 printed at every point
+        # of a forward stencil): the probe decides, and a flat f or exact arithmetic does not
+        # print short there
+        return base & ~varies
+    return base & ~dyadic & varies
 
 
 def _printed_quantum(F: np.ndarray) -> np.ndarray:

@@ -169,6 +169,22 @@ def test_forward_difference_of_equal_printed_values_is_never_a_confident_zero():
     assert abs(g[1] - math.cos(0.2)) <= info.error[1]
 
 
+def test_equal_printed_values_that_are_short_binary_fractions_still_get_the_probe():
+    # f prints 1 at every point of the forward stencil at x = 0: 1.0 is also what exact
+    # arithmetic gives, but a value that takes ONE value everywhere goes to the probe, which
+    # prints short again (a printed output), never a confident 0 ± 1.5e-8
+    f = lambda x: float(f"{1.0 + np.sum(np.arange(1, 4) * x):.6g}")  # noqa: E731
+    with pytest.warns(NoiseWarning, match="quantized"):
+        g, info = sd.gradient(f, np.zeros(3), method="forward", full_output=True)
+    assert np.all(np.abs(g - np.arange(1, 4)) <= info.error)
+    # a flat f (1 + Σx³ at 0: f(x + h) == f(x) in float64) is probed too, and stays exact
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g, info = sd.gradient(lambda x: float(1 + np.sum(x ** 3)), np.zeros(3), method="forward",
+                              full_output=True)
+    assert np.all(g == 0) and info.nfev == 5
+
+
 def test_smooth_functions_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error", NoiseWarning)

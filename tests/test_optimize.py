@@ -179,6 +179,36 @@ def test_predicted_stop_needs_a_model_that_foretold_the_last_step():
     assert res.fun < 1e-6
 
 
+def test_first_step_tries_the_vertex_of_the_bracket():
+    # log-cosh from 2: the unit steepest-descent step pays, its tenfold expansion overshoots;
+    # the parabola through the three values puts the first step near the line's minimum
+    # (L-BFGS-B's Wolfe search needs three gradients, 33 runs, for its first step)
+    f = lambda x: float(np.sum(np.log(np.cosh(x - 0.5))))  # noqa: E731
+    res = sd.minimize(f, np.full(10, 2.0))
+    assert res.success and res.fun < 1e-12
+    assert res.nfev < 60  # 109 without the vertex
+    np.testing.assert_allclose(res.x, 0.5, atol=1e-6)
+
+
+def test_exact_short_values_at_zero_are_probed_not_handed_on(monkeypatch):
+    # f(h·e_j) = h² = 2^-52 at x = 0: every value a float32 by exact arithmetic; the probe
+    # point shows f is neither printed nor single precision, and the run keeps the lean lane
+    calls = _no_general_path(monkeypatch)
+    res = sd.minimize(lambda x: float(x @ x), np.ones(10))
+    assert calls == [] and res.nfev <= 40
+
+
+def test_printed_output_still_gets_the_general_noise_look():
+    # the same look on an f printed with 6 digits: the probe prints short too, so the
+    # derivative functions' noise look decides, and the error bar covers the printing
+    from simdiff.optimize.fdgrad import fd_gradient
+
+    f = lambda x: float(f"{1.0 + np.sum(np.arange(1, 4) * x):.6g}")  # noqa: E731
+    g, err, _ = fd_gradient(_tally(f), np.zeros(3), "forward", None)
+    assert np.all(np.abs(g - np.arange(1, 4)) <= err)
+    assert np.all(err >= 1e-6 / 2 / 1e-3)  # half a quantum 1e-6 over a step of at most 1e-3
+
+
 def test_damping_only_for_a_pair_the_update_would_drop():
     from simdiff.optimize.quasi_newton import _update
 
