@@ -31,11 +31,12 @@ One iteration, usually one parallel round:
    such decreases on forward ones switch to central), or the budget ``maxfev`` is spent
    (status 1), or no decrease can be found along the central-difference direction (status 2).
    The second small decrease may be foretold rather than measured: the quadratic model's
-   ½·gᵀHg for the next step below 1e-3 of the ftol bar, after a small decrease on a central
-   gradient, or — once the model has predicted the last step's decrease within a factor 2
-   (its ratio ρ, as a trust-region method checks it) — with |g| + error in place of g, which
-   stops a forward-difference run at a minimum without the central confirmation (a sphere:
-   34 runs, as L-BFGS-B's 33; the MGH set keeps its solved count).
+   ½·gᵀHg for the next step below 1e-3 of the ftol bar (``_bar``), after a small decrease on
+   a central gradient, or — once the model has predicted the last step's decrease within a
+   factor 2 (its ratio ρ, as a trust-region method checks it; for a first step, the
+   parabola of the line search) — with |g| + error in place of g, which stops a
+   forward-difference run at a minimum without the central confirmation (a sphere: 35 runs,
+   L-BFGS-B 33; the MGH set keeps its solved count).
 
 A failed evaluation at a trial point is a rejected step (shrunk by 0.25); a failed stencil
 point is repaired by the derivative functions' fallback; a gradient that cannot be formed is
@@ -66,8 +67,6 @@ PREDICTED_STOP = True
 INTERPOLATE = True
 EARLY_PRED = True
 VERTEX_MODEL = True
-#: The model's predicted decrease must be this share of the ftol bar: the quasi-Newton H may
-#: underestimate the inverse Hessian (MGH gaussian, f* = 1e-8, where the bar is absolute).
 PREDICTED_SHARE = 1e-3
 _FTOL = ("the relative decrease of f fell below ftol={:g} in two iterations in a row (the "
          "second measured, or predicted by the quasi-Newton model on a central-difference "
@@ -133,7 +132,7 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             # -- stop tests -----------------------------------------------------------------
             if (np.abs(pg) <= stop_factor * free_err).all():
                 if model_ok and H is not None and box is None and EARLY_PRED and _predicted(
-                        H, np.abs(pg) + free_err, memory) <= PREDICTED_SHARE * ftol * max(abs(f), 1.0):
+                        H, np.abs(pg) + free_err, memory) <= _bar(ftol, f):
                     # zero within its error, and the model (validated on the last step) predicts
                     # no significant decrease even at the error bound: no central confirmation
                     status, message = 3, _FTOL.format(ftol)
@@ -171,14 +170,13 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
                 if not pg.dot(d) < 0:
                     H = None
             if H is not None and PREDICTED_STOP:
-                # the decrease the quasi-Newton model predicts for the next step, ½·gᵀHg, far
-                # below the ftol bar (PREDICTED_SHARE of it: H may underestimate the inverse
-                # Hessian), after a small decrease on a central gradient; or, the model having
-                # foretold the last decrease within a factor 2, with |g| + its error bound in
-                # place of g (a forward gradient at the minimum is mostly error)
-                # (½·gᵀHg, already at hand, screens the second form: the run goes on unless
-                # it is within 100× of the bar)
-                bar = PREDICTED_SHARE * ftol * max(abs(f), 1.0)
+                # the decrease the quasi-Newton model predicts for the next step, ½·gᵀHg,
+                # below the bar, after a small decrease on a central gradient; or, the model
+                # having foretold the last decrease within a factor 2, with |g| + its error
+                # bound in place of g (a forward gradient at the minimum is mostly error).
+                # ½·gᵀHg, already at hand, screens the second form: the run goes on unless
+                # it is within 100× of the bar
+                bar = _bar(ftol, f)
                 pred = -0.5 * float(pg.dot(d))
                 if (small_before and g_central and pred <= bar) or (
                         model_ok and pred <= 100 * bar
@@ -301,6 +299,15 @@ def fd_bfgs(tally: Any, x0: np.ndarray, box: Any, *, noise: Any = None, gtol: fl
             g, err = g2, e2
     return make_result(tally, x, f, g, nit, status, message, hist, "bfgs",
                        grad_error=err, scheme=g_scheme)
+
+
+def _bar(ftol: float, f: float) -> float:
+    """The bar a predicted decrease must stay under: PREDICTED_SHARE of scipy's measured one,
+    ftol·max(|f|, 1). The measured bar is absolute for |f| < 1 (predicted, it would stop MGH
+    gaussian, f* = 1e-8, at f − f* ≈ 1e-9), and a decrease of ftol·|f| still leaves x about
+    √(2·ftol·|f|/λ) from the minimum (sphere + sin x₀: 2e-6, where one more step lands within
+    1e-9)."""
+    return PREDICTED_SHARE * ftol * max(abs(f), 1.0)
 
 
 def _predicted(H: Any, v: np.ndarray, memory: int | None) -> float:
