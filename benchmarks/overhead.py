@@ -86,6 +86,9 @@ def fmt(sec):
     return f"{sec * 1e6:9.0f} µs" if sec < 0.1 else f"{sec * 1e3:9.1f} ms"
 
 
+MINIMIZE_RUNS: list = []  # (function, simdiff nfev, L-BFGS-B nfev), filled by rows()
+
+
 def rows():
     out = []
     for n in (4, 16, 64):
@@ -125,6 +128,8 @@ def rows():
                               lambda: sp_minimize(f, x0, method="L-BFGS-B"),
                               budget=0.1, rounds=max(3, ROUNDS // 3))
             out.append((f"minimize {name}", "scipy L-BFGS-B", t))
+            MINIMIZE_RUNS.append((name, sd.minimize(f, x0).nfev,
+                                  sp_minimize(f, x0, method="L-BFGS-B").nfev))
     return out
 
 
@@ -133,21 +138,30 @@ def cheap_10d():
 
     Chained Rosenbrock (scipy's ``rosen``) from (-1.2, 1, ...), the MGH extended Rosenbrock
     (independent pairs) from the same start, a convex quadratic (condition number 23) from 0,
-    and a sphere with a sine term from (0.1 ... 1): a few µs to 20 µs per evaluation, so the
-    per-iteration bookkeeping, not f, is what is compared."""
+    a sphere with a sine term from (0.1 ... 1), the sphere from ones, Σ log cosh(x_j − 0.5)
+    from 2, Σ (e^x_j − x_j) from 1, Trid (minimum up to x_j = 30) from 0, Styblinski–Tang
+    from 0 and a diagonal quadratic of condition 100 from ones: a few µs to 20 µs per
+    evaluation, so the per-iteration bookkeeping, not f, is what is compared."""
     x0 = np.tile([-1.2, 1.0], 5)
     rng = np.random.default_rng(1)
     q = rng.standard_normal((10, 10))
     a, b = q @ q.T + np.eye(10), rng.standard_normal(10)
+    diag = np.logspace(0, 2, 10)
 
     def ext_rosen(x):
         r = np.empty(10)
         r[0::2] = 10 * (x[1::2] - x[0::2] ** 2)
         r[1::2] = 1 - x[0::2]
         return float(r @ r)
-    return [("rosenbrock 10-D", rosen10, x0), ("ext. rosenbrock 10-D", ext_rosen, x0),
-            ("quadratic 10-D", lambda x: float(0.5 * x @ a @ x - b @ x), np.zeros(10)),
-            ("sphere+sin 10-D", cheap, np.linspace(0.1, 1.0, 10))]
+    return [("rosenbrock", rosen10, x0), ("ext. rosenbrock", ext_rosen, x0),
+            ("quadratic", lambda x: float(0.5 * x @ a @ x - b @ x), np.zeros(10)),
+            ("sphere+sin", cheap, np.linspace(0.1, 1.0, 10)),
+            ("sphere", lambda x: float(x @ x), np.ones(10)),
+            ("log-cosh", lambda x: float(np.sum(np.log(np.cosh(x - 0.5)))), np.full(10, 2.0)),
+            ("exp-sum", lambda x: float(np.sum(np.exp(x) - x)), np.ones(10)),
+            ("trid", lambda x: float(np.sum((x - 1) ** 2) - np.sum(x[1:] * x[:-1])), np.zeros(10)),
+            ("styblinski-tang", lambda x: float(0.5 * np.sum(x**4 - 16 * x**2 + 5 * x)), np.zeros(10)),
+            ("diagonal cond 100", lambda x: float(x @ (diag * x)), np.ones(10))]
 
 
 STAGES = [  # (stage, [(file, function, "cum" or "own")]): the time of those functions
@@ -201,6 +215,9 @@ def main():
     print(f"{'case':<26} {'simdiff cpu':>12} {'peer cpu':>12} {'ratio':>6} {'wall ratio':>10}  peer")
     for name, peer, (a, b, wa, wb) in rows():
         print(f"{name:<26} {fmt(a):>12} {fmt(b):>12} {a / b:6.2f} {wa / wb:10.2f}  {peer}")
+    if MINIMIZE_RUNS:
+        print("\nminimize, simulator runs:  " + ", ".join(
+            f"{name} {a} ({b})" for name, a, b in MINIMIZE_RUNS) + "  (L-BFGS-B's in brackets)")
     per, prof = stage_profile()
     print(f"\nper-stage profile of sd.gradient(cheap, x), n = 16 (cProfile, inflates Python "
           f"calls; {per * 1e6:.0f} µs per call under the profiler):")

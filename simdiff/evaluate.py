@@ -22,6 +22,7 @@ import cmath
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import warnings
@@ -363,6 +364,10 @@ _JOBLIB: list = []
 def _joblib_context() -> tuple[Any, Any]:
     """(backend, n_jobs) set by an enclosing ``joblib.parallel_config``; None where unset."""
     if not _JOBLIB:
+        if "joblib.parallel" not in sys.modules:
+            # no parallel_config can be in force before joblib is imported (and importing it
+            # costs 80 ms: the first call of a cheap optimization would pay it)
+            return None, None
         try:
             from joblib.parallel import _backend, default_parallel_config
         except ImportError:  # pragma: no cover - joblib is a dependency
@@ -585,9 +590,9 @@ class Evaluator:
         if backend is None or _is_dask_client(backend):
             return backend
         if isinstance(backend, str):
-            from joblib.parallel import BACKENDS
-
             known = set(_BACKEND_NAMES[1:]) | set(_PROCESS_BACKENDS) | set(_THREAD_BACKENDS)
+            if backend not in known:
+                from joblib.parallel import BACKENDS  # (80 ms on first import: only if needed)
             if backend not in known and backend not in BACKENDS:
                 allowed = sorted(known | set(BACKENDS))
                 raise ArgumentError(
